@@ -1,0 +1,19 @@
+"""meshstyle: neural style transfer for 3D mesh textures and 2D images.
+
+One engine (DESIGN.md): a texture is seen through precomputed views, rendered with ``grid_sample``,
+encoded by VGG, compared with style and content targets, and optimized. A 2D image is the special
+case of one identity view.
+
+Public API::
+
+    from meshstyle import stylize_image, synthesize_texture, reconstruct_content, stylize_mesh
+"""
+
+__version__ = "0.1.0"
+
+from .engine import EngineOptions  # noqa: E402
+from .errors import MeshstyleError  # noqa: E402
+from .stylize2d import ImageResult, reconstruct_content, stylize_image, synthesize_texture  # noqa: E402
+
+__all__ = ["EngineOptions", "ImageResult", "MeshstyleError", "reconstruct_content", "stylize_image",
+           "synthesize_texture", "__version__"]

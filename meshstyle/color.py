@@ -1,0 +1,70 @@
+"""Colour preservation for style transfer (Gatys, Bethge, Hertzmann & Shechtman, Controlling Perceptual
+Factors in Neural Style Transfer, CVPR 2017).
+
+* Luminance-only transfer: style transfer runs on the luminance channel (YIQ), with the style's
+  luminance matched to the content's mean and standard deviation; the result's luminance is then
+  combined with the content's I and Q (chroma) channels.
+* Colour histogram matching: the style image's colours are transformed linearly, ``x' = A (x - mu_s) +
+  mu_c`` with ``A = Sigma_c^(1/2) Sigma_s^(-1/2)``, so their mean and covariance match the content's.
+
+Images are (3, H, W) RGB in [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: RGB -> YIQ (NTSC), rows Y, I, Q.
+RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114],
+                           [0.595716, -0.274453, -0.321263],
+                           [0.211456, -0.522591, 0.311135]])
+YIQ_TO_RGB = torch.linalg.inv(RGB_TO_YIQ)
+
+MODES = ("none", "luminance", "histogram")
+
+
+def rgb_to_yiq(image: torch.Tensor) -> torch.Tensor:
+    """(3, H, W) RGB -> (3, H, W) YIQ (Y in [0, 1], I in about [-0.6, 0.6], Q in about [-0.52, 0.52])."""
+    return torch.einsum("ij,jhw->ihw", RGB_TO_YIQ.to(image), image)
+
+
+def yiq_to_rgb(image: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_yiq` (not clipped)."""
+    return torch.einsum("ij,jhw->ihw", YIQ_TO_RGB.to(image), image)
+
+
+def luminance(image: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
+    """The Y channel replicated to (3, H, W); if ``like`` is given, Y is shifted and scaled to have
+    ``like``'s luminance mean and standard deviation (Gatys et al. 2017, eq. 1)."""
+    y = rgb_to_yiq(image)[0]
+    if like is not None:
+        y_ref = rgb_to_yiq(like)[0]
+        y = (y - y.mean()) * (y_ref.std() / y.std().clamp_min(1e-6)) + y_ref.mean()
+    return y.clamp(0, 1).expand(3, -1, -1).contiguous()
+
+
+def combine_luminance(result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """RGB image with the luminance of ``result`` and the I/Q chroma of ``content`` (same H, W)."""
+    yiq = rgb_to_yiq(content)
+    yiq[0] = rgb_to_yiq(result)[0]
+    return yiq_to_rgb(yiq).clamp(0, 1)
+
+
+def _sqrtm(cov: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+    vals, vecs = torch.linalg.eigh(cov)
+    vals = vals.clamp_min(1e-8)
+    power = -0.5 if inverse else 0.5
+    return vecs @ torch.diag(vals ** power) @ vecs.T
+
+
+def match_color_histogram(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Style image (3, H_s, W_s) recoloured so its RGB mean and covariance equal the content's."""
+    s = style.reshape(3, -1).double()
+    c = content.reshape(3, -1).double()
+    mu_s, mu_c = s.mean(1, keepdim=True), c.mean(1, keepdim=True)
+    eye = torch.eye(3, dtype=torch.float64) * 1e-5
+    cov_s = torch.cov(s) + eye
+    cov_c = torch.cov(c) + eye
+    transform = _sqrtm(cov_c) @ _sqrtm(cov_s, inverse=True)
+    out = transform @ (s - mu_s) + mu_c
+    return out.reshape(style.shape).to(style.dtype).clamp(0, 1)

@@ -1,0 +1,190 @@
+"""The engine shared by image and mesh stylization: options, device, encoder and the objective.
+
+One objective serves every command (DESIGN.md): a batch of renders (N, 3, H, W) in [0, 1] is encoded
+once by VGG, and every loss reads from that pass, with per-pixel weight maps (N, 1, H, W) for masks,
+viewing angle and depth level. For a 2D image the render is the image itself (one identity view).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from .errors import MeshstyleError
+from .features import VGGEncoder, check_layers
+from .losses import ContentLoss, StyleLoss, make_statistic, total_variation
+from .optimize import OPTIMIZERS
+
+log = logging.getLogger("meshstyle")
+
+DEFAULT_STYLE_LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
+DEFAULT_CONTENT_LAYERS = "relu4_2"
+STYLE_LOSSES = ("gram", "meanstd", "sw")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def parse_layers(spec: str | dict[str, float], arch: str = "vgg19") -> dict[str, float]:
+    """Parse ``"relu1_1,relu2_1:0.5"`` into ``{"relu1_1": 1.0, "relu2_1": 0.5}`` (weight 1 by default).
+
+    Raises:
+        MeshstyleError: unknown layer, bad or negative weight, or an empty list.
+    """
+    if isinstance(spec, dict):
+        layers = {str(k): float(v) for k, v in spec.items()}
+    else:
+        layers = {}
+        for item in str(spec).split(","):
+            item = item.strip()
+            if not item:
+                continue
+            name, _, weight = item.partition(":")
+            try:
+                layers[name.strip()] = float(weight) if weight else 1.0
+            except ValueError:
+                raise MeshstyleError(f"bad layer weight in {item!r}; write name:weight, e.g. relu2_1:0.5") from None
+    if not layers:
+        raise MeshstyleError("empty layer list")
+    check_layers(list(layers), arch)
+    for name, weight in layers.items():
+        if not math.isfinite(weight) or weight < 0:
+            raise MeshstyleError(f"layer weight of {name} must be a finite number >= 0, got {weight}")
+    return layers
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then CPU. Raises MeshstyleError if the device is absent."""
+    if name not in DEVICES:
+        raise MeshstyleError(f"unknown device {name!r}; use one of {', '.join(DEVICES)}")
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise MeshstyleError("--device cuda requested but no CUDA device is available")
+    if name == "mps" and not has_mps:
+        raise MeshstyleError("--device mps requested but Apple MPS is not available")
+    return torch.device(name)
+
+
+@dataclass
+class EngineOptions:
+    """Options shared by every command (CLI flags of the same names).
+
+    Attributes:
+        iterations: optimization steps (per scale for coarse-to-fine image runs).
+        optimizer: ``"lbfgs"`` or ``"adam"``; ``lr`` overrides its learning rate.
+        content_weight, style_weight, tv_weight: loss weights (>= 0). Each layer's loss is normalized
+            by its target (see :mod:`meshstyle.losses`), so 1 and 1 balance content and style.
+        content_layers, style_layers: ``"name[:weight],..."`` or a dict.
+        style_loss: ``"gram"``, ``"meanstd"`` or ``"sw"`` (sliced Wasserstein).
+        vgg_weights: ``"imagenet"``, a path, ``"random[:seed]"`` or ``None`` (env var, then imagenet).
+        arch, pooling: ``"vgg19"``/``"vgg16"``, ``"max"``/``"average"``.
+        seed: makes the run reproducible on one machine.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
+        ema: EMA decay of the iterates (``None`` or 0 disables).
+    """
+
+    iterations: int = 300
+    optimizer: str = "lbfgs"
+    lr: float | None = None
+    content_weight: float = 1.0
+    style_weight: float = 1.0
+    tv_weight: float = 0.0
+    content_layers: str | dict[str, float] = DEFAULT_CONTENT_LAYERS
+    style_layers: str | dict[str, float] = DEFAULT_STYLE_LAYERS
+    style_loss: str = "gram"
+    vgg_weights: str | None = None
+    arch: str = "vgg19"
+    pooling: str = "max"
+    seed: int = 0
+    device: str = "auto"
+    ema: float | None = None
+
+    def validated(self) -> EngineOptions:
+        """A copy with layers parsed; raises :class:`MeshstyleError` for any out-of-range value."""
+        if self.iterations < 1:
+            raise MeshstyleError(f"--iterations must be >= 1, got {self.iterations}")
+        if self.optimizer not in OPTIMIZERS:
+            raise MeshstyleError(f"unknown optimizer {self.optimizer!r}; use adam or lbfgs")
+        if self.style_loss not in STYLE_LOSSES:
+            raise MeshstyleError(f"unknown style loss {self.style_loss!r}; use one of {', '.join(STYLE_LOSSES)}")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise MeshstyleError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise MeshstyleError(f"--lr must be > 0, got {self.lr}")
+        if self.ema is not None and not 0 <= self.ema < 1:
+            raise MeshstyleError(f"--ema must be in [0, 1), got {self.ema}")
+        return replace(self, content_layers=parse_layers(self.content_layers, self.arch),
+                       style_layers=parse_layers(self.style_layers, self.arch))
+
+
+class Objective(nn.Module):
+    """Weighted sum of style, content and total-variation losses over one VGG pass.
+
+    Args:
+        options: validated :class:`EngineOptions`.
+        device: where the encoder lives.
+        use_content: build the content loss (False for texture synthesis).
+        use_style: build the style loss (False for content reconstruction).
+
+    Attributes:
+        encoder: the :class:`~meshstyle.features.VGGEncoder` for the union of layers.
+    """
+
+    def __init__(self, options: EngineOptions, device: torch.device, use_content: bool = True,
+                 use_style: bool = True):
+        super().__init__()
+        self.options = options
+        layers = (list(options.style_layers) if use_style else []) + (list(options.content_layers) if use_content else [])
+        self.encoder = VGGEncoder(layers, arch=options.arch, weights=options.vgg_weights,
+                                  pooling=options.pooling).to(device)
+        if self.encoder.random_weights:
+            log.warning("using seeded RANDOM VGG weights (%s): results are for testing only, not real style "
+                        "transfer", self.encoder.weights_spec)
+        self.style = StyleLoss(make_statistic(options.style_loss, options.seed), options.style_layers) if use_style else None
+        self.content = ContentLoss(options.content_layers) if use_content else None
+        self.device = device
+
+    @torch.no_grad()
+    def set_style(self, images: list[torch.Tensor], blend: list[float]) -> None:
+        """Style targets from images (3, H, W) in [0, 1] mixed with ``blend`` weights (summing to 1)."""
+        feats = [self.encoder(img.unsqueeze(0).to(self.device)) for img in images]
+        self.style.set_target(feats, blend)
+
+    @torch.no_grad()
+    def content_targets(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Content-layer features of images (N, 3, H, W), detached, to compare renders against."""
+        feats = self.encoder(images.to(self.device))
+        return {k: feats[k] for k in self.options.content_layers}
+
+    def forward(self, renders: torch.Tensor, *, style_weight: torch.Tensor | None = None,
+                content_targets: dict[str, torch.Tensor] | None = None,
+                content_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Loss terms for renders (N, 3, H, W): ``{"style": ..., "content": ...}`` (weighted, scalars).
+
+        ``style_weight`` / ``content_weight`` are per-pixel maps (N, 1, H, W) or ``None`` (all 1).
+        """
+        feats = self.encoder(renders)
+        out = {}
+        if self.style is not None and self.options.style_weight > 0:
+            out["style"] = self.options.style_weight * self.style(feats, style_weight)
+        if self.content is not None and content_targets is not None and self.options.content_weight > 0:
+            out["content"] = self.options.content_weight * self.content(feats, content_targets, content_weight)
+        return out
+
+    def tv(self, texture: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{"tv": tv_weight * total_variation(texture)}`` or ``{}`` when the weight is 0."""
+        if self.options.tv_weight <= 0:
+            return {}
+        return {"tv": self.options.tv_weight * total_variation(texture)}
+
+
+def total(terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Add ``"total"``, the sum of all terms, to a dict of loss terms."""
+    terms["total"] = sum(terms.values())
+    return terms

@@ -1,0 +1,289 @@
+"""Feature losses: content, style statistics (Gram, mean/std, sliced Wasserstein) and total variation.
+
+Every feature loss reads a dict of VGG features ``{layer: (N, C, H_l, W_l)}`` from one encoder pass
+and takes an optional per-pixel weight map (N, 1, H, W) at image resolution. The map is area-resized
+to each layer; a feature pixel whose weight is 0 does not influence any statistic (weighted sums,
+weighted quantiles), so masked, grazing or off-level pixels never count.
+
+Each layer's loss is divided by the mean square of its target, so layers contribute on the same
+scale whatever their channel count or the image resolution (the normalization style-transfer-pytorch
+uses); ``layer_weights`` then set their relative importance.
+
+References: Gatys, Ecker & Bethge (CVPR 2016) for content and Gram losses; Huang & Belongie, AdaIN
+(ICCV 2017) for mean/std statistics; Heitz et al., A Sliced Wasserstein Loss for Neural Texture
+Synthesis (CVPR 2021).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+EPS = 1e-8
+
+
+def resize_weight(weight: torch.Tensor | None, size: tuple[int, int]) -> torch.Tensor | None:
+    """Area-resize a weight map (N, 1, H, W) to ``size`` = (H_l, W_l); ``None`` stays ``None``.
+
+    A layer pixel gets the mean weight of the image pixels it covers, so it is 0 exactly when all of
+    them are 0.
+    """
+    if weight is None or tuple(weight.shape[-2:]) == tuple(size):
+        return weight
+    return F.adaptive_avg_pool2d(weight, size)
+
+
+def _flat(feat: torch.Tensor, weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features (N, C, P) and weights (N, 1, P) with P = H*W; all-ones weights when ``weight`` is None."""
+    n, c, h, w = feat.shape
+    flat = feat.reshape(n, c, h * w)
+    if weight is None:
+        return flat, flat.new_ones(n, 1, h * w)
+    return flat, resize_weight(weight, (h, w)).reshape(n, 1, h * w).to(flat.dtype)
+
+
+def weighted_gram(feat: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Weighted Gram matrix ``G[c, d] = sum_p w_p f_cp f_dp / sum_p w_p``.
+
+    Args:
+        feat: (N, C, H, W) features.
+        weight: (N, 1, H', W') non-negative weights, area-resized to (H, W); ``None`` means 1.
+
+    Returns:
+        (N, C, C). Dividing by the total weight (the number of pixels when unweighted) makes the value
+        independent of resolution. An item whose weights are all 0 gives a zero matrix.
+    """
+    flat, w = _flat(feat, weight)
+    gram = torch.bmm(flat * w, flat.transpose(1, 2))
+    return gram / w.sum(-1, keepdim=True).clamp_min(EPS)
+
+
+def weighted_mean_std(feat: torch.Tensor, weight: torch.Tensor | None = None,
+                      eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted per-channel mean and standard deviation (AdaIN statistics).
+
+    Args:
+        feat: (N, C, H, W); weight: (N, 1, H', W') or ``None``.
+
+    Returns:
+        mean (N, C) and std (N, C) with ``std = sqrt(sum_p w_p (f_p - mean)^2 / sum_p w_p + eps)``.
+    """
+    flat, w = _flat(feat, weight)
+    total = w.sum(-1).clamp_min(EPS)
+    mean = (flat * w).sum(-1) / total
+    var = ((flat - mean.unsqueeze(-1)) ** 2 * w).sum(-1) / total
+    return mean, (var + eps).sqrt()
+
+
+def random_directions(channels: int, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` random unit vectors in R^channels as a (channels, count) matrix (CPU, float32)."""
+    dirs = torch.randn(channels, count, generator=generator)
+    return dirs / dirs.norm(dim=0, keepdim=True)
+
+
+def weighted_sliced_wasserstein(feat: torch.Tensor, weight: torch.Tensor | None, target: torch.Tensor,
+                                directions: torch.Tensor) -> torch.Tensor:
+    """Sliced Wasserstein-2 distance between weighted feature distributions and a target set.
+
+    The features of each item, projected on each direction, form a weighted 1-D distribution; the
+    distance to the target's projections is ``sum_i w_i (s_i - T^-1(q_i))^2 / sum_i w_i`` with s sorted,
+    ``q_i`` the mid-point of its cumulative weight and ``T^-1`` the target's quantile function
+    (linear interpolation). With equal weights and equal counts this is the loss of Heitz et al.
+    (CVPR 2021); zero-weight pixels take no quantile mass and add nothing.
+
+    Args:
+        feat: (N, C, H, W); weight: (N, 1, H', W') or ``None``.
+        target: (M, C) target feature vectors (e.g. every pixel of the style image's layer).
+        directions: (C, K) unit projection directions.
+
+    Returns:
+        (N,) mean over directions of the squared distances.
+    """
+    flat, w = _flat(feat, weight)
+    directions = directions.to(flat)
+    proj = torch.einsum("ncp,ck->nkp", flat, directions)                    # (N, K, P)
+    src, order = proj.sort(dim=-1)
+    w_sorted = w.expand(-1, proj.shape[1], -1).gather(-1, order)             # (N, K, P)
+    total = w_sorted.sum(-1, keepdim=True).clamp_min(EPS)
+    quantile = (w_sorted.cumsum(-1) - 0.5 * w_sorted) / total               # in [0, 1]
+    tgt = (target.to(flat) @ directions).sort(dim=0).values.T.contiguous()  # (K, M)
+    m = tgt.shape[1]
+    pos = (quantile * m - 0.5).clamp(0, m - 1)
+    lo = pos.floor().long().clamp(max=m - 1)
+    hi = (lo + 1).clamp(max=m - 1)
+    frac = pos - lo.to(pos.dtype)
+    tgt_n = tgt.unsqueeze(0).expand(proj.shape[0], -1, -1)
+    t_val = torch.lerp(tgt_n.gather(-1, lo), tgt_n.gather(-1, hi), frac)
+    dist = ((src - t_val) ** 2 * w_sorted).sum(-1) / total.squeeze(-1)
+    return dist.mean(-1)
+
+
+def _item_mask(weight: torch.Tensor | None, n: int, device) -> torch.Tensor:
+    """(N,) float: 1 for items with any positive weight."""
+    if weight is None:
+        return torch.ones(n, device=device)
+    return (weight.flatten(1).sum(1) > 0).float()
+
+
+def _mean_over_items(per_item: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Average per-item losses over items that have any weight (0 when none has)."""
+    mask = _item_mask(weight, per_item.shape[0], per_item.device).to(per_item)
+    return (per_item * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+class StyleStatistic:
+    """Template of a style statistic: build a target from style features, compare batch features to it.
+
+    Subclasses implement :meth:`target` (from a list of (1, C, H, W) features of style images with blend
+    weights) and :meth:`distance` (per item, already normalized by the target's scale).
+    """
+
+    name = "base"
+
+    def target(self, feats: list[torch.Tensor], blend: list[float]):
+        raise NotImplementedError
+
+    def distance(self, feat: torch.Tensor, weight: torch.Tensor | None, target) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class GramStatistic(StyleStatistic):
+    """Gram matrices (Gatys et al.); blended targets are blend-weighted sums of Gram matrices."""
+
+    name = "gram"
+
+    def target(self, feats, blend):
+        gram = sum(b * weighted_gram(f)[0] for f, b in zip(feats, blend))
+        return gram, gram.pow(2).mean().clamp_min(EPS)
+
+    def distance(self, feat, weight, target):
+        gram, scale = target
+        return (weighted_gram(feat, weight) - gram).pow(2).mean((1, 2)) / scale
+
+
+class MeanStdStatistic(StyleStatistic):
+    """Channel means and standard deviations (AdaIN statistics); blended targets are weighted sums."""
+
+    name = "meanstd"
+
+    def target(self, feats, blend):
+        stats = [weighted_mean_std(f) for f in feats]
+        mean = sum(b * s[0][0] for s, b in zip(stats, blend))
+        std = sum(b * s[1][0] for s, b in zip(stats, blend))
+        return mean, std, (mean.pow(2) + std.pow(2)).mean().clamp_min(EPS)
+
+    def distance(self, feat, weight, target):
+        mean_t, std_t, scale = target
+        mean, std = weighted_mean_std(feat, weight)
+        return ((mean - mean_t).pow(2) + (std - std_t).pow(2)).mean(1) / scale
+
+
+class SlicedWassersteinStatistic(StyleStatistic):
+    """Sliced Wasserstein distance to the style features' distribution (Heitz et al. 2021).
+
+    Blended targets are a mixture: each style contributes a share of the target set proportional to
+    its blend weight. Target sets are subsampled (seeded) to at most ``max_points`` vectors; new
+    random directions are drawn from a seeded generator at every evaluation.
+    """
+
+    name = "sw"
+
+    def __init__(self, seed: int = 0, max_points: int = 1 << 15, directions: int | None = None):
+        self.generator = torch.Generator().manual_seed(seed)
+        self.max_points = max_points
+        self.directions = directions
+
+    def target(self, feats, blend):
+        parts = []
+        for f, b in zip(feats, blend):
+            vecs = f[0].flatten(1).T                                        # (P, C)
+            count = max(1, min(vecs.shape[0], round(self.max_points * b)))
+            if count < vecs.shape[0]:
+                idx = torch.randperm(vecs.shape[0], generator=self.generator)[:count].to(vecs.device)
+                vecs = vecs[idx]
+            parts.append(vecs)
+        points = torch.cat(parts)
+        return points, points.pow(2).mean().clamp_min(EPS)
+
+    def distance(self, feat, weight, target):
+        points, scale = target
+        channels = feat.shape[1]
+        dirs = random_directions(channels, self.directions or channels, self.generator).to(feat.device)
+        # a projection on a random unit vector has about the per-channel mean square of the features
+        return weighted_sliced_wasserstein(feat, weight, points, dirs) / scale
+
+
+STATISTICS = {"gram": GramStatistic, "meanstd": MeanStdStatistic, "sw": SlicedWassersteinStatistic}
+
+
+def make_statistic(name: str, seed: int = 0) -> StyleStatistic:
+    """The style statistic called ``name`` (``gram``, ``meanstd`` or ``sw``)."""
+    if name == "sw":
+        return SlicedWassersteinStatistic(seed=seed)
+    return STATISTICS[name]()
+
+
+class StyleLoss(nn.Module):
+    """Sum over layers of ``layer_weight * distance(statistic(features, weight), target)``.
+
+    Args:
+        statistic: a :class:`StyleStatistic`.
+        layer_weights: ``{layer: weight}``.
+
+    Call :meth:`set_target` once with the style images' features (no gradient is kept), then call the
+    module with the features of a batch (N, C, H, W) and an optional weight map (N, 1, H, W). Returns
+    a scalar: the mean over items that have any weight.
+    """
+
+    def __init__(self, statistic: StyleStatistic, layer_weights: dict[str, float]):
+        super().__init__()
+        self.statistic = statistic
+        self.layer_weights = dict(layer_weights)
+        self.targets: dict[str, object] = {}
+
+    @torch.no_grad()
+    def set_target(self, style_feats: list[dict[str, torch.Tensor]], blend: list[float]) -> None:
+        """Targets from the features of one or more style images, blended with ``blend`` (sums to 1)."""
+        self.targets = {
+            layer: self.statistic.target([f[layer].detach() for f in style_feats], blend)
+            for layer in self.layer_weights
+        }
+
+    def forward(self, feats: dict[str, torch.Tensor], weight: torch.Tensor | None = None) -> torch.Tensor:
+        total = 0.0
+        for layer, lw in self.layer_weights.items():
+            per_item = self.statistic.distance(feats[layer], weight, self.targets[layer])
+            total = total + lw * _mean_over_items(per_item, weight)
+        return total
+
+
+class ContentLoss(nn.Module):
+    """Weighted feature MSE ``sum_p w_p |F_p - T_p|^2 / (C sum_p w_p)``, divided by ``mean(T^2)``.
+
+    Call with features ``{layer: (N, C, H, W)}``, targets of the same shapes and an optional weight map
+    (N, 1, H, W). Gatys et al. (CVPR 2016) use relu4_2 (conv4_2 in the paper's wording).
+    """
+
+    def __init__(self, layer_weights: dict[str, float]):
+        super().__init__()
+        self.layer_weights = dict(layer_weights)
+
+    def forward(self, feats: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
+                weight: torch.Tensor | None = None) -> torch.Tensor:
+        total = 0.0
+        for layer, lw in self.layer_weights.items():
+            feat, tgt = feats[layer], targets[layer]
+            flat, w = _flat(feat, weight)
+            diff = ((flat - tgt.reshape(flat.shape)) ** 2 * w).sum((1, 2))
+            per_item = diff / (w.sum((1, 2)) * flat.shape[1]).clamp_min(EPS)
+            scale = tgt.pow(2).mean().clamp_min(EPS)
+            total = total + lw * _mean_over_items(per_item / scale, weight)
+        return total
+
+
+def total_variation(image: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between neighbouring pixels of (..., H, W): a smoothness prior."""
+    dh = (image[..., 1:, :] - image[..., :-1, :]).pow(2).mean()
+    dw = (image[..., :, 1:] - image[..., :, :-1]).pow(2).mean()
+    return dh + dw

@@ -1,0 +1,2 @@
+def add_mesh_commands(sub, fmt):
+    pass

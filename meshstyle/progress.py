@@ -1,0 +1,33 @@
+"""Progress reporting: turns the engine's per-step :class:`~meshstyle.optimize.StepInfo` into a tqdm bar."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+from .optimize import StepInfo
+
+
+class ProgressBar:
+    """A callable for the engine's ``callback``: one tqdm bar (created at the first step) over all steps of all scales, with the
+    loss terms as postfix and tqdm's time-left estimate. Disabled when ``quiet``."""
+
+    def __init__(self, description: str = "stylizing", quiet: bool = False):
+        self.description, self.quiet, self.bar = description, quiet, None
+
+    def __call__(self, info: StepInfo) -> None:
+        total = info.scales * info.iterations
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.description, unit="step", disable=self.quiet,
+                            file=sys.stderr, dynamic_ncols=True, leave=True)
+        self.bar.total = max(self.bar.total, total)
+        postfix = {k: f"{v:.4g}" for k, v in info.losses.items() if k != "total"}
+        if info.scales > 1:
+            postfix = {"scale": f"{info.scale + 1}/{info.scales}", **postfix}
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,283 @@
+"""2D commands on the shared engine: style transfer, texture synthesis and content reconstruction.
+
+A 2D image is a texture seen through one identity view (DESIGN.md), so these functions optimize a
+:class:`~meshstyle.texture.PlainTexture` with the same :class:`~meshstyle.engine.Objective` and
+:func:`~meshstyle.optimize.run` loop the mesh command uses. Runs go coarse to fine: each scale starts
+from the upsampled result of the previous one (Gatys et al. 2017, "coarse-to-fine").
+
+References: Gatys, Ecker & Bethge, Texture Synthesis Using CNNs (NIPS 2015) and Image Style Transfer
+Using CNNs (CVPR 2016); Gatys et al., Controlling Perceptual Factors in Neural Style Transfer (CVPR 2017).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+
+from . import color
+from .engine import EngineOptions, Objective, resolve_device, total
+from .errors import MeshstyleError
+from .imageio import load_image, long_edge_size
+from .optimize import RunResult, StepInfo, run
+from .texture import PlainTexture
+
+ImageInput = str | os.PathLike | torch.Tensor
+MIN_SCALE_EDGE = 128
+
+
+@dataclass
+class ImageResult:
+    """Result of a 2D run: ``image`` (3, H, W) in [0, 1], per-step loss ``history`` (a list of dicts
+    per scale), ``interrupted`` (Ctrl-C) and ``random_weights`` (made with untrained VGG weights)."""
+
+    image: torch.Tensor
+    history: list[list[dict[str, float]]] = field(default_factory=list)
+    interrupted: bool = False
+    random_weights: bool = False
+
+
+def _as_image(item: ImageInput, size: int | tuple[int, int] | None = None) -> torch.Tensor:
+    """A path or a tensor (3, H, W) as a tensor, resized to a long edge (int) or (width, height)."""
+    if isinstance(item, torch.Tensor):
+        img = item.detach().float()
+        if img.dim() == 4:
+            img = img[0]
+        if img.dim() != 3 or img.shape[0] != 3:
+            raise MeshstyleError(f"image tensors must be (3, H, W), got {tuple(item.shape)}")
+        if size is None:
+            return img.clamp(0, 1)
+        w, h = long_edge_size(img.shape[2], img.shape[1], size) if isinstance(size, int) else size
+        return F.interpolate(img[None], size=(h, w), mode="bicubic", antialias=True, align_corners=False)[0].clamp(0, 1)
+    return load_image(item, size)
+
+
+def parse_size(spec: str | int | tuple[int, int], allow_pair: bool = True) -> int | tuple[int, int]:
+    """``"512"`` -> 512 (long edge, px); ``"640x480"`` -> (640, 480) (width, height).
+
+    Raises:
+        MeshstyleError: not a positive size, or a size outside 16..8192 px.
+    """
+    if isinstance(spec, int | tuple):
+        values = [spec] if isinstance(spec, int) else list(spec)
+    else:
+        text = str(spec).strip().lower()
+        parts = text.split("x")
+        if len(parts) not in (1, 2) or (len(parts) == 2 and not allow_pair):
+            raise MeshstyleError(f"bad size {spec!r}; write a long edge like 512" + (" or WxH like 640x480" if allow_pair else ""))
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            raise MeshstyleError(f"bad size {spec!r}; write a long edge like 512 or WxH like 640x480") from None
+    for v in values:
+        if not 16 <= v <= 8192:
+            raise MeshstyleError(f"size {spec!r} out of range; each side must be 16..8192 px")
+    return values[0] if len(values) == 1 else (values[0], values[1])
+
+
+def scale_sizes(width: int, height: int, scales: int | None) -> list[tuple[int, int]]:
+    """Sizes (width, height) of a coarse-to-fine run ending at (width, height), halving each time.
+
+    ``scales=None`` picks as many as keep the coarsest long edge >= 128 px (at most 4).
+    """
+    long_edge = max(width, height)
+    if scales is None:
+        scales = 1 + max(0, min(3, int(math.floor(math.log2(long_edge / MIN_SCALE_EDGE)))))
+    if scales < 1:
+        raise MeshstyleError(f"--scales must be >= 1, got {scales}")
+    sizes = []
+    for k in reversed(range(scales)):
+        f = 2.0 ** -k
+        sizes.append((max(16, round(width * f)), max(16, round(height * f))))
+    return sizes
+
+
+def _resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    w, h = size
+    if tuple(img.shape[-2:]) == (h, w):
+        return img
+    return F.interpolate(img[None], size=(h, w), mode="bicubic", antialias=True, align_corners=False)[0].clamp(0, 1)
+
+
+def _style_size(size: tuple[int, int], style: torch.Tensor, style_scale: float) -> tuple[int, int]:
+    edge = max(16, round(max(size) * style_scale))
+    return long_edge_size(style.shape[2], style.shape[1], edge)
+
+
+def _noise(size: tuple[int, int], seed: int) -> torch.Tensor:
+    w, h = size
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(3, h, w, generator=gen)
+
+
+def _initial(init: str | ImageInput, size: tuple[int, int], content: torch.Tensor | None, seed: int) -> torch.Tensor:
+    if isinstance(init, str) and init == "noise":
+        return _noise(size, seed)
+    if isinstance(init, str) and init == "content":
+        if content is None:
+            raise MeshstyleError("--init content needs a content image")
+        return _resize(content, size)
+    return _resize(_as_image(init), size)
+
+
+def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[int, int]],
+                content: torch.Tensor | None, styles: list[torch.Tensor], blend: list[float],
+                style_scale: float, init, callback, on_checkpoint, save_every: int) -> tuple[torch.Tensor, list[RunResult]]:
+    device = objective.device
+    current = None
+    results = []
+    for scale, size in enumerate(sizes):
+        if styles:
+            objective.set_style([_resize(s, _style_size(size, s, style_scale)) for s in styles], blend)
+        targets = None
+        if content is not None and objective.content is not None:
+            targets = objective.content_targets(_resize(content, size)[None])
+        start = _initial(init, size, content, options.seed) if current is None else _resize(current, size)
+        param = PlainTexture(start.to(device))
+
+        def loss_fn(step, param=param, targets=targets):
+            image = param()
+            terms = objective(image[None], content_targets=targets)
+            terms.update(objective.tv(image))
+            return total(terms)
+
+        def checkpoint(step, p, opt):
+            on_checkpoint(p().detach().cpu())
+
+        result = run(param, loss_fn, options.iterations, optimizer=options.optimizer, lr=options.lr,
+                     ema_decay=options.ema or None, callback=callback, scale=scale, scales=len(sizes),
+                     checkpoint=checkpoint if on_checkpoint and save_every else None, checkpoint_every=save_every)
+        results.append(result)
+        current = result.texture.cpu()
+        if result.interrupted:
+            break
+    return current, results
+
+
+def _prepare(options: EngineOptions | None, overrides: dict) -> tuple[EngineOptions, torch.device]:
+    options = replace(options or EngineOptions(), **overrides).validated()
+    torch.manual_seed(options.seed)
+    return options, resolve_device(options.device)
+
+
+def _result(image, results, objective) -> ImageResult:
+    return ImageResult(image=image, history=[r.history for r in results],
+                       interrupted=any(r.interrupted for r in results),
+                       random_weights=objective.encoder.random_weights)
+
+
+def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *, style_blend: list[float] | None = None,
+                  size: int | tuple[int, int] = 512, style_scale: float = 1.0, init: str | ImageInput = "content",
+                  preserve_color: str = "none", scales: int | None = None, options: EngineOptions | None = None,
+                  callback: Callable[[StepInfo], None] | None = None,
+                  on_checkpoint: Callable[[torch.Tensor], None] | None = None, save_every: int = 0,
+                  **option_overrides) -> ImageResult:
+    """Neural style transfer of one image (Gatys et al. 2016).
+
+    Args:
+        content: path or tensor (3, H, W) in [0, 1].
+        style: one or several styles (paths or tensors).
+        style_blend: weights of the styles (normalized to sum 1); default equal.
+        size: long edge of the output in px, or (width, height).
+        style_scale: style image long edge relative to the output's (Gatys 2017 scale control).
+        init: ``"content"``, ``"noise"`` or an image (path/tensor).
+        preserve_color: ``"none"``, ``"luminance"`` (luminance-only transfer) or ``"histogram"``
+            (style colours matched to the content); see :mod:`meshstyle.color`.
+        scales: coarse-to-fine scales (None: automatic, coarsest long edge >= 128 px).
+        options: :class:`~meshstyle.engine.EngineOptions`; keyword overrides (``iterations=...``) win.
+        callback: receives a :class:`~meshstyle.optimize.StepInfo` per step.
+        on_checkpoint, save_every: ``on_checkpoint(image)`` every ``save_every`` steps.
+
+    Returns:
+        :class:`ImageResult`.
+
+    Raises:
+        MeshstyleError: unreadable inputs or out-of-range options.
+    """
+    options, device = _prepare(options, option_overrides)
+    styles_in = style if isinstance(style, list | tuple) else [style]
+    blend = _blend(style_blend, len(styles_in))
+    if preserve_color not in color.MODES:
+        raise MeshstyleError(f"unknown --preserve-color {preserve_color!r}; use one of {', '.join(color.MODES)}")
+    if not style_scale > 0:
+        raise MeshstyleError(f"--style-scale must be > 0, got {style_scale}")
+    content_img = _as_image(content, size)
+    out_size = (content_img.shape[2], content_img.shape[1])
+    styles = [_as_image(s) for s in styles_in]
+    original = content_img
+    if preserve_color == "luminance":
+        styles = [color.luminance(s, like=content_img) for s in styles]
+        content_img = color.luminance(content_img)
+    elif preserve_color == "histogram":
+        styles = [color.match_color_histogram(s, content_img) for s in styles]
+
+    def finish(image):
+        if preserve_color == "luminance":
+            return color.combine_luminance(image, _resize(original, (image.shape[2], image.shape[1])))
+        return image
+
+    objective = Objective(options, device)
+    checkpoint = (lambda img: on_checkpoint(finish(img))) if on_checkpoint else None
+    image, results = _run_scales(objective, options, scale_sizes(*out_size, scales), content_img, styles, blend,
+                                 style_scale, init, callback, checkpoint, save_every)
+    return _result(finish(image), results, objective)
+
+
+def _blend(style_blend: list[float] | None, count: int) -> list[float]:
+    if style_blend is None:
+        return [1.0 / count] * count
+    if len(style_blend) != count:
+        raise MeshstyleError(f"--style-blend has {len(style_blend)} weights for {count} styles")
+    if any(not math.isfinite(b) or b < 0 for b in style_blend) or sum(style_blend) <= 0:
+        raise MeshstyleError("--style-blend weights must be >= 0 and not all 0")
+    s = sum(style_blend)
+    return [b / s for b in style_blend]
+
+
+def synthesize_texture(style: ImageInput | list[ImageInput], *, size: int | tuple[int, int] = (512, 512),
+                       style_blend: list[float] | None = None, style_scale: float = 1.0, init: str | ImageInput = "noise",
+                       scales: int | None = None, options: EngineOptions | None = None,
+                       callback: Callable[[StepInfo], None] | None = None,
+                       on_checkpoint: Callable[[torch.Tensor], None] | None = None, save_every: int = 0,
+                       **option_overrides) -> ImageResult:
+    """Texture synthesis from style statistics alone (Gatys, Ecker & Bethge, NIPS 2015).
+
+    ``size`` is (width, height) or a long edge (square output). ``style_scale`` scales the style image
+    relative to the output's long edge. Other arguments as in :func:`stylize_image`; there is no
+    content loss. Returns an :class:`ImageResult`.
+    """
+    options, device = _prepare(options, option_overrides)
+    styles_in = style if isinstance(style, list | tuple) else [style]
+    blend = _blend(style_blend, len(styles_in))
+    if not style_scale > 0:
+        raise MeshstyleError(f"--style-scale must be > 0, got {style_scale}")
+    out_size = (size, size) if isinstance(size, int) else tuple(size)
+    styles = [_as_image(s) for s in styles_in]
+    objective = Objective(options, device, use_content=False)
+    image, results = _run_scales(objective, options, scale_sizes(*out_size, scales), None, styles, blend,
+                                 style_scale, init, callback, on_checkpoint, save_every)
+    return _result(image, results, objective)
+
+
+def reconstruct_content(content: ImageInput, *, layer: str = "relu4_2", size: int | tuple[int, int] = 512,
+                        init: str | ImageInput = "noise", scales: int | None = 1, options: EngineOptions | None = None,
+                        callback: Callable[[StepInfo], None] | None = None,
+                        on_checkpoint: Callable[[torch.Tensor], None] | None = None, save_every: int = 0,
+                        **option_overrides) -> ImageResult:
+    """Reconstruct an image from the VGG features of one layer (Gatys et al. 2016, Fig. 1).
+
+    Starts from noise and minimizes the content loss at ``layer`` only; deeper layers keep the layout
+    and lose the exact pixels. Other arguments as in :func:`stylize_image`. Returns an :class:`ImageResult`.
+    """
+    option_overrides = {**option_overrides, "content_layers": layer}
+    options, device = _prepare(options, option_overrides)
+    content_img = _as_image(content, size)
+    out_size = (content_img.shape[2], content_img.shape[1])
+    objective = Objective(options, device, use_style=False)
+    image, results = _run_scales(objective, options, scale_sizes(*out_size, scales), content_img, [], [],
+                                 1.0, init, callback, on_checkpoint, save_every)
+    return _result(image, results, objective)
