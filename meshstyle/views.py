@@ -1,0 +1,90 @@
+"""Views: what each camera sees of the fixed geometry, as tensors, and rendering textures through them.
+
+A :class:`ViewStack` holds V views at one resolution level: for every pixel the ``grid_sample``
+coordinate of the texel seen (see :mod:`meshstyle.texture` for the UV convention), which texture
+(``part``), the surface coverage ``mask``, the ``depth`` along the ray (world units) and
+``cos_angle``, the cosine between the surface normal and the direction to the camera. Geometry never
+changes, so these are computed once (by :mod:`meshstyle.raster`) and only texture sampling is
+differentiated (DESIGN.md). A 2D image is one view whose grid is :func:`~meshstyle.texture.identity_grid`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+
+from .texture import identity_grid, sample_texture
+
+
+@dataclass
+class ViewStack:
+    """V views at one resolution (H, W), optionally supersampled by ``supersample`` = s.
+
+    Attributes:
+        grid: (V, sH, sW, 2) float32 ``grid_sample`` coordinates in [-1, 1].
+        part: (V, sH, sW) int64 index of the texture seen; -1 for background or for surfaces whose
+            texture is not stylized (they occlude but show the background colour).
+        mask: (V, 1, H, W) float32 fraction of the pixel covered by stylizable surface, in [0, 1].
+        depth: (V, 1, H, W) float32 distance from the camera along the ray, world units (0 where empty).
+        cos_angle: (V, 1, H, W) float32 |cos| of the angle between normal and view ray (0 where empty).
+        supersample: s >= 1.
+    """
+
+    grid: torch.Tensor
+    part: torch.Tensor
+    mask: torch.Tensor
+    depth: torch.Tensor
+    cos_angle: torch.Tensor
+    supersample: int = 1
+
+    @property
+    def count(self) -> int:
+        return self.grid.shape[0]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the rendered images."""
+        return tuple(self.mask.shape[-2:])
+
+    def select(self, index) -> ViewStack:
+        """The views at ``index`` (a list or tensor of view numbers)."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        return ViewStack(**{f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "supersample"},
+                         supersample=self.supersample)
+
+    def to(self, device) -> ViewStack:
+        return ViewStack(**{f.name: getattr(self, f.name).to(device) for f in fields(self) if f.name != "supersample"},
+                         supersample=self.supersample)
+
+    @classmethod
+    def identity(cls, height: int, width: int) -> ViewStack:
+        """The one view of a 2D image: identity grid, mask 1, depth 1, cos_angle 1."""
+        ones = torch.ones(1, 1, height, width)
+        return cls(identity_grid(height, width), torch.zeros(1, height, width, dtype=torch.long), ones,
+                   ones.clone(), ones.clone())
+
+
+def render(textures: list[torch.Tensor], views: ViewStack, background: float | torch.Tensor = 1.0) -> torch.Tensor:
+    """Render textures through views: (N, 3, H, W), differentiable with respect to the textures only.
+
+    Args:
+        textures: one (3, H_t, W_t) tensor per part, values in [0, 1].
+        views: the :class:`ViewStack` to render (N views).
+        background: colour of pixels that show no stylizable surface (a float or a (3,) tensor).
+
+    Each pixel samples the texture of its part bilinearly at its grid coordinate; supersampled views
+    are averaged down (box filter) to (H, W).
+    """
+    bg = torch.as_tensor(background, dtype=textures[0].dtype, device=textures[0].device).reshape(-1, 1, 1)
+    out = None
+    for index, texture in enumerate(textures):
+        colour = sample_texture(texture, views.grid)
+        hit = (views.part == index).unsqueeze(1).to(colour.dtype)
+        out = colour * hit if out is None else out + colour * hit
+    empty = (views.part < 0).unsqueeze(1).to(out.dtype)
+    out = out + empty * bg.expand(3, 1, 1)
+    if views.supersample > 1:
+        out = F.avg_pool2d(out, views.supersample)
+    return out
