@@ -1,0 +1,327 @@
+"""Mesh texture stylization (StyleMesh, Höllein, Johnson & Nießner, CVPR 2022, adapted to assets).
+
+The texture of every stylizable part is a :class:`~meshstyle.texture.PyramidTexture` (several
+resolution levels summed, initialized to the original texture). Each step renders a minibatch of
+precomputed views (:mod:`meshstyle.raster`) at several resolution levels, encodes them once per level
+with VGG, and compares
+
+* style statistics of the renders, weighted per pixel by the visibility mask, the viewing angle and
+  the depth level (:mod:`meshstyle.depth`), with targets from the style image at several scales;
+* content features (relu4_2) with those of renders of the original texture through the same views.
+
+Adam by default; everything is seeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .cameras import orbit_cameras
+from .depth import style_weights
+from .engine import EngineOptions, Objective, resolve_device, total
+from .errors import MeshstyleError
+from .imageio import load_image, long_edge_size
+from .mesh import TexturedMesh
+from .optimize import StepInfo, run
+from .raster import compute_views
+from .texture import PyramidTexture
+from .views import ViewStack, render
+
+log = logging.getLogger("meshstyle")
+
+
+@dataclass
+class MeshOptions:
+    """Options of mesh stylization (CLI flags of the same names).
+
+    Attributes:
+        views: number of cameras around the object (Fibonacci lattice).
+        resolution: render size of the finest level, px (square).
+        depth_levels: render resolution levels (each half the previous) for depth awareness.
+        levels: texture pyramid levels (StyleMesh uses 4).
+        texture_size: optimized texture size in texels (long edge); ``None`` keeps the original size,
+            capped at 512 (about the density at which 256 px views sample a single asset; finer
+            texels get too few samples and turn to noise). The exported texture has the original size.
+        batch_views: views per optimization step.
+        angle_threshold: degrees; pixels seen at a larger angle from the normal do not count for style.
+        depth_aware: choose each pixel's level from its depth (see :mod:`meshstyle.depth`).
+        style_size: long edge of the style image at scale 1, px (``None``: ``resolution``).
+        style_scales: scales of the style image whose statistics are averaged.
+        pyramid_weight: weight of the regularizer that pushes detail toward coarse texture levels.
+        fov, distance, elevation: camera placement (see :func:`~meshstyle.cameras.orbit_cameras`).
+        supersample: rays per pixel side when precomputing views.
+        checkpoint_every, checkpoint: write optimizer state to ``checkpoint`` every N steps.
+        resume: a checkpoint file to continue from.
+    """
+
+    views: int = 24
+    resolution: int = 256
+    depth_levels: int = 3
+    levels: int = 4
+    texture_size: int | None = None
+    batch_views: int = 2
+    angle_threshold: float = 60.0
+    depth_aware: bool = True
+    style_size: int | None = None
+    style_scales: tuple[float, ...] = (1.0, 0.5)
+    pyramid_weight: float = 1.0
+    fov: float = 40.0
+    distance: float = 1.0
+    elevation: tuple[float, float] = (-30.0, 75.0)
+    supersample: int = 1
+    checkpoint_every: int = 0
+    checkpoint: str | None = None
+    resume: str | None = None
+
+    def validate(self) -> None:
+        """Raise :class:`MeshstyleError` for any out-of-range value."""
+        checks = [
+            (self.views >= 1, f"--views must be >= 1, got {self.views}"),
+            (16 <= self.resolution <= 4096, f"--resolution must be 16..4096 px, got {self.resolution}"),
+            (1 <= self.depth_levels <= 5, f"--depth-levels must be 1..5, got {self.depth_levels}"),
+            (self.resolution >> (self.depth_levels - 1) >= 16,
+             f"--resolution {self.resolution} is too small for {self.depth_levels} depth levels (coarsest must be >= 16 px)"),
+            (1 <= self.levels <= 8, f"--levels must be 1..8, got {self.levels}"),
+            (self.texture_size is None or 16 <= self.texture_size <= 8192,
+             f"--texture-size must be 16..8192, got {self.texture_size}"),
+            (self.batch_views >= 1, f"--batch-views must be >= 1, got {self.batch_views}"),
+            (0 < self.angle_threshold <= 90, f"--angle-threshold must be in (0, 90] degrees, got {self.angle_threshold}"),
+            (self.style_size is None or 16 <= self.style_size <= 8192, f"--style-size must be 16..8192, got {self.style_size}"),
+            (len(self.style_scales) >= 1 and all(0 < s <= 4 for s in self.style_scales),
+             f"--style-scales must be numbers in (0, 4], got {self.style_scales}"),
+            (self.pyramid_weight >= 0 and math.isfinite(self.pyramid_weight), f"--pyramid-weight must be >= 0, got {self.pyramid_weight}"),
+            (1 <= self.supersample <= 4, f"--supersample must be 1..4, got {self.supersample}"),
+            (self.checkpoint_every >= 0, f"--checkpoint-every must be >= 0, got {self.checkpoint_every}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise MeshstyleError(message)
+
+
+@dataclass
+class MeshResult:
+    """Result of :func:`stylize_mesh`: the stylized ``mesh`` (a new :class:`TexturedMesh`), per-step loss
+    ``history``, ``interrupted`` (Ctrl-C), ``random_weights`` and timings in seconds."""
+
+    mesh: TexturedMesh
+    history: list[dict[str, float]] = field(default_factory=list)
+    interrupted: bool = False
+    random_weights: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _texture_tensor(mesh: TexturedMesh, name: str, size: int | None) -> tuple[torch.Tensor, tuple[int, int]]:
+    rgb = mesh.texture(name)
+    original = (rgb.shape[1], rgb.shape[0])
+    tex = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1).contiguous()
+    edge = size if size is not None else min(512, max(original))
+    if edge != max(original):
+        w, h = long_edge_size(*original, edge)
+        tex = F.interpolate(tex[None], size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0]
+    return tex, original
+
+
+def _to_rgb8(texture: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    w, h = size
+    if tuple(texture.shape[-2:]) != (h, w):
+        texture = F.interpolate(texture[None], size=(h, w), mode="bicubic", align_corners=False)[0]
+    return (texture.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def _batch(step: int, count: int, batch: int, seed: int) -> list[int]:
+    """Views of step ``step``: consecutive slices of a seeded permutation per epoch (resumable)."""
+    per_epoch = max(1, math.ceil(count / batch))
+    epoch, k = divmod(step, per_epoch)
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed * 100003 + epoch)).tolist()
+    chosen = order[k * batch:(k + 1) * batch]
+    return chosen + order[:batch - len(chosen)] if len(chosen) < batch else chosen
+
+
+def _style_images(style, blend, options: MeshOptions) -> tuple[list[torch.Tensor], list[float]]:
+    paths = style if isinstance(style, list | tuple) else [style]
+    if blend is None:
+        blend = [1.0] * len(paths)
+    if len(blend) != len(paths) or any(b < 0 for b in blend) or sum(blend) <= 0:
+        raise MeshstyleError("--style-blend needs one weight >= 0 per style, not all 0")
+    edge = options.style_size or options.resolution
+    images, weights = [], []
+    for item, b in zip(paths, blend):
+        base = load_image(item) if not isinstance(item, torch.Tensor) else item.float()
+        for s in options.style_scales:
+            w, h = long_edge_size(base.shape[2], base.shape[1], max(16, round(edge * s)))
+            images.append(F.interpolate(base[None], size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0])
+            weights.append(b / sum(blend) / len(options.style_scales))
+    return images, weights
+
+
+def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, style_blend: list[float] | None = None,
+                 mesh_options: MeshOptions | None = None, options: EngineOptions | None = None,
+                 callback: Callable[[StepInfo], None] | None = None,
+                 view_progress: Callable[[], None] | None = None, **overrides) -> MeshResult:
+    """Restyle the textures of a mesh so it looks painted from every viewpoint (StyleMesh).
+
+    Args:
+        mesh: a :class:`TexturedMesh` or a path to OBJ/GLB.
+        style: a style image path or tensor (3, H, W) in [0, 1], or a list to blend.
+        style_blend: weights of several styles.
+        mesh_options: :class:`MeshOptions`; options: :class:`~meshstyle.engine.EngineOptions`
+            (defaults here: Adam, 200 iterations). Keyword overrides go to whichever has the field
+            (``views=8``, ``iterations=20``, ``vgg_weights="random"``...).
+        callback: receives a :class:`~meshstyle.optimize.StepInfo` per step.
+        view_progress: called once per precomputed view and level.
+
+    Returns:
+        :class:`MeshResult` with a new mesh; the input mesh is not modified.
+
+    Raises:
+        MeshstyleError: unreadable inputs, nothing stylizable, out-of-range options or a bad checkpoint.
+    """
+    mesh_fields = set(MeshOptions.__dataclass_fields__)
+    mesh_options = replace(mesh_options or MeshOptions(), **{k: v for k, v in overrides.items() if k in mesh_fields})
+    engine_over = {k: v for k, v in overrides.items() if k not in mesh_fields}
+    options = replace(options or EngineOptions(optimizer="adam", iterations=200), **engine_over).validated()
+    mesh_options.validate()
+    timings = {}
+    t0 = time.perf_counter()
+    source = TexturedMesh.load(mesh) if not isinstance(mesh, TexturedMesh) else mesh
+    if not source.stylizable:
+        raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
+    styles, blend = _style_images(style, style_blend, mesh_options)
+    torch.manual_seed(options.seed)
+    device = resolve_device(options.device)
+
+    center, radius = source.bounding_sphere()
+    cameras = orbit_cameras(center, radius, mesh_options.views, fov=mesh_options.fov, distance=mesh_options.distance,
+                            elevation=mesh_options.elevation, seed=options.seed)
+    resolutions = [mesh_options.resolution >> k for k in range(mesh_options.depth_levels)]
+    t = time.perf_counter()
+    stacks = compute_views(source, cameras, resolutions, mesh_options.supersample, view_progress)
+    weights = style_weights(stacks, mesh_options.angle_threshold, mesh_options.depth_aware)
+    stacks = [s.to(device) for s in stacks]
+    weights = [w.to(device) for w in weights]
+    timings["views"] = time.perf_counter() - t
+
+    originals, params = [], []
+    for name in source.stylizable:
+        tex, size = _texture_tensor(source, name, mesh_options.texture_size)
+        originals.append(size)
+        params.append(PyramidTexture(tex.to(device), mesh_options.levels))
+    param = torch.nn.ModuleList(params)
+
+    objective = Objective(options, device)
+    objective.set_style(styles, blend)
+    with torch.no_grad():
+        base = [p() for p in params]
+        content = [objective.content_targets(render(base, stacks[0].select([v]))) for v in range(mesh_options.views)]
+    content_targets = {k: torch.cat([c[k] for c in content]) for k in options.content_layers}
+
+    start_step, opt_state = 0, None
+    if mesh_options.resume:
+        start_step, opt_state = _load_checkpoint(mesh_options.resume, param, source, mesh_options, options)
+
+    module = _Textures(param)
+
+    def loss_fn(step: int) -> dict[str, torch.Tensor]:
+        idx = _batch(step, mesh_options.views, mesh_options.batch_views, options.seed)
+        textures = [p() for p in params]
+        terms: dict[str, torch.Tensor] = {}
+        for level, (stack, weight) in enumerate(zip(stacks, weights)):
+            w = weight[idx]
+            if level > 0 and not bool(w.any()):
+                continue
+            renders = render(textures, stack.select(idx))
+            level_terms = objective(renders, style_weight=w,
+                                    content_targets={k: v[idx] for k, v in content_targets.items()} if level == 0 else None,
+                                    content_weight=stack.mask[idx] if level == 0 else None)
+            for key, value in level_terms.items():
+                terms[key] = terms.get(key, 0.0) + value
+        if mesh_options.pyramid_weight > 0:
+            terms["pyramid"] = mesh_options.pyramid_weight * sum(p.regularizer() for p in params)
+        for tex in textures:
+            for key, value in objective.tv(tex).items():
+                terms[key] = terms.get(key, 0.0) + value
+        return total(terms)
+
+    def checkpoint(step, p, opt):
+        _save_checkpoint(mesh_options.checkpoint, step, param, opt, source, mesh_options, options)
+
+    t = time.perf_counter()
+    result = run(module, loss_fn, options.iterations, optimizer=options.optimizer, lr=options.lr,
+                 ema_decay=options.ema or None, callback=callback, start_iteration=start_step,
+                 optimizer_state=opt_state,
+                 checkpoint=checkpoint if mesh_options.checkpoint and mesh_options.checkpoint_every else None,
+                 checkpoint_every=mesh_options.checkpoint_every)
+    timings["optimize"] = time.perf_counter() - t
+    if mesh_options.checkpoint and mesh_options.checkpoint_every:
+        _save_checkpoint(mesh_options.checkpoint, result.steps, param, None, source, mesh_options, options)
+
+    out = source.copy()
+    with torch.no_grad():
+        for name, p, size in zip(source.stylizable, params, originals):
+            out.set_texture(name, _to_rgb8(p().detach(), size))
+    timings["total"] = time.perf_counter() - t0
+    return MeshResult(out, result.history, result.interrupted, objective.encoder.random_weights, timings)
+
+
+class _Textures(torch.nn.Module):
+    """Adapter giving :func:`~meshstyle.optimize.run` one module over all part textures; ``forward``
+    returns the first part's texture (used for the returned preview tensor only)."""
+
+    def __init__(self, params: torch.nn.ModuleList):
+        super().__init__()
+        self.params = params
+
+    def forward(self) -> torch.Tensor:
+        return self.params[0]()
+
+    def project_(self) -> None:
+        for p in self.params:
+            p.project_()
+
+
+def _fingerprint(source: TexturedMesh, mesh_options: MeshOptions, options: EngineOptions) -> dict:
+    keep = {k: v for k, v in asdict(mesh_options).items() if k not in ("checkpoint_every", "checkpoint", "resume")}
+    return {"mesh": {n: int(len(source.scene.geometry[n].faces)) for n in source.stylizable},
+            "mesh_options": repr(sorted(keep.items())), "seed": options.seed, "optimizer": options.optimizer}
+
+
+def _save_checkpoint(path, step, param, opt, source, mesh_options, options) -> None:
+    from .atomic import atomic_path
+
+    state = {"step": step, "textures": param.state_dict(), "optimizer": opt.state_dict() if opt is not None else None,
+             "fingerprint": _fingerprint(source, mesh_options, options)}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_checkpoint(path, param, source, mesh_options, options) -> tuple[int, dict | None]:
+    path = Path(path)
+    if not path.is_file():
+        raise MeshstyleError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state["fingerprint"] != _fingerprint(source, mesh_options, options):
+            raise MeshstyleError(f"checkpoint {path} was made with another mesh or other options; "
+                                 f"resume with the same mesh, --seed and view/texture options")
+        param.load_state_dict(state["textures"])
+    except MeshstyleError:
+        raise
+    except Exception as exc:
+        raise MeshstyleError(f"cannot read checkpoint {path}: {exc}") from None
+    return int(state["step"]), state["optimizer"]
+
+
+def render_views(mesh: TexturedMesh, stacks: list[ViewStack]) -> torch.Tensor:
+    """Renders (V, 3, H, W) of a mesh's current textures through the finest view stack (for tests)."""
+    textures = [torch.from_numpy(mesh.texture(n).astype(np.float32) / 255).permute(2, 0, 1) for n in mesh.stylizable]
+    return render(textures, stacks[0])
