@@ -1,0 +1,103 @@
+"""Loss values against hand-computed ones, and masked statistics that ignore masked-out pixels."""
+
+import math
+
+import pytest
+import torch
+
+from meshstyle.losses import (ContentLoss, GramStatistic, StyleLoss, resize_weight, total_variation,
+                              weighted_gram, weighted_mean_std, weighted_sliced_wasserstein)
+
+
+def features():
+    # N=1, C=2, H=1, W=3: channel 0 = [1, 2, 3], channel 1 = [0, 1, -1]
+    return torch.tensor([[[[1.0, 2.0, 3.0]], [[0.0, 1.0, -1.0]]]])
+
+
+def test_gram_hand_computed():
+    g = weighted_gram(features())[0]
+    # G = F F^T / P with P = 3: [[1+4+9, 0+2-3], [.., 0+1+1]] / 3
+    expected = torch.tensor([[14.0, -1.0], [-1.0, 2.0]]) / 3
+    assert torch.allclose(g, expected)
+
+
+def test_gram_weighted_ignores_zero_weight_pixels():
+    weight = torch.tensor([[[[1.0, 1.0, 0.0]]]])
+    g = weighted_gram(features(), weight)[0]
+    assert torch.allclose(g, torch.tensor([[5.0, 2.0], [2.0, 1.0]]) / 2)
+    changed = features().clone()
+    changed[..., 2] = torch.tensor([[100.0], [-50.0]])
+    assert torch.equal(weighted_gram(changed, weight), weighted_gram(features(), weight))
+
+
+def test_gram_does_not_depend_on_resolution():
+    f = torch.rand(1, 4, 8, 8)
+    big = f.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    assert torch.allclose(weighted_gram(f), weighted_gram(big), atol=1e-6)
+
+
+def test_mean_std_hand_computed_and_weighted():
+    mean, std = weighted_mean_std(features(), eps=0.0)
+    assert torch.allclose(mean[0], torch.tensor([2.0, 0.0]))
+    assert torch.allclose(std[0], torch.tensor([math.sqrt(2 / 3), math.sqrt(2 / 3)]))
+    weight = torch.tensor([[[[0.0, 1.0, 3.0]]]])
+    mean, std = weighted_mean_std(features(), weight, eps=0.0)
+    # channel 0: (2*1 + 3*3)/4 = 2.75; var = (1*0.5625 + 3*0.0625)/4 = 0.1875
+    assert torch.allclose(mean[0, 0], torch.tensor(2.75))
+    assert torch.allclose(std[0, 0], torch.tensor(math.sqrt(0.1875)))
+
+
+def test_sliced_wasserstein_one_dimension_hand_computed():
+    feat = torch.tensor([[[[4.0, 1.0, 3.0, 2.0]]]])          # C=1, values 1..4
+    target = torch.tensor([[2.0], [3.0], [4.0], [5.0]])       # shifted by one
+    direction = torch.ones(1, 1)
+    assert torch.allclose(weighted_sliced_wasserstein(feat, None, target, direction), torch.tensor([1.0]))
+    # sorted matching, not pixel order: a permutation of the source gives the same value
+    perm = feat[..., [2, 0, 3, 1]]
+    assert torch.allclose(weighted_sliced_wasserstein(perm, None, target, direction), torch.tensor([1.0]))
+
+
+def test_sliced_wasserstein_weighted_ignores_zero_weight_pixels():
+    gen = torch.Generator().manual_seed(0)
+    feat = torch.randn(2, 3, 4, 5, generator=gen)
+    target = torch.randn(50, 3, generator=gen)
+    dirs = torch.nn.functional.normalize(torch.randn(3, 6, generator=gen), dim=0)
+    weight = torch.ones(2, 1, 4, 5)
+    weight[:, :, :2] = 0
+    base = weighted_sliced_wasserstein(feat, weight, target, dirs)
+    changed = feat.clone()
+    changed[:, :, :2] = torch.randn(2, 3, 2, 5, generator=gen) * 100
+    assert torch.allclose(weighted_sliced_wasserstein(changed, weight, target, dirs), base, atol=1e-6)
+    assert not torch.allclose(weighted_sliced_wasserstein(changed, None, target, dirs), base)
+
+
+def test_style_loss_zero_at_target_and_positive_elsewhere():
+    f = torch.rand(1, 4, 6, 6)
+    loss = StyleLoss(GramStatistic(), {"x": 1.0})
+    loss.set_target([{"x": f}], [1.0])
+    assert float(loss({"x": f})) < 1e-10
+    assert float(loss({"x": f * 2})) > 0.1
+
+
+def test_content_loss_hand_computed():
+    target = {"x": torch.zeros(1, 2, 1, 2) + 1.0}
+    feats = {"x": torch.tensor([[[[1.0, 3.0]], [[1.0, 1.0]]]])}
+    # sum of squared differences 4 over C * P = 4 values, divided by mean(T^2) = 1
+    assert torch.allclose(ContentLoss({"x": 1.0})(feats, target), torch.tensor(1.0))
+    weight = torch.tensor([[[[1.0, 0.0]]]])
+    assert float(ContentLoss({"x": 1.0})(feats, target, weight)) == 0.0
+
+
+def test_total_variation_hand_computed():
+    img = torch.tensor([[[0.0, 1.0], [0.0, 1.0]]])
+    # horizontal diffs all 1 (mean 1), vertical diffs all 0
+    assert torch.allclose(total_variation(img), torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("size", [(3, 3), (2, 5)])
+def test_resize_weight_keeps_zero_regions_zero(size):
+    w = torch.zeros(1, 1, 12, 12)
+    w[..., :4, :4] = 1
+    small = resize_weight(w, size)
+    assert small.shape[-2:] == size
+    assert float(small[..., -1, -1]) == 0.0 and float(small[..., 0, 0]) > 0

@@ -1,0 +1,81 @@
+"""2D engine runs with seeded random VGG weights at 64-96 px."""
+
+import torch
+
+from meshstyle import color
+from meshstyle.stylize2d import reconstruct_content, scale_sizes, stylize_image, synthesize_texture
+from meshstyle.texture import PlainTexture, identity_grid, sample_texture
+
+FAST = dict(vgg_weights="random", iterations=40, seed=0)
+
+
+def test_identity_view_renders_the_image_unchanged():
+    img = torch.rand(3, 5, 7)
+    assert torch.allclose(sample_texture(img, identity_grid(5, 7))[0], img, atol=1e-6)
+
+
+def test_style_transfer_lowers_style_loss_by_half(content_path, style_path):
+    result = stylize_image(content_path, style_path, size=96, **FAST)
+    history = result.history[-1]
+    assert history[-1]["style"] <= 0.5 * history[0]["style"]
+    assert result.image.shape == (3, 64, 96) and result.random_weights
+
+
+def test_same_seed_same_output(content_path, style_path):
+    a = stylize_image(content_path, style_path, size=64, **{**FAST, "iterations": 5})
+    b = stylize_image(content_path, style_path, size=64, **{**FAST, "iterations": 5})
+    assert torch.equal(a.image, b.image)
+
+
+def _chroma_error(image, content):
+    """Mean absolute difference of the YIQ chroma channels (I, Q)."""
+    return float((color.rgb_to_yiq(image)[1:] - color.rgb_to_yiq(content)[1:]).abs().mean())
+
+
+def test_luminance_transfer_keeps_content_chroma(content_path, style_path):
+    from meshstyle.stylize2d import _as_image
+
+    content = _as_image(content_path, 64)
+    plain = stylize_image(content, style_path, size=64, **FAST)
+    kept = stylize_image(content, style_path, size=64, preserve_color="luminance", **FAST)
+    # bound: the chroma is copied from the content; only clipping to [0, 1] can change it
+    assert _chroma_error(kept.image, content) < 0.02
+    assert _chroma_error(plain.image, content) > 2 * _chroma_error(kept.image, content)
+
+
+def test_histogram_matching_gives_style_the_content_colour_statistics(content_path, style_path):
+    from meshstyle.stylize2d import _as_image
+
+    content, style = _as_image(content_path, 64), _as_image(style_path, 64)
+    matched = color.match_color_histogram(style, content)
+    assert torch.allclose(matched.reshape(3, -1).mean(1), content.reshape(3, -1).mean(1), atol=0.02)
+    cov_m, cov_c = torch.cov(matched.reshape(3, -1)), torch.cov(content.reshape(3, -1))
+    assert float((cov_m - cov_c).abs().max()) < 0.01
+
+
+def test_texture_synthesis_any_size(style_path):
+    result = synthesize_texture(style_path, size=(80, 48), **FAST)
+    assert result.image.shape == (3, 48, 80)
+    assert result.history[-1][-1]["style"] < 0.5 * result.history[0][0]["style"]
+
+
+def test_content_reconstruction_from_noise(content_path):
+    result = reconstruct_content(content_path, layer="relu2_1", size=64, **FAST)
+    h = result.history[0]
+    assert "style" not in h[0] and h[-1]["content"] < 0.5 * h[0]["content"]
+
+
+def test_coarse_to_fine_sizes_and_blend(content_path, style_path):
+    assert scale_sizes(512, 256, None) == [(128, 64), (256, 128), (512, 256)]
+    assert scale_sizes(100, 80, None) == [(100, 80)]
+    result = stylize_image(content_path, [style_path, content_path], style_blend=[0.7, 0.3], size=96, scales=2,
+                           **{**FAST, "iterations": 3})
+    assert len(result.history) == 2 and result.image.shape == (3, 64, 96)
+
+
+def test_plain_texture_stays_in_unit_range():
+    p = PlainTexture(torch.rand(3, 4, 4))
+    with torch.no_grad():
+        p.texels.add_(2.0)
+    p.project_()
+    assert float(p().max()) == 1.0
