@@ -15,8 +15,10 @@ SPOT = ASSETS / "meshes" / "spot" / "cow.obj"
 STYLE = ASSETS / "styles" / "starry_night_google.jpg"
 CONTENT = ASSETS / "content" / "chelsea.png"
 
-# 2x2 texture: row 0 (top of the file) red, green; row 1 blue, white
+# quadrant colours: row 0 (top of the file) red, green; row 1 blue, white
 QUADRANT_COLOURS = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255, 255]]], np.uint8)
+# the same as a 16x16 texture (8x8 texels per quadrant), so samples inside a quadrant are not blended
+QUADRANT_TEXTURE = np.kron(QUADRANT_COLOURS, np.ones((8, 8, 1), np.uint8))
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +34,7 @@ def textured(mesh: trimesh.Trimesh, uv: np.ndarray, texture: np.ndarray) -> trim
     return mesh
 
 
-def quad(size: float = 1.0, texture: np.ndarray = QUADRANT_COLOURS, z: float = 0.0) -> trimesh.Trimesh:
+def quad(size: float = 1.0, texture: np.ndarray = QUADRANT_TEXTURE, z: float = 0.0) -> trimesh.Trimesh:
     """A square in the plane z (facing +z) from -size to size, UV (0,0) at its bottom-left corner."""
     v = np.array([[-size, -size, z], [size, -size, z], [size, size, z], [-size, size, z]], float)
     f = np.array([[0, 1, 2], [0, 2, 3]])
@@ -40,7 +42,7 @@ def quad(size: float = 1.0, texture: np.ndarray = QUADRANT_COLOURS, z: float = 0
     return textured(trimesh.Trimesh(v, f, process=False), uv, texture)
 
 
-def cube(texture: np.ndarray = QUADRANT_COLOURS) -> trimesh.Trimesh:
+def cube(texture: np.ndarray = QUADRANT_TEXTURE) -> trimesh.Trimesh:
     """A unit cube (-1..1) whose six faces each map the whole texture, upright when seen from outside
     (for the top and bottom faces 'up' is -z and +z)."""
     faces_axes = [  # (normal, right, up)

@@ -1,0 +1,107 @@
+"""The meshstyle command end to end, and every bad-input case: one line, exit status 2, no output."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from meshstyle.cli import main
+from meshstyle.imageio import load_image
+
+FAST = ["--vgg-weights", "random", "--iterations", "3", "--quiet"]
+
+
+def run_cli(args, capsys):
+    """Exit status and stderr of the command; argparse errors exit through SystemExit."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def test_image_command(tmp_path, content_path, style_path, capsys):
+    out = tmp_path / "out.png"
+    code, _ = run_cli(["image", content_path, "--style", style_path, "--size", 64, "-o", out, *FAST], capsys)
+    assert code == 0 and load_image(out).shape == (3, 43, 64)
+    assert "RANDOM" in Image.open(out).info["Description"]
+
+
+def test_image_command_blend_and_color_options(tmp_path, content_path, style_path, capsys):
+    out = tmp_path / "out.jpg"
+    code, _ = run_cli(["image", content_path, "--style", style_path, "--style", content_path, "--style-blend", "0.7,0.3",
+                       "--preserve-color", "histogram", "--style-loss", "meanstd", "--size", 48, "-o", out, *FAST], capsys)
+    assert code == 0 and out.exists()
+
+
+def test_texture_command(tmp_path, style_path, capsys):
+    out = tmp_path / "tex.webp"
+    code, _ = run_cli(["texture", "--style", style_path, "--size", "40x24", "-o", out, "--style-loss", "sw", *FAST], capsys)
+    assert code == 0 and load_image(out).shape == (3, 24, 40)
+
+
+def test_reconstruct_command(tmp_path, content_path, capsys):
+    out = tmp_path / "rec.png"
+    code, _ = run_cli(["reconstruct", content_path, "--layer", "relu3_1", "--size", 48, "-o", out, *FAST], capsys)
+    assert code == 0 and out.exists()
+
+
+def test_save_every_writes_intermediate_results(tmp_path, content_path, style_path, capsys):
+    out = tmp_path / "out.png"
+    code, _ = run_cli(["image", content_path, "--style", style_path, "--size", 32, "-o", out, "--save-every", "1",
+                       *FAST], capsys)
+    assert code == 0 and out.exists()
+
+
+def _bad_inputs(tmp_path, content_path, style_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8) + 90).save(tmp_path / "full.png")
+    data = (tmp_path / "full.png").read_bytes()
+    (tmp_path / "truncated.png").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out.png"
+    return {
+        "missing content": ["image", tmp_path / "missing.png", "--style", style_path, "-o", out],
+        "missing style": ["image", content_path, "--style", tmp_path / "nope.jpg", "-o", out],
+        "not an image": ["image", text, "--style", style_path, "-o", out],
+        "truncated": ["image", tmp_path / "truncated.png", "--style", style_path, "-o", out],
+        "output is input": ["image", content_path, "--style", style_path, "-o", content_path],
+        "unknown layer": ["image", content_path, "--style", style_path, "--style-layers", "relu9_1", "-o", out],
+        "bad size": ["image", content_path, "--style", style_path, "--size", "big", "-o", out],
+        "size zero": ["texture", "--style", style_path, "--size", "0x10", "-o", out],
+        "bad extension": ["image", content_path, "--style", style_path, "-o", tmp_path / "out.xyz"],
+        "negative weight": ["image", content_path, "--style", style_path, "--style-weight", "-1", "-o", out],
+        "bad blend": ["image", content_path, "--style", style_path, "--style-blend", "0.5,0.5", "-o", out],
+    }
+
+
+CASES = ["missing content", "missing style", "not an image", "truncated", "output is input", "unknown layer",
+         "bad size", "size zero", "bad extension", "negative weight", "bad blend"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_one_line_exit_2_no_output(tmp_path, content_path, style_path, capsys, case):
+    args = _bad_inputs(tmp_path, content_path, style_path)[case]
+    before = content_path.read_bytes()
+    code, err = run_cli([*args, "--vgg-weights", "random", "--iterations", "1", "-q"], capsys)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("meshstyle: error:") and "Traceback" not in err
+    assert not (tmp_path / "out.png").exists() and not (tmp_path / "out.xyz").exists()
+    assert content_path.read_bytes() == before
+
+
+def test_console_script_reports_error_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "meshstyle.cli", "image", str(tmp_path / "x.png"), "--style",
+                           str(tmp_path / "y.png"), "-o", str(tmp_path / "o.png")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("meshstyle: error: image not found")
+
+
+def test_help_teaches():
+    proc = subprocess.run([sys.executable, "-m", "meshstyle.cli", "mesh", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    for flag in ("--views", "--angle-threshold", "--no-depth-aware", "--preview", "--resume", "examples:"):
+        assert flag in proc.stdout

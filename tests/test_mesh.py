@@ -1,0 +1,157 @@
+"""Loading, exporting, padding and unwrapping of textured meshes."""
+
+import logging
+
+import numpy as np
+import pytest
+import trimesh
+
+from conftest import ASSETS, cube, quad
+from meshstyle import unwrap as unwrap_module
+from meshstyle.errors import MeshstyleError
+from meshstyle.mesh import TexturedMesh
+from meshstyle.padding import island_mask
+from meshstyle.uvraster import rasterize_uv
+
+
+def multi_primitive_scene() -> trimesh.Scene:
+    """A textured cube and an untextured red sphere (vertex colours) under a translated node."""
+    scene = trimesh.Scene()
+    scene.add_geometry(cube(), geom_name="box", node_name="box")
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.5)
+    sphere.visual = trimesh.visual.ColorVisuals(sphere, vertex_colors=np.tile([200, 30, 30, 255], (len(sphere.vertices), 1)))
+    scene.add_geometry(sphere, geom_name="ball", node_name="ball", transform=trimesh.transformations.translation_matrix([3, 0, 0]))
+    return scene
+
+
+def _geometry(mesh, name):
+    return mesh.scene.geometry[name]
+
+
+@pytest.mark.parametrize("ext", [".obj", ".glb"])
+def test_round_trip_keeps_geometry_uvs_and_texture(tmp_path, spot_path, ext):
+    mesh = TexturedMesh.load(spot_path)
+    written = mesh.save(tmp_path / f"cow{ext}")
+    assert written[0] == tmp_path / f"cow{ext}" and all(p.exists() for p in written)
+    assert any(p.suffix == ".png" for p in written)
+    back = TexturedMesh.load(tmp_path / f"cow{ext}")
+    a, b = _geometry(mesh, mesh.stylizable[0]), _geometry(back, back.stylizable[0])
+    assert np.abs(a.vertices - b.vertices).max() < 1e-6
+    assert np.array_equal(a.faces, b.faces)
+    assert np.abs(a.visual.uv - b.visual.uv).max() < 1e-6
+    assert np.array_equal(mesh.texture(mesh.stylizable[0]), back.texture(back.stylizable[0]))
+
+
+def test_obj_and_glb_samples_agree(spot_path):
+    obj = TexturedMesh.load(spot_path)
+    glb = TexturedMesh.load(ASSETS / "meshes" / "gltf" / "cow.glb")
+    a, b = obj.instances()[0], glb.instances()[0]
+    assert a.faces.shape == b.faces.shape
+    assert np.allclose(np.sort(a.vertices, axis=0), np.sort(b.vertices, axis=0), atol=1e-5)
+    assert np.allclose(np.sort(a.corner_uv.reshape(-1, 2), axis=0), np.sort(b.corner_uv.reshape(-1, 2), axis=0), atol=1e-5)
+
+
+def test_node_transforms_are_applied_to_world_geometry():
+    mesh = TexturedMesh(multi_primitive_scene())
+    ball = [i for i in mesh.instances() if i.geometry == "ball"][0]
+    assert np.allclose(ball.vertices.mean(0), [3, 0, 0], atol=1e-6)
+
+
+def test_multi_primitive_glb_keeps_untextured_parts(tmp_path):
+    multi_primitive_scene().export(tmp_path / "scene.glb")
+    mesh = TexturedMesh.load(tmp_path / "scene.glb")
+    assert mesh.stylizable == ["box"]
+    mesh.set_texture("box", np.zeros((16, 16, 3), np.uint8))
+    mesh.save(tmp_path / "out.glb")
+    back = TexturedMesh.load(tmp_path / "out.glb")
+    before, after = _geometry(mesh, "ball"), _geometry(back, "ball")
+    assert np.array_equal(before.vertices, after.vertices) and np.array_equal(before.faces, after.faces)
+    assert np.array_equal(before.visual.vertex_colors, after.visual.vertex_colors)
+    assert back.texture("box").max() == 0
+
+
+def test_padding_fills_texels_around_islands(tmp_path):
+    # one small island in the middle of a 64x64 texture
+    mesh = TexturedMesh(quad())
+    geom = _geometry(mesh, mesh.stylizable[0])
+    geom.visual.uv = 0.375 + 0.25 * geom.visual.uv  # island covers texels 24..40
+    background = np.zeros((64, 64, 3), np.uint8)
+    background[...] = [255, 0, 255]
+    texture = background.copy()
+    # the island as bilinear filtering reads it: texel centres inside, plus one texel around
+    inside = island_mask(mesh.corner_uv(mesh.stylizable[0]), (64, 64))
+    texture[inside] = [10, 200, 10]
+    mesh.set_texture(mesh.stylizable[0], texture)
+    mesh.save(tmp_path / "padded.glb")
+    back = TexturedMesh.load(tmp_path / "padded.glb")
+    back = back.texture(back.stylizable[0])
+    from scipy import ndimage
+
+    ring = ndimage.binary_dilation(inside, iterations=8) & ~inside
+    assert ring.sum() > 100
+    assert not np.any(np.all(back[ring] == [255, 0, 255], axis=1))
+
+
+def test_unwrap_mesh_without_uvs(caplog):
+    with caplog.at_level(logging.WARNING, logger="meshstyle"):
+        mesh = TexturedMesh.load(ASSETS / "meshes" / "no_uv" / "spot_low_resolution.obj", bake_size=256)
+    assert "xatlas" in caplog.text
+    uv = mesh.corner_uv(mesh.stylizable[0])
+    assert uv.min() >= 0 and uv.max() <= 1
+    face, _, counts = rasterize_uv(uv, (512, 512), count_overlaps=True)
+    covered = (counts > 0).sum()
+    # texel centres exactly on a shared edge count twice; real overlaps would cover whole areas
+    assert (counts > 1).sum() < 1e-3 * covered
+    assert mesh.texture(mesh.stylizable[0]).shape == (256, 256, 3)
+
+
+def test_xatlas_crash_becomes_a_clear_error(monkeypatch):
+    monkeypatch.setattr(unwrap_module, "WORKER", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    with pytest.raises(MeshstyleError, match="crashed .SIGSEGV."):
+        unwrap_module.unwrap(np.zeros((3, 3)), np.array([[0, 1, 2]]))
+
+
+def test_bad_mesh_files(tmp_path):
+    with pytest.raises(MeshstyleError, match="not found"):
+        TexturedMesh.load(tmp_path / "missing.obj")
+    (tmp_path / "junk.glb").write_bytes(b"glTF" + bytes(range(200)))
+    with pytest.raises(MeshstyleError, match="cannot read"):
+        TexturedMesh.load(tmp_path / "junk.glb")
+    (tmp_path / "points.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\n")
+    with pytest.raises(MeshstyleError, match="no triangle faces"):
+        TexturedMesh.load(tmp_path / "points.obj")
+    (tmp_path / "mesh.stl2").write_text("solid")
+    with pytest.raises(MeshstyleError, match="unsupported"):
+        TexturedMesh.load(tmp_path / "mesh.stl2")
+
+
+def test_missing_mtl_texture_falls_back_to_base_colour(tmp_path, caplog):
+    (tmp_path / "m.mtl").write_text("newmtl red\nKd 0.8 0.1 0.1\nmap_Kd missing.png\n")
+    (tmp_path / "m.obj").write_text("mtllib m.mtl\nusemtl red\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\n")
+    with caplog.at_level(logging.WARNING, logger="meshstyle"):
+        mesh = TexturedMesh.load(tmp_path / "m.obj", bake_size=32)
+    assert "no texture" in caplog.text
+    tex = mesh.texture(mesh.stylizable[0])
+    assert tex[..., 0].mean() > 150 and tex[..., 1].mean() < 60
+
+
+def test_degenerate_faces_warn(tmp_path, caplog):
+    (tmp_path / "d.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nv 2 0 0\nf 1 2 3\nf 1 2 4\n")
+    with caplog.at_level(logging.WARNING, logger="meshstyle"):
+        TexturedMesh.load(tmp_path / "d.obj", bake_size=16)
+    assert "degenerate" in caplog.text
+
+
+def test_existing_output_replaced_only_when_complete(tmp_path, spot_path, monkeypatch):
+    out = tmp_path / "cow.glb"
+    out.write_bytes(b"old")
+    mesh = TexturedMesh.load(spot_path)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(mesh.scene, "export", broken)
+    with pytest.raises(RuntimeError):
+        mesh.save(out)
+    assert out.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

@@ -1,0 +1,117 @@
+"""The UV convention, angles and depths of the ray-cast view maps, pinned against known geometry."""
+
+import math
+
+import numpy as np
+import pytest
+import trimesh
+
+from conftest import QUADRANT_COLOURS, cube, quad
+from meshstyle.cameras import Camera, look_at, orbit_cameras
+from meshstyle.mesh import TexturedMesh
+from meshstyle.raster import RayScene, compute_views
+from meshstyle.views import render
+from meshstyle.stylize3d import render_views
+
+
+def camera(eye, target=(0, 0, 0), fov=40.0):
+    eye = np.asarray(eye, float)
+    return Camera(eye, look_at(eye, np.asarray(target, float)), fov)
+
+
+def _colour_at(image, row, col):
+    return tuple(np.round(image[:, row, col].numpy() * 255).astype(int))
+
+
+def _quadrant_checks(image, size):
+    """Upper-left of the picture shows the top-left texel (red), and so on."""
+    a, b = size // 2 - size // 8, size // 2 + size // 8
+    assert _colour_at(image, a, a) == tuple(QUADRANT_COLOURS[0, 0])
+    assert _colour_at(image, a, b) == tuple(QUADRANT_COLOURS[0, 1])
+    assert _colour_at(image, b, a) == tuple(QUADRANT_COLOURS[1, 0])
+    assert _colour_at(image, b, b) == tuple(QUADRANT_COLOURS[1, 1])
+
+
+@pytest.mark.parametrize("shape", ["quad", "cube"])
+def test_checkerboard_colours_match_viewer_convention(shape):
+    # glTF/OBJ viewers show texture row 0 at v = 1, i.e. at the top of an upright face
+    mesh = TexturedMesh(quad() if shape == "quad" else cube())
+    cams = [camera((0, 0, 4))]
+    if shape == "cube":
+        cams += [camera((4, 0, 0)), camera((-4, 0, 0)), camera((0, 0, -4))]
+    stack = compute_views(mesh, cams, [64])
+    images = render_views(mesh, stack)
+    for image in images:
+        _quadrant_checks(image, 64)
+
+
+def test_checkerboard_texel_centres():
+    # an 8x8 checker on a quad filling the view: each pixel centre in a cell shows that cell's value
+    from conftest import checker
+
+    tex = checker(8, 8)
+    tex[0, 1] = [200, 100, 50]  # one marked texel pins orientation: row 0 (top), column 1
+    mesh = TexturedMesh(quad(texture=tex))
+    fov = 2 * math.degrees(math.atan(1 / 4))  # the quad (-1..1) exactly fills the view from z = 4
+    stack = compute_views(mesh, [camera((0, 0, 4), fov=fov)], [8])
+    image = render_views(mesh, stack)[0]
+    # pixel centres fall on texel centres, so bilinear sampling returns each texel exactly
+    for row in range(8):
+        for col in range(8):
+            assert np.allclose(_colour_at(image, row, col), tex[row, col], atol=1)
+
+
+def test_glb_round_trip_keeps_the_uv_convention(tmp_path):
+    TexturedMesh(quad()).save(tmp_path / "quad.glb")
+    mesh = TexturedMesh.load(tmp_path / "quad.glb")
+    image = render_views(mesh, compute_views(mesh, [camera((0, 0, 4))], [64]))[0]
+    _quadrant_checks(image, 64)
+
+
+def test_cos_angle_on_a_sphere_matches_analytic_value():
+    sphere = trimesh.creation.icosphere(subdivisions=4, radius=1.0)
+    uv = np.zeros((len(sphere.vertices), 2))
+    from conftest import textured
+
+    mesh = TexturedMesh(textured(sphere, uv, np.zeros((4, 4, 3), np.uint8)))
+    cam = camera((0, 0, 4))
+    maps = RayScene(mesh).cast(cam, 96, 96)
+    origins, dirs = cam.rays(96, 96)
+    hit = maps["face"].reshape(-1) >= 0
+    points = origins[hit] + dirs[hit] * maps["depth"].reshape(-1)[hit, None]
+    normals = points / np.linalg.norm(points, axis=1, keepdims=True)
+    analytic = np.abs(np.einsum("nc,nc->n", normals, dirs[hit]))
+    assert hit.sum() > 1000
+    assert np.abs(maps["cos_angle"].reshape(-1)[hit] - analytic).max() < 0.02
+
+
+def test_depth_of_a_plane_at_known_distance():
+    mesh = TexturedMesh(quad(size=10.0))
+    cam = camera((0, 0, 5))
+    maps = RayScene(mesh).cast(cam, 33, 33)
+    assert abs(maps["depth"][16, 16] - 5.0) / 5.0 < 1e-3
+    _, dirs = cam.rays(33, 33)
+    cos_ray = -dirs.reshape(33, 33, 3)[0, 0, 2]
+    assert abs(maps["depth"][0, 0] - 5.0 / cos_ray) / (5.0 / cos_ray) < 1e-3
+    assert np.allclose(maps["cos_angle"][16, 16], 1.0, atol=1e-6)
+
+
+def test_supersampled_views_average_coverage():
+    mesh = TexturedMesh(quad())
+    stacks = compute_views(mesh, [camera((0, 0, 4))], [32], supersample=2)
+    assert stacks[0].grid.shape == (1, 64, 64, 2) and stacks[0].mask.shape == (1, 1, 32, 32)
+    edge_values = stacks[0].mask.unique()
+    assert float(edge_values.min()) == 0.0 and float(edge_values.max()) == 1.0
+    assert render([__import__("torch").rand(3, 4, 4)], stacks[0]).shape == (1, 3, 32, 32)
+
+
+def test_orbit_cameras_are_deterministic_and_look_at_the_centre():
+    a = orbit_cameras(np.zeros(3), 1.0, 16, seed=3)
+    b = orbit_cameras(np.zeros(3), 1.0, 16, seed=3)
+    c = orbit_cameras(np.zeros(3), 1.0, 16, seed=4)
+    assert all(np.allclose(x.position, y.position) for x, y in zip(a, b))
+    assert not np.allclose(a[0].position, c[0].position)
+    for cam in a:
+        forward = -cam.rotation[:, 2]
+        assert np.allclose(forward, -cam.position / np.linalg.norm(cam.position), atol=1e-9)
+        assert np.allclose(cam.rotation.T @ cam.rotation, np.eye(3), atol=1e-9)
