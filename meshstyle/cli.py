@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from . import __version__
 from .engine import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, DEVICES, STYLE_LOSSES, EngineOptions

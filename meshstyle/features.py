@@ -72,6 +72,14 @@ def layer_channels(arch: str = "vgg19") -> dict[str, int]:
     return channels
 
 
+def min_input_size(layers: list[str], arch: str = "vgg19") -> int:
+    """Smallest image side (px) for which every layer in ``layers`` has at least one pixel:
+    2 to the power of the number of pooling layers before the deepest one."""
+    names = layer_names(arch)
+    deepest = max(names.index(name) for name in layers)
+    return 2 ** sum(1 for name in names[:deepest] if name.startswith("pool")) if layers else 1
+
+
 def check_layers(layers: list[str], arch: str = "vgg19") -> None:
     """Raise :class:`MeshstyleError` naming the first unknown layer and the valid ones."""
     valid = layer_names(arch)
@@ -199,6 +207,7 @@ class VGGEncoder(nn.Module):
         self.random_weights = is_random_weights(self.weights_spec)
         depth = max(names.index(name) for name in self.layers) + 1
         self.names = names[:depth]
+        self.min_size = min_input_size(self.layers, arch)
 
         full = torchvision.models.__dict__[arch](weights=None).features
         state = load_vgg_state_dict(self.weights_spec, arch)
@@ -237,6 +246,9 @@ class VGGEncoder(nn.Module):
                     module.bias.zero_()
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        if min(images.shape[-2:]) < self.min_size:
+            raise MeshstyleError(f"image of {images.shape[-1]}x{images.shape[-2]} px is too small for layer "
+                                 f"{self.layers[-1]}: each side must be at least {self.min_size} px")
         x = (images - self.mean) / self.std
         wanted, out = set(self.layers), {}
         for name, module in zip(self.names, self.body):

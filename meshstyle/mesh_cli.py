@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 from .engine import EngineOptions
-from .errors import MeshstyleError
 
 log = logging.getLogger("meshstyle")
 

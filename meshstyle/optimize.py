@@ -90,7 +90,7 @@ def run(param: nn.Module, loss_fn: Callable[[int], dict[str, torch.Tensor]], ite
         while step < iterations:
             terms: dict[str, torch.Tensor] = {}
 
-            def closure():
+            def closure(step=step, terms=terms):
                 opt.zero_grad(set_to_none=True)
                 out = loss_fn(step)
                 out["total"].backward()

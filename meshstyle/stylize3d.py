@@ -30,6 +30,7 @@ from .cameras import orbit_cameras
 from .depth import style_weights
 from .engine import EngineOptions, Objective, resolve_device, total
 from .errors import MeshstyleError
+from .features import min_input_size
 from .imageio import load_image, long_edge_size
 from .mesh import TexturedMesh
 from .optimize import StepInfo, run
@@ -147,7 +148,7 @@ def _batch(step: int, count: int, batch: int, seed: int) -> list[int]:
     return chosen + order[:batch - len(chosen)] if len(chosen) < batch else chosen
 
 
-def _style_images(style, blend, options: MeshOptions) -> tuple[list[torch.Tensor], list[float]]:
+def _style_images(style, blend, options: MeshOptions, min_side: int = 16) -> tuple[list[torch.Tensor], list[float]]:
     paths = style if isinstance(style, list | tuple) else [style]
     if blend is None:
         blend = [1.0] * len(paths)
@@ -159,6 +160,8 @@ def _style_images(style, blend, options: MeshOptions) -> tuple[list[torch.Tensor
         base = load_image(item) if not isinstance(item, torch.Tensor) else item.float()
         for s in options.style_scales:
             w, h = long_edge_size(base.shape[2], base.shape[1], max(16, round(edge * s)))
+            if min(w, h) < min_side:  # deep VGG layers need a few pixels: upscale tiny styles
+                w, h = round(w * min_side / min(w, h)), round(h * min_side / min(w, h))
             images.append(F.interpolate(base[None], size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0])
             weights.append(b / sum(blend) / len(options.style_scales))
     return images, weights
@@ -196,7 +199,8 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, style_blend: 
     source = TexturedMesh.load(mesh) if not isinstance(mesh, TexturedMesh) else mesh
     if not source.stylizable:
         raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
-    styles, blend = _style_images(style, style_blend, mesh_options)
+    styles, blend = _style_images(style, style_blend, mesh_options,
+                                  min_input_size(list(options.style_layers), options.arch))
     torch.manual_seed(options.seed)
     device = resolve_device(options.device)
 

@@ -80,7 +80,7 @@ def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 class PyramidTexture(nn.Module):
     """A texture as the sum of ``levels`` resolution levels, each half the size of the previous.
 
-    ``texture = sum_k upsample(level_k)``, level 0 at full size (Höllein et al., StyleMesh, CVPR 2022,
+    ``texture = level_0 + up(level_1 + up(level_2 + ...))`` (bilinear ``up``), level 0 at full size (Höllein et al., StyleMesh, CVPR 2022,
     use 4 levels). Initialized as a Laplacian pyramid of ``init``, so the sum equals ``init`` exactly.
     An optimizer that normalizes gradients per parameter (Adam) then changes coarse levels as readily
     as fine ones, which gives large, coherent strokes; :meth:`regularizer` adds a penalty on the change
@@ -115,9 +115,9 @@ class PyramidTexture(nn.Module):
         return F.interpolate(image.unsqueeze(0), size=size, mode="bilinear", align_corners=False)[0]
 
     def forward(self) -> torch.Tensor:
-        out = self.levels[0]
-        for level in self.levels[1:]:
-            out = out + self._up(level, self.size)
+        out = self.levels[-1]
+        for level in reversed(self.levels[:-1]):  # Laplacian reconstruction, coarse to fine
+            out = self._up(out, tuple(level.shape[-2:])) + level
         return out
 
     @torch.no_grad()

@@ -5,8 +5,16 @@ import math
 import pytest
 import torch
 
-from meshstyle.losses import (ContentLoss, GramStatistic, StyleLoss, resize_weight, total_variation,
-                              weighted_gram, weighted_mean_std, weighted_sliced_wasserstein)
+from meshstyle.losses import (
+    ContentLoss,
+    GramStatistic,
+    StyleLoss,
+    resize_weight,
+    total_variation,
+    weighted_gram,
+    weighted_mean_std,
+    weighted_sliced_wasserstein,
+)
 
 
 def features():

@@ -10,8 +10,8 @@ from conftest import QUADRANT_COLOURS, cube, quad
 from meshstyle.cameras import Camera, look_at, orbit_cameras
 from meshstyle.mesh import TexturedMesh
 from meshstyle.raster import RayScene, compute_views
-from meshstyle.views import render
 from meshstyle.stylize3d import render_views
+from meshstyle.views import render
 
 
 def camera(eye, target=(0, 0, 0), fov=40.0):

@@ -1,0 +1,159 @@
+"""Mesh stylization with seeded random VGG weights and tiny settings."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import quad
+from meshstyle.cli import main
+from meshstyle.depth import angle_weight, depth_level, reference_depth, style_weights
+from meshstyle.engine import EngineOptions, Objective
+from meshstyle.mesh import TexturedMesh
+from meshstyle.raster import compute_views
+from meshstyle.stylize3d import _batch, stylize_mesh
+from meshstyle.texture import PyramidTexture
+from test_mesh import multi_primitive_scene
+from test_raster import camera
+
+TINY = dict(views=4, resolution=64, depth_levels=2, batch_views=4, iterations=20, vgg_weights="random",
+            texture_size=128, seed=0)
+
+
+def test_spot_end_to_end_style_loss_falls_and_outputs_reload(tmp_path, spot_path, style_path):
+    result = stylize_mesh(spot_path, style_path, **TINY)
+    assert result.random_weights
+    first, last = result.history[0]["style"], result.history[-1]["style"]
+    assert last <= 0.7 * first, (first, last)
+    source = TexturedMesh.load(spot_path)
+    for ext in (".glb", ".obj"):
+        result.mesh.save(tmp_path / f"cow{ext}")
+        back = TexturedMesh.load(tmp_path / f"cow{ext}")
+        a, b = source.scene.geometry[source.stylizable[0]], back.scene.geometry[back.stylizable[0]]
+        assert np.abs(a.vertices - b.vertices).max() < 1e-6 and np.array_equal(a.faces, b.faces)
+        new, old = back.texture(back.stylizable[0]), source.texture(source.stylizable[0])
+        assert new.shape == old.shape and np.abs(new.astype(int) - old).mean() > 5
+
+
+def test_input_mesh_is_not_modified(spot_path, style_path):
+    mesh = TexturedMesh.load(spot_path)
+    before = mesh.texture(mesh.stylizable[0]).copy()
+    stylize_mesh(mesh, style_path, **{**TINY, "iterations": 1})
+    assert np.array_equal(mesh.texture(mesh.stylizable[0]), before)
+
+
+def test_pixels_beyond_the_angle_threshold_do_not_affect_the_style_loss():
+    mesh = TexturedMesh(quad())
+    # a camera 70 degrees off the quad's normal sees it beyond the 60-degree threshold
+    oblique = camera((4 * np.sin(np.radians(70)), 0, 4 * np.cos(np.radians(70))))
+    stacks = compute_views(mesh, [camera((0, 0, 4)), oblique], [32])
+    weights = style_weights(stacks, angle_threshold=60.0, depth_aware=False)[0]
+    visible = stacks[0].mask > 0
+    assert float(weights[0][visible[0]].min()) > 0.9   # seen head-on: counts
+    assert float(weights[1].abs().max()) == 0.0        # seen at 70 degrees: no weight at all
+    assert torch.equal(angle_weight(torch.tensor([0.5, 0.49, 1.0]), 60.0), torch.tensor([0.5, 0.0, 1.0]))
+    objective = Objective(EngineOptions(vgg_weights="random").validated(), torch.device("cpu"), use_content=False)
+    objective.set_style([torch.rand(3, 32, 32)], [1.0])
+    renders = torch.rand(2, 3, 32, 32)
+    changed = renders.clone()
+    changed[1] = torch.rand(3, 32, 32)  # everything the oblique view shows is different
+    with torch.no_grad():
+        assert torch.equal(objective(renders, style_weight=weights)["style"], objective(changed, style_weight=weights)["style"])
+        assert not torch.equal(objective(renders)["style"], objective(changed)["style"])
+
+
+def test_depth_levels_for_a_plane_at_two_distances():
+    mesh = TexturedMesh(quad(size=20.0))
+    near, far = 2.0, 4.0
+    stacks = compute_views(mesh, [camera((0, 0, near)), camera((0, 0, far))], [64, 32, 16])
+    ref = reference_depth(stacks)
+    centre = stacks[0].depth[:, 0, 32, 32]
+    levels = depth_level(centre, ref, 3)
+    # far is twice as far: its level is finer by log2(far / near) = 1
+    assert int(levels[0]) - int(levels[1]) == round(np.log2(far / near)) == 1
+    weights = style_weights(stacks, angle_threshold=89.0)
+    # each view's centre counts at exactly one level: the near view at level 1, the far view at level 0
+    assert float(weights[1][0, 0, 16, 16]) > 0 and float(weights[0][0, 0, 32, 32]) == 0
+    assert float(weights[0][1, 0, 32, 32]) > 0 and float(weights[1][1, 0, 16, 16]) == 0
+
+
+def test_multi_primitive_scene_untextured_part_unchanged(tmp_path, style_path):
+    multi_primitive_scene().export(tmp_path / "scene.glb")
+    mesh = TexturedMesh.load(tmp_path / "scene.glb")
+    result = stylize_mesh(mesh, style_path, **{**TINY, "iterations": 3, "texture_size": 16})
+    result.mesh.save(tmp_path / "out.glb")
+    back = TexturedMesh.load(tmp_path / "out.glb")
+    a, b = mesh.scene.geometry["ball"], back.scene.geometry["ball"]
+    assert np.array_equal(a.vertices, b.vertices) and np.array_equal(a.faces, b.faces)
+    assert np.array_equal(a.visual.vertex_colors, b.visual.vertex_colors)
+    assert not np.array_equal(back.texture("box"), mesh.texture("box"))
+
+
+def test_pyramid_texture_sums_to_init_and_stays_in_range():
+    init = torch.rand(3, 32, 48)
+    pyramid = PyramidTexture(init, levels=4)
+    assert len(pyramid.levels) == 4 and pyramid.levels[3].shape[-2:] == (4, 6)
+    assert len(PyramidTexture(torch.rand(3, 8, 8), levels=4).levels) == 2  # coarsest level >= 4 texels
+    assert torch.allclose(pyramid(), init, atol=1e-5)
+    assert float(pyramid.regularizer()) == 0.0
+    with torch.no_grad():
+        pyramid.levels[2].add_(5.0)
+    assert float(pyramid.regularizer()) == pytest.approx(25 * 2 ** -2)
+    pyramid.project_()
+    assert float(pyramid().max()) <= 1.0 + 1e-6
+
+
+def test_view_batches_cover_every_view_each_epoch():
+    seen = sorted(v for step in range(3) for v in _batch(step, 7, 3, seed=1))
+    assert set(seen) == set(range(7))
+    assert _batch(5, 7, 3, seed=1) == _batch(5, 7, 3, seed=1)
+
+
+def test_checkpoint_and_resume(tmp_path, spot_path, style_path):
+    ckpt = tmp_path / "run.ckpt"
+    options = {**TINY, "iterations": 4, "checkpoint_every": 2, "checkpoint": str(ckpt)}
+    full = stylize_mesh(spot_path, style_path, **options)
+    assert ckpt.exists()
+    resumed = stylize_mesh(spot_path, style_path, **{**options, "iterations": 6, "resume": str(ckpt)})
+    assert len(full.history) == 4 and len(resumed.history) == 2
+    with pytest.raises(Exception, match="another mesh or other options"):
+        stylize_mesh(spot_path, style_path, **{**options, "views": 5, "resume": str(ckpt)})
+
+
+def test_mesh_command_end_to_end(tmp_path, spot_path, style_path, capsys):
+    out, sheet = tmp_path / "cow.obj", tmp_path / "sheet.png"
+    code = main(["mesh", str(spot_path), "--style", str(style_path), "-o", str(out), "--preview", str(sheet),
+                 "--views", "2", "--resolution", "32", "--depth-levels", "1", "--iterations", "2",
+                 "--texture-size", "64", "--vgg-weights", "random", "--quiet"])
+    assert code == 0
+    assert out.exists() and out.with_suffix(".mtl").exists() and out.with_suffix(".png").exists() and sheet.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--views", "0"], "--views"),
+    (["--style-weight", "-2"], "style-weight"),
+    (["--angle-threshold", "120"], "angle-threshold"),
+    (["--style", "missing.jpg"], "not found"),
+    (["--style", "__file__"], "not an image"),
+    (["--input", "points.obj"], "no triangle faces"),
+    (["--output", "out.fbx"], "extension"),
+])
+def test_mesh_command_bad_input(tmp_path, spot_path, style_path, capsys, args, message):
+    (tmp_path / "points.obj").write_text("v 0 0 0\nv 1 0 0\n")
+    values = {"--input": str(spot_path), "--output": str(tmp_path / "out.glb"), "--style": str(style_path)}
+    extra = []
+    for flag, value in zip(args[::2], args[1::2]):
+        value = __file__ if value == "__file__" else str(tmp_path / value) if value.endswith((".jpg", ".obj", ".fbx")) else value
+        if flag in values:
+            values[flag] = value
+        else:
+            extra += [flag, value]
+    argv = ["mesh", values["--input"], "--style", values["--style"], "-o", values["--output"], "--vgg-weights", "random",
+            "--quiet", *extra]
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1
+    assert not any(p.suffix in (".glb", ".fbx", ".png") for p in tmp_path.iterdir())
