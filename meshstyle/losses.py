@@ -43,6 +43,25 @@ def _flat(feat: torch.Tensor, weight: torch.Tensor | None) -> tuple[torch.Tensor
     return flat, resize_weight(weight, (h, w)).reshape(n, 1, h * w).to(flat.dtype)
 
 
+class _GramFunction(torch.autograd.Function):
+    """``G = (F * w) F^T / s`` with a backward of one matrix product: ``dF = (dG + dG^T) (F * w) / s``.
+
+    Autograd's generic backward of ``bmm(F * w, F^T)`` needs two products, an addition of two
+    gradients of F's size, and a copy of ``F * w``; this halves the time spent outside VGG.
+    """
+
+    @staticmethod
+    def forward(ctx, flat, weight, scale):
+        weighted = flat if weight is None else flat * weight
+        ctx.save_for_backward(weighted, scale)
+        return torch.bmm(weighted, flat.transpose(1, 2)) / scale
+
+    @staticmethod
+    def backward(ctx, grad):
+        weighted, scale = ctx.saved_tensors
+        return torch.bmm((grad + grad.transpose(1, 2)) / scale, weighted), None, None
+
+
 def weighted_gram(feat: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Weighted Gram matrix ``G[c, d] = sum_p w_p f_cp f_dp / sum_p w_p``.
 
@@ -54,9 +73,12 @@ def weighted_gram(feat: torch.Tensor, weight: torch.Tensor | None = None) -> tor
         (N, C, C). Dividing by the total weight (the number of pixels when unweighted) makes the value
         independent of resolution. An item whose weights are all 0 gives a zero matrix.
     """
-    flat, w = _flat(feat, weight)
-    gram = torch.bmm(flat * w, flat.transpose(1, 2))
-    return gram / w.sum(-1, keepdim=True).clamp_min(EPS)
+    n, c, h, w = feat.shape
+    flat = feat.reshape(n, c, h * w)
+    if weight is None:
+        return _GramFunction.apply(flat, None, flat.new_full((n, 1, 1), float(h * w)))
+    wmap = resize_weight(weight, (h, w)).reshape(n, 1, h * w).to(flat.dtype).detach()
+    return _GramFunction.apply(flat, wmap, wmap.sum(-1, keepdim=True).clamp_min(EPS))
 
 
 def weighted_mean_std(feat: torch.Tensor, weight: torch.Tensor | None = None,

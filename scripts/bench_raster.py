@@ -24,7 +24,7 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 def big_sphere() -> TexturedMesh:
     """A UV sphere of about 100k faces with spherical UVs and a flat texture."""
-    sphere = trimesh.creation.uv_sphere(radius=1.0, count=[224, 224])
+    sphere = trimesh.creation.uv_sphere(radius=1.0, count=[160, 160])
     xyz = sphere.vertices
     uv = np.stack([np.arctan2(xyz[:, 2], xyz[:, 0]) / (2 * np.pi) + 0.5, np.arccos(np.clip(xyz[:, 1], -1, 1)) / np.pi], 1)
     material = trimesh.visual.material.SimpleMaterial(image=Image.new("RGB", (64, 64), (128, 128, 128)))

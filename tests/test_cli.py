@@ -105,3 +105,21 @@ def test_help_teaches():
     assert proc.returncode == 0
     for flag in ("--views", "--angle-threshold", "--no-depth-aware", "--preview", "--resume", "examples:"):
         assert flag in proc.stdout
+
+
+def test_ctrl_c_writes_the_result_so_far(tmp_path, content_path, style_path, capsys, monkeypatch):
+    from meshstyle import progress
+
+    calls = []
+
+    def interrupt(self, info):
+        calls.append(info.iteration)
+        if info.iteration == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(progress.ProgressBar, "__call__", interrupt)
+    out = tmp_path / "out.png"
+    code, err = run_cli(["image", content_path, "--style", style_path, "--size", 32, "-o", out,
+                         "--vgg-weights", "random", "--iterations", "50"], capsys)
+    assert code == 130 and out.exists() and calls == [1, 2]
+    assert "interrupted" in err

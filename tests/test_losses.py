@@ -109,3 +109,19 @@ def test_resize_weight_keeps_zero_regions_zero(size):
     small = resize_weight(w, size)
     assert small.shape[-2:] == size
     assert float(small[..., -1, -1]) == 0.0 and float(small[..., 0, 0]) > 0
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gram_gradient_matches_autograd_of_the_definition(weighted):
+    gen = torch.Generator().manual_seed(1)
+    feat = torch.randn(2, 3, 4, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    weight = torch.rand(2, 1, 4, 5, generator=gen, dtype=torch.float64) if weighted else None
+    probe = torch.randn(2, 3, 3, generator=gen, dtype=torch.float64)
+    (weighted_gram(feat, weight) * probe).sum().backward()
+    fast = feat.grad.clone()
+    feat.grad = None
+    flat = feat.reshape(2, 3, 20)
+    w = weight.reshape(2, 1, 20) if weighted else torch.ones(2, 1, 20, dtype=torch.float64)
+    reference = torch.bmm(flat * w, flat.transpose(1, 2)) / w.sum(-1, keepdim=True)
+    (reference * probe).sum().backward()
+    assert torch.allclose(fast, feat.grad)
