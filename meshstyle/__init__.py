@@ -1,19 +1,22 @@
 """meshstyle: neural style transfer for 3D mesh textures and 2D images.
 
-One engine (DESIGN.md): a texture is seen through precomputed views, rendered with ``grid_sample``,
-encoded by VGG, compared with style and content targets, and optimized. A 2D image is the special
-case of one identity view.
+One engine: a texture is seen through precomputed views, rendered with ``grid_sample``, encoded by
+VGG, compared with style and content targets, and optimized. A 2D image is the special case of one
+identity view.
 
-Public API::
+Public API (the CLI's commands, with the same options)::
 
-    from meshstyle import stylize_image, synthesize_texture, reconstruct_content, stylize_mesh
+    from meshstyle import stylize_mesh, stylize_image, synthesize_texture, reconstruct_content
+    from meshstyle import TexturedMesh, MeshOptions, EngineOptions
 """
 
 __version__ = "0.1.0"
 
 from .engine import EngineOptions  # noqa: E402
 from .errors import MeshstyleError  # noqa: E402
+from .mesh import TexturedMesh  # noqa: E402
 from .stylize2d import ImageResult, reconstruct_content, stylize_image, synthesize_texture  # noqa: E402
+from .stylize3d import MeshOptions, MeshResult, stylize_mesh  # noqa: E402
 
-__all__ = ["EngineOptions", "ImageResult", "MeshstyleError", "reconstruct_content", "stylize_image",
-           "synthesize_texture", "__version__"]
+__all__ = ["EngineOptions", "ImageResult", "MeshOptions", "MeshResult", "MeshstyleError", "TexturedMesh",
+           "reconstruct_content", "stylize_image", "stylize_mesh", "synthesize_texture", "__version__"]

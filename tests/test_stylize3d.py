@@ -157,3 +157,18 @@ def test_mesh_command_bad_input(tmp_path, spot_path, style_path, capsys, args, m
     assert code == 2 and message in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.strip()]) == 1
     assert not any(p.suffix in (".glb", ".fbx", ".png") for p in tmp_path.iterdir())
+
+
+def test_public_api_mirrors_the_cli():
+    import meshstyle
+
+    for name in ("stylize_mesh", "stylize_image", "synthesize_texture", "reconstruct_content", "TexturedMesh"):
+        assert callable(getattr(meshstyle, name))
+    # every mesh option of the API is a flag of the CLI
+    from meshstyle.cli import build_parser
+
+    help_text = build_parser()._subparsers._group_actions[0].choices["mesh"].format_help()
+    for field in meshstyle.MeshOptions.__dataclass_fields__:
+        if field not in ("depth_aware", "checkpoint"):
+            assert "--" + field.replace("_", "-") in help_text, field
+    assert "--no-depth-aware" in help_text
