@@ -47,19 +47,39 @@ class _GramFunction(torch.autograd.Function):
     """``G = (F * w) F^T / s`` with a backward of one matrix product: ``dF = (dG + dG^T) (F * w) / s``.
 
     Autograd's generic backward of ``bmm(F * w, F^T)`` needs two products, an addition of two
-    gradients of F's size, and a copy of ``F * w``; this halves the time spent outside VGG.
+    gradients of F's size, and a copy of ``F * w``. With a weight map, only the pixels of positive
+    weight enter the products (mesh renders are mostly background), which cuts the cost by the share
+    of empty pixels.
     """
 
     @staticmethod
     def forward(ctx, flat, weight, scale):
-        weighted = flat if weight is None else flat * weight
-        ctx.save_for_backward(weighted, scale)
-        return torch.bmm(weighted, flat.transpose(1, 2)) / scale
+        ctx.scale, ctx.shape = scale, flat.shape
+        if weight is None:
+            ctx.save_for_backward(flat)
+            ctx.index = None
+            return torch.bmm(flat, flat.transpose(1, 2)) / scale
+        grams, parts, index = [], [], []
+        for n in range(flat.shape[0]):
+            idx = torch.nonzero(weight[n, 0] > 0).squeeze(1)
+            cols = flat[n].index_select(1, idx)
+            weighted = cols * weight[n, :, idx]
+            grams.append(weighted @ cols.T)
+            parts.append(weighted)
+            index.append(idx)
+        ctx.parts, ctx.index = parts, index
+        return torch.stack(grams) / scale
 
     @staticmethod
     def backward(ctx, grad):
-        weighted, scale = ctx.saved_tensors
-        return torch.bmm((grad + grad.transpose(1, 2)) / scale, weighted), None, None
+        sym = (grad + grad.transpose(1, 2)) / ctx.scale
+        if ctx.index is None:
+            (flat,) = ctx.saved_tensors
+            return torch.bmm(sym, flat), None, None
+        out = grad.new_zeros(ctx.shape)
+        for n, (idx, weighted) in enumerate(zip(ctx.index, ctx.parts)):
+            out[n].index_copy_(1, idx, sym[n] @ weighted)
+        return out, None, None
 
 
 def weighted_gram(feat: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
