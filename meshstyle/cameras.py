@@ -69,8 +69,22 @@ def fibonacci_directions(count: int, elevation: tuple[float, float] = (-30.0, 75
     return np.stack([r * np.cos(phi), y, r * np.sin(phi)], -1)
 
 
+def fit_to_points(camera: Camera, points: np.ndarray, margin: float = 0.05) -> Camera:
+    """Move ``camera`` along its viewing axis so that ``points`` (P, 3) just fit in a square view with
+    ``margin`` (a fraction of the half-width) to spare. Keeps position direction and rotation."""
+    tan = math.tan(math.radians(camera.fov) / 2) * (1 - margin)
+    local = (points - camera.position) @ camera.rotation      # camera coordinates, forward is -z
+    ahead = -local[:, 2]
+    # moving back by delta adds delta to every point's distance ahead; each point needs
+    # ahead + delta >= max(|x|, |y|) / tan
+    delta = float(np.max(np.maximum(np.abs(local[:, 0]), np.abs(local[:, 1])) / tan - ahead))
+    backward = camera.rotation[:, 2]
+    return Camera(camera.position + delta * backward, camera.rotation, camera.fov)
+
+
 def orbit_cameras(center: np.ndarray, radius: float, count: int, *, fov: float = 40.0, distance: float = 1.1,
-                  elevation: tuple[float, float] = (-30.0, 75.0), seed: int = 0) -> list[Camera]:
+                  elevation: tuple[float, float] = (-30.0, 75.0), seed: int = 0,
+                  points: np.ndarray | None = None) -> list[Camera]:
     """Cameras on a sphere around a bounding sphere, looking at its centre.
 
     Args:
@@ -81,6 +95,8 @@ def orbit_cameras(center: np.ndarray, radius: float, count: int, *, fov: float =
             (``radius / sin(fov / 2)`` from the centre); larger values back off.
         elevation: (min, max) elevation band in degrees, within [-90, 90].
         seed: rotates the lattice; the same seed gives the same cameras.
+        points: if given (P, 3), each camera is then moved along its axis so that these points just
+            fill the view (:func:`fit_to_points`), and ``distance`` scales that fitted distance.
 
     Raises:
         MeshstyleError: out-of-range arguments.
@@ -98,13 +114,18 @@ def orbit_cameras(center: np.ndarray, radius: float, count: int, *, fov: float =
     cams = []
     for d in fibonacci_directions(count, elevation, seed):
         eye = center + dist * d
-        cams.append(Camera(position=eye, rotation=look_at(eye, center), fov=fov))
+        cam = Camera(position=eye, rotation=look_at(eye, center), fov=fov)
+        if points is not None:
+            cam = fit_to_points(cam, points)
+            cam = Camera(center + (cam.position - center) * distance, cam.rotation, fov)
+        cams.append(cam)
     return cams
 
 
 def turntable_cameras(center: np.ndarray, radius: float, count: int, *, fov: float = 40.0, distance: float = 1.1,
-                      elevation: float = 20.0) -> list[Camera]:
-    """``count`` cameras evenly around the +Y axis at one elevation (degrees), for previews."""
+                      elevation: float = 20.0, points: np.ndarray | None = None) -> list[Camera]:
+    """``count`` cameras evenly around the +Y axis at one elevation (degrees), for previews. With
+    ``points``, all cameras share the distance at which the points fit in every view."""
     dist = distance * radius / math.sin(math.radians(fov) / 2)
     e = math.radians(elevation)
     cams = []
@@ -112,4 +133,7 @@ def turntable_cameras(center: np.ndarray, radius: float, count: int, *, fov: flo
         a = 2 * math.pi * k / count
         eye = np.asarray(center, float) + dist * np.array([math.cos(e) * math.sin(a), math.sin(e), math.cos(e) * math.cos(a)])
         cams.append(Camera(position=eye, rotation=look_at(eye, center), fov=fov))
+    if points is not None:
+        fitted = [np.linalg.norm(fit_to_points(c, points).position - center) for c in cams]
+        cams = [Camera(center + (c.position - center) * (max(fitted) / dist) * distance, c.rotation, fov) for c in cams]
     return cams

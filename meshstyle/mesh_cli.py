@@ -49,7 +49,7 @@ def add_mesh_commands(sub, fmt) -> None:
     g.add_argument("--batch-views", type=int, default=d.batch_views, help="views per optimization step (default: %(default)s)")
     g.add_argument("--fov", type=float, default=d.fov, help="vertical field of view, degrees (default: %(default)s)")
     g.add_argument("--distance", type=float, default=d.distance,
-                   help="camera distance factor; 1 just fits the bounding sphere (default: %(default)s)")
+                   help="camera distance factor; 1 is where the object just fills each view (default: %(default)s)")
     g.add_argument("--elevation", type=_floats, default=d.elevation, metavar="MIN,MAX",
                    help="camera elevation band, degrees (default: -30,75)")
     g.add_argument("--supersample", type=int, default=d.supersample, help="rays per pixel side (default: %(default)s)")

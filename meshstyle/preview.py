@@ -76,7 +76,8 @@ def contact_sheet(images: list[Image.Image], columns: int, labels: list[str] | N
 
 def _cameras(mesh: TexturedMesh, count: int) -> list[Camera]:
     center, radius = mesh.bounding_sphere()
-    return turntable_cameras(center, radius, count, elevation=20.0, distance=1.0)
+    points = np.concatenate([inst.vertices for inst in mesh.instances()])
+    return turntable_cameras(center, radius, count, elevation=20.0, distance=1.0, points=points)
 
 
 def render_sheet(mesh: TexturedMesh, path: str | os.PathLike, views: int = 8, size: int = 256,
@@ -109,4 +110,5 @@ def render_turntable(mesh: TexturedMesh, path: str | os.PathLike, frames: int = 
 def random_view_cameras(mesh: TexturedMesh, count: int, seed: int = 0) -> list[Camera]:
     """Cameras spread over the sphere (the stylization's own view distribution)."""
     center, radius = mesh.bounding_sphere()
-    return orbit_cameras(center, radius, count, seed=seed)
+    points = np.concatenate([inst.vertices for inst in mesh.instances()])
+    return orbit_cameras(center, radius, count, seed=seed, points=points)

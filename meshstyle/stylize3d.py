@@ -59,7 +59,9 @@ class MeshOptions:
         style_size: long edge of the style image at scale 1, px (``None``: ``resolution``).
         style_scales: scales of the style image whose statistics are averaged.
         pyramid_weight: weight of the regularizer that pushes detail toward coarse texture levels.
-        fov, distance, elevation: camera placement (see :func:`~meshstyle.cameras.orbit_cameras`).
+        fov, distance, elevation: camera placement (see :func:`~meshstyle.cameras.orbit_cameras`);
+            each camera is moved along its axis until the object just fills its view, then its
+            distance is multiplied by ``distance``.
         supersample: rays per pixel side when precomputing views.
         checkpoint_every, checkpoint: write optimizer state to ``checkpoint`` every N steps.
         resume: a checkpoint file to continue from.
@@ -205,8 +207,9 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, style_blend: 
     device = resolve_device(options.device)
 
     center, radius = source.bounding_sphere()
+    points = np.concatenate([inst.vertices for inst in source.instances()])
     cameras = orbit_cameras(center, radius, mesh_options.views, fov=mesh_options.fov, distance=mesh_options.distance,
-                            elevation=mesh_options.elevation, seed=options.seed)
+                            elevation=mesh_options.elevation, seed=options.seed, points=points)
     resolutions = [mesh_options.resolution >> k for k in range(mesh_options.depth_levels)]
     t = time.perf_counter()
     stacks = compute_views(source, cameras, resolutions, mesh_options.supersample, view_progress)

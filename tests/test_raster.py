@@ -115,3 +115,18 @@ def test_orbit_cameras_are_deterministic_and_look_at_the_centre():
         forward = -cam.rotation[:, 2]
         assert np.allclose(forward, -cam.position / np.linalg.norm(cam.position), atol=1e-9)
         assert np.allclose(cam.rotation.T @ cam.rotation, np.eye(3), atol=1e-9)
+
+
+def test_fitted_cameras_frame_the_object():
+    from meshstyle.cameras import fit_to_points
+
+    points = np.array([[-2.0, -0.5, -0.5], [2.0, 0.5, 0.5], [2.0, -0.5, 0.5], [-2.0, 0.5, -0.5]])
+    cam = fit_to_points(camera((0, 0, 20)), points, margin=0.0)
+    local = (points - cam.position) @ cam.rotation
+    extent = np.abs(local[:, :2]).max(1) / -local[:, 2]
+    # the widest point touches the edge of the view exactly
+    assert np.isclose(extent.max(), np.tan(np.radians(20)), rtol=1e-9)
+    cams = orbit_cameras(np.zeros(3), np.linalg.norm(points, axis=1).max(), 8, points=points)
+    for c in cams:
+        local = (points - c.position) @ c.rotation
+        assert (np.abs(local[:, :2]).max(1) / -local[:, 2]).max() <= np.tan(np.radians(20)) + 1e-9
