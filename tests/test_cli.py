@@ -123,3 +123,15 @@ def test_ctrl_c_writes_the_result_so_far(tmp_path, content_path, style_path, cap
                          "--vgg-weights", "random", "--iterations", "50"], capsys)
     assert code == 130 and out.exists() and calls == [1, 2]
     assert "interrupted" in err
+
+
+@pytest.mark.parametrize("name", ["sheet.png", "turntable.gif"])
+def test_render_command(tmp_path, spot_path, capsys, name):
+    out = tmp_path / name
+    code, _ = run_cli(["render", spot_path, "-o", out, "--views", "4", "--size", "48", "-q"], capsys)
+    assert code == 0
+    img = Image.open(out)
+    if name.endswith(".gif"):
+        assert img.n_frames == 4 and img.size == (48, 48)
+    else:
+        assert img.size == (4 * 48, 48)

@@ -155,3 +155,30 @@ def test_existing_output_replaced_only_when_complete(tmp_path, spot_path, monkey
         mesh.save(out)
     assert out.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_quads_are_triangulated_and_uvs_outside_the_unit_square_wrap(tmp_path):
+    (tmp_path / "q.mtl").write_text("newmtl m\nKd 1 1 1\nmap_Kd q.png\n")
+    from PIL import Image
+
+    from conftest import QUADRANT_TEXTURE
+
+    Image.fromarray(QUADRANT_TEXTURE).save(tmp_path / "q.png")
+    (tmp_path / "q.obj").write_text("mtllib q.mtl\nusemtl m\nv -1 -1 0\nv 1 -1 0\nv 1 1 0\nv -1 1 0\n"
+                                    "vt 1 1\nvt 2 1\nvt 2 2\nvt 1 2\nf 1/1 2/2 3/3 4/4\n")
+    mesh = TexturedMesh.load(tmp_path / "q.obj")
+    assert len(mesh.instances()[0].faces) == 2
+    from meshstyle.raster import compute_views
+    from meshstyle.stylize3d import render_views
+    from test_raster import _quadrant_checks, camera
+
+    # UVs 1..2 repeat the texture exactly as 0..1 would
+    _quadrant_checks(render_views(mesh, compute_views(mesh, [camera((0, 0, 4))], [64]))[0], 64)
+
+
+def test_huge_texture_is_downscaled_with_a_warning(caplog):
+    big = np.zeros((16, 8200, 3), np.uint8)
+    with caplog.at_level(logging.WARNING, logger="meshstyle"):
+        mesh = TexturedMesh(quad(texture=big))
+    assert mesh.texture(mesh.stylizable[0]).shape[1] == 8192
+    assert "downscaled" in caplog.text
