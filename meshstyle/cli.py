@@ -114,6 +114,7 @@ def image_flags() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``meshstyle`` argument parser with every subcommand."""
     from .mesh_cli import add_mesh_commands
 
     parser = Parser(
@@ -214,6 +215,7 @@ def _image_run(args, api_call, inputs, size_pair: bool) -> int:
 
 
 def cmd_image(args) -> int:
+    """``meshstyle image``: style transfer of one photo; returns the exit status."""
     from .stylize2d import stylize_image
 
     def call(**kw):
@@ -223,6 +225,7 @@ def cmd_image(args) -> int:
 
 
 def cmd_texture(args) -> int:
+    """``meshstyle texture``: texture synthesis; returns the exit status."""
     from .stylize2d import synthesize_texture
 
     def call(**kw):
@@ -232,6 +235,7 @@ def cmd_texture(args) -> int:
 
 
 def cmd_reconstruct(args) -> int:
+    """``meshstyle reconstruct``: content reconstruction from one layer; returns the exit status."""
     from .stylize2d import reconstruct_content
 
     def call(**kw):

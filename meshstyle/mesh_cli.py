@@ -66,7 +66,8 @@ def add_mesh_commands(sub, fmt) -> None:
     g.add_argument("--pyramid-weight", type=_non_negative_float, default=d.pyramid_weight,
                    help="regularizer pushing detail toward coarse texture levels (default: %(default)s)")
     g = p.add_argument_group("results")
-    g.add_argument("--preview", default=None, metavar="SHEET.png", help="write a before/after contact sheet")
+    g.add_argument("--preview", default=None, metavar="SHEET.png|TURNTABLE.gif",
+                   help="write a before/after contact sheet (.png/.jpg/.webp) or a turntable of the result (.gif)")
     g.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="N",
                    help="save the optimization state every N steps to OUTPUT's stem + .ckpt")
     g.add_argument("--resume", default=None, metavar="CKPT", help="continue from a checkpoint of the same command")
@@ -98,10 +99,11 @@ def _mesh_options(args):
 
 
 def cmd_mesh(args) -> int:
+    """``meshstyle mesh``: validate everything, stylize, export, preview; returns the exit status."""
     from .cli import RANDOM_LABEL, engine_options
     from .imageio import check_distinct, check_image_output, open_image
     from .mesh import TexturedMesh, check_mesh_output
-    from .preview import before_after_sheet
+    from .preview import before_after_sheet, render_turntable
     from .progress import ProgressBar
     from .stylize3d import stylize_mesh
 
@@ -109,7 +111,8 @@ def cmd_mesh(args) -> int:
     inputs = [args.input, *args.style]
     check_distinct(out, inputs)
     if args.preview:
-        check_image_output(args.preview)
+        if Path(args.preview).suffix.lower() != ".gif":
+            check_image_output(args.preview)
         check_distinct(args.preview, inputs + [out])
     if out.suffix.lower() == ".obj":
         for sibling in (out.with_suffix(".mtl"), out.with_suffix(".png")):
@@ -138,7 +141,10 @@ def cmd_mesh(args) -> int:
         bar.close()
     written = result.mesh.save(out)
     note = RANDOM_LABEL if result.random_weights else None
-    if args.preview:
+    if args.preview and Path(args.preview).suffix.lower() == ".gif":
+        render_turntable(result.mesh, args.preview)
+        written.append(Path(args.preview))
+    elif args.preview:
         before_after_sheet(mesh, result.mesh, args.preview, note=note)
         written.append(Path(args.preview))
     if result.random_weights:
@@ -151,6 +157,7 @@ def cmd_mesh(args) -> int:
 
 
 def cmd_render(args) -> int:
+    """``meshstyle render``: contact sheet or turntable GIF of a mesh; returns the exit status."""
     from .imageio import check_distinct, check_image_output
     from .mesh import TexturedMesh
     from .preview import render_sheet, render_turntable

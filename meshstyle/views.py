@@ -41,6 +41,7 @@ class ViewStack:
 
     @property
     def count(self) -> int:
+        """Number of views V."""
         return self.grid.shape[0]
 
     @property
@@ -55,6 +56,7 @@ class ViewStack:
                          supersample=self.supersample)
 
     def to(self, device) -> ViewStack:
+        """The same views on ``device``."""
         return ViewStack(**{f.name: getattr(self, f.name).to(device) for f in fields(self) if f.name != "supersample"},
                          supersample=self.supersample)
 

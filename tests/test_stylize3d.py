@@ -120,7 +120,7 @@ def test_checkpoint_and_resume(tmp_path, spot_path, style_path):
 
 
 def test_mesh_command_end_to_end(tmp_path, spot_path, style_path, capsys):
-    out, sheet = tmp_path / "cow.obj", tmp_path / "sheet.png"
+    out, sheet = tmp_path / "cow.obj", tmp_path / "turntable.gif"
     code = main(["mesh", str(spot_path), "--style", str(style_path), "-o", str(out), "--preview", str(sheet),
                  "--views", "2", "--resolution", "32", "--depth-levels", "1", "--iterations", "2",
                  "--texture-size", "64", "--vgg-weights", "random", "--quiet"])
