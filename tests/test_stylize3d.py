@@ -172,3 +172,11 @@ def test_public_api_mirrors_the_cli():
         if field not in ("depth_aware", "checkpoint"):
             assert "--" + field.replace("_", "-") in help_text, field
     assert "--no-depth-aware" in help_text
+
+
+def test_same_seed_same_texture(spot_path, style_path):
+    runs = [stylize_mesh(spot_path, style_path, **{**TINY, "iterations": 3, "batch_views": 2}) for _ in range(2)]
+    textures = [r.mesh.texture(r.mesh.stylizable[0]) for r in runs]
+    assert np.array_equal(textures[0], textures[1])
+    other = stylize_mesh(spot_path, style_path, **{**TINY, "iterations": 3, "batch_views": 2, "seed": 1})
+    assert not np.array_equal(other.mesh.texture(other.mesh.stylizable[0]), textures[0])
