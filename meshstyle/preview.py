@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from .atomic import atomic_path
-from .cameras import Camera, orbit_cameras, turntable_cameras
+from .cameras import Camera, turntable_cameras
 from .errors import MeshstyleError
 from .imageio import save_pil
 from .mesh import TexturedMesh, _base_color
@@ -74,7 +74,8 @@ def contact_sheet(images: list[Image.Image], columns: int, labels: list[str] | N
     return sheet
 
 
-def _cameras(mesh: TexturedMesh, count: int) -> list[Camera]:
+def turntable_views(mesh: TexturedMesh, count: int) -> list[Camera]:
+    """``count`` cameras around the vertical axis at 20 degrees elevation, all framing the whole mesh."""
     center, radius = mesh.bounding_sphere()
     points = np.concatenate([inst.vertices for inst in mesh.instances()])
     return turntable_cameras(center, radius, count, elevation=20.0, distance=1.0, points=points)
@@ -83,14 +84,14 @@ def _cameras(mesh: TexturedMesh, count: int) -> list[Camera]:
 def render_sheet(mesh: TexturedMesh, path: str | os.PathLike, views: int = 8, size: int = 256,
                  note: str | None = None) -> None:
     """Write a contact sheet of ``views`` turntable views (4 per row) to an image file."""
-    images = shade_views(mesh, _cameras(mesh, views), size)
+    images = shade_views(mesh, turntable_views(mesh, views), size)
     save_pil(contact_sheet(images, min(4, views), title=note), path, note)
 
 
 def before_after_sheet(before: TexturedMesh, after: TexturedMesh, path: str | os.PathLike, views: int = 4,
                        size: int = 256, note: str | None = None) -> None:
     """Write a two-row sheet: ``before`` on top, ``after`` below, from the same ``views`` cameras."""
-    cams = _cameras(before, views)
+    cams = turntable_views(before, views)
     images = shade_views(before, cams, size) + shade_views(after, cams, size)
     save_pil(contact_sheet(images, views, labels=["before", "after"], title=note), path, note)
 
@@ -101,14 +102,7 @@ def render_turntable(mesh: TexturedMesh, path: str | os.PathLike, frames: int = 
     path = Path(path)
     if path.suffix.lower() != ".gif":
         raise MeshstyleError(f"turntables are GIF files; got {path}")
-    images = shade_views(mesh, _cameras(mesh, frames), size)
+    images = shade_views(mesh, turntable_views(mesh, frames), size)
     with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
                        duration=round(1000 * seconds / frames), loop=0)
-
-
-def random_view_cameras(mesh: TexturedMesh, count: int, seed: int = 0) -> list[Camera]:
-    """Cameras spread over the sphere (the stylization's own view distribution)."""
-    center, radius = mesh.bounding_sphere()
-    points = np.concatenate([inst.vertices for inst in mesh.instances()])
-    return orbit_cameras(center, radius, count, seed=seed, points=points)
