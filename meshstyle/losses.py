@@ -111,17 +111,36 @@ def weighted_mean_std(feat: torch.Tensor, weight: torch.Tensor | None = None,
     Returns:
         mean (N, C) and std (N, C) with ``std = sqrt(sum_p w_p (f_p - mean)^2 / sum_p w_p + eps)``.
     """
-    flat, w = _flat(feat, weight)
-    total = w.sum(-1).clamp_min(EPS)
-    mean = (flat * w).sum(-1) / total
-    var = ((flat - mean.unsqueeze(-1)) ** 2 * w).sum(-1) / total
-    return mean, (var + eps).sqrt()
+    n, c, h, w = feat.shape
+    flat = feat.reshape(n, c, h * w)
+    if weight is None:
+        var, mean = torch.var_mean(flat, dim=-1, correction=0)
+        return mean, (var + eps).sqrt()
+    wmap = resize_weight(weight, (h, w)).reshape(n, h * w, 1).to(flat.dtype)
+    total = wmap.sum(1).clamp_min(EPS)                                   # (N, 1)
+    mean = torch.bmm(flat, wmap).squeeze(-1) / total                    # weighted sums as products:
+    second = torch.bmm(flat * flat, wmap).squeeze(-1) / total           # no (N, C, P) weighted copies
+    return mean, ((second - mean * mean).clamp_min(0) + eps).sqrt()
 
 
 def random_directions(channels: int, count: int, generator: torch.Generator) -> torch.Tensor:
     """``count`` random unit vectors in R^channels as a (channels, count) matrix (CPU, float32)."""
     dirs = torch.randn(channels, count, generator=generator)
     return dirs / dirs.norm(dim=0, keepdim=True)
+
+
+def _target_quantiles(target_sorted: torch.Tensor, quantile: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of sorted target projections (K, M) at quantiles in [0, 1] of shape
+    (..., K, P) or (P,) (the same for every direction)."""
+    m = target_sorted.shape[-1]
+    pos = (quantile * m - 0.5).clamp(0, m - 1)
+    lo = pos.floor().long().clamp(max=m - 1)
+    hi = (lo + 1).clamp(max=m - 1)
+    frac = pos - lo.to(pos.dtype)
+    if quantile.dim() == 1:
+        return torch.lerp(target_sorted[:, lo], target_sorted[:, hi], frac)
+    expanded = target_sorted.unsqueeze(0).expand(quantile.shape[0], -1, -1)
+    return torch.lerp(expanded.gather(-1, lo), expanded.gather(-1, hi), frac)
 
 
 def weighted_sliced_wasserstein(feat: torch.Tensor, weight: torch.Tensor | None, target: torch.Tensor,
@@ -142,22 +161,20 @@ def weighted_sliced_wasserstein(feat: torch.Tensor, weight: torch.Tensor | None,
     Returns:
         (N,) mean over directions of the squared distances.
     """
-    flat, w = _flat(feat, weight)
+    n, c, h, w = feat.shape
+    flat = feat.reshape(n, c, h * w)
     directions = directions.to(flat)
     proj = torch.einsum("ncp,ck->nkp", flat, directions)                    # (N, K, P)
     src, order = proj.sort(dim=-1)
-    w_sorted = w.expand(-1, proj.shape[1], -1).gather(-1, order)             # (N, K, P)
+    tgt = (target.to(flat) @ directions).T.contiguous().sort(dim=-1).values  # (K, M)
+    if weight is None:  # equal weights: the quantiles are the same for every item and direction
+        quantile = (torch.arange(h * w, device=flat.device, dtype=flat.dtype) + 0.5) / (h * w)
+        return (src - _target_quantiles(tgt, quantile)).pow(2).mean((1, 2))
+    wmap = resize_weight(weight, (h, w)).reshape(n, 1, h * w).to(flat.dtype)
+    w_sorted = wmap.expand(-1, proj.shape[1], -1).gather(-1, order)         # (N, K, P)
     total = w_sorted.sum(-1, keepdim=True).clamp_min(EPS)
     quantile = (w_sorted.cumsum(-1) - 0.5 * w_sorted) / total               # in [0, 1]
-    tgt = (target.to(flat) @ directions).sort(dim=0).values.T.contiguous()  # (K, M)
-    m = tgt.shape[1]
-    pos = (quantile * m - 0.5).clamp(0, m - 1)
-    lo = pos.floor().long().clamp(max=m - 1)
-    hi = (lo + 1).clamp(max=m - 1)
-    frac = pos - lo.to(pos.dtype)
-    tgt_n = tgt.unsqueeze(0).expand(proj.shape[0], -1, -1)
-    t_val = torch.lerp(tgt_n.gather(-1, lo), tgt_n.gather(-1, hi), frac)
-    dist = ((src - t_val) ** 2 * w_sorted).sum(-1) / total.squeeze(-1)
+    dist = ((src - _target_quantiles(tgt, quantile)) ** 2 * w_sorted).sum(-1) / total.squeeze(-1)
     return dist.mean(-1)
 
 
@@ -231,7 +248,7 @@ class SlicedWassersteinStatistic(StyleStatistic):
 
     name = "sw"
 
-    def __init__(self, seed: int = 0, max_points: int = 1 << 15, directions: int | None = None):
+    def __init__(self, seed: int = 0, max_points: int = 1 << 14, directions: int | None = None):
         self.generator = torch.Generator().manual_seed(seed)
         self.max_points = max_points
         self.directions = directions

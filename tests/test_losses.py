@@ -129,3 +129,15 @@ def test_gram_gradient_matches_autograd_of_the_definition(weighted):
     assert torch.allclose(fast, feat.grad)
     if weighted:
         assert float(fast[:, :, :2].abs().max()) == 0.0
+
+
+def test_unit_weights_give_the_unweighted_statistics():
+    gen = torch.Generator().manual_seed(2)
+    feat = torch.randn(2, 3, 5, 4, generator=gen)
+    ones = torch.ones(2, 1, 5, 4)
+    for a, b in zip(weighted_mean_std(feat), weighted_mean_std(feat, ones)):
+        assert torch.allclose(a, b, atol=1e-5)
+    target = torch.randn(33, 3, generator=gen)
+    dirs = torch.nn.functional.normalize(torch.randn(3, 4, generator=gen), dim=0)
+    assert torch.allclose(weighted_sliced_wasserstein(feat, None, target, dirs),
+                          weighted_sliced_wasserstein(feat, ones, target, dirs), atol=1e-5)
