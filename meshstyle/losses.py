@@ -101,6 +101,36 @@ def weighted_gram(feat: torch.Tensor, weight: torch.Tensor | None = None) -> tor
     return _GramFunction.apply(flat, wmap, wmap.sum(-1, keepdim=True).clamp_min(EPS))
 
 
+class _MeanStdFunction(torch.autograd.Function):
+    """Weighted channel mean and std from first and second moments, with a one-pass backward:
+    ``dF = w (a F + b)`` where ``a = g_std / (std W)``, ``b = g_mean / W - a mean`` and W the total
+    weight. torch's generic ``var_mean`` backward makes several full-size temporaries."""
+
+    @staticmethod
+    def forward(ctx, flat, wmap, eps):
+        if wmap is None:
+            total = flat.new_full((flat.shape[0], 1), float(flat.shape[-1]))
+            mean = flat.sum(-1) / total
+            second = torch.linalg.vector_norm(flat, dim=-1).square() / total
+        else:
+            total = wmap.sum(1).clamp_min(EPS)                             # (N, 1)
+            mean = torch.bmm(flat, wmap).squeeze(-1) / total
+            second = torch.bmm(flat * flat, wmap).squeeze(-1) / total
+        std = ((second - mean * mean).clamp_min(0) + eps).sqrt()
+        ctx.save_for_backward(flat, wmap, mean, std, total)
+        return mean, std
+
+    @staticmethod
+    def backward(ctx, g_mean, g_std):
+        flat, wmap, mean, std, total = ctx.saved_tensors
+        a = g_std / (std * total)
+        b = g_mean / total - a * mean
+        grad = torch.addcmul(b.unsqueeze(-1), flat, a.unsqueeze(-1))
+        if wmap is not None:
+            grad = grad * wmap.transpose(1, 2)
+        return grad, None, None
+
+
 def weighted_mean_std(feat: torch.Tensor, weight: torch.Tensor | None = None,
                       eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted per-channel mean and standard deviation (AdaIN statistics).
@@ -113,14 +143,10 @@ def weighted_mean_std(feat: torch.Tensor, weight: torch.Tensor | None = None,
     """
     n, c, h, w = feat.shape
     flat = feat.reshape(n, c, h * w)
-    if weight is None:
-        var, mean = torch.var_mean(flat, dim=-1, correction=0)
-        return mean, (var + eps).sqrt()
-    wmap = resize_weight(weight, (h, w)).reshape(n, h * w, 1).to(flat.dtype)
-    total = wmap.sum(1).clamp_min(EPS)                                   # (N, 1)
-    mean = torch.bmm(flat, wmap).squeeze(-1) / total                    # weighted sums as products:
-    second = torch.bmm(flat * flat, wmap).squeeze(-1) / total           # no (N, C, P) weighted copies
-    return mean, ((second - mean * mean).clamp_min(0) + eps).sqrt()
+    wmap = None
+    if weight is not None:
+        wmap = resize_weight(weight, (h, w)).reshape(n, h * w, 1).to(flat.dtype).detach()
+    return _MeanStdFunction.apply(flat, wmap, eps)
 
 
 def random_directions(channels: int, count: int, generator: torch.Generator) -> torch.Tensor:

@@ -141,3 +141,22 @@ def test_unit_weights_give_the_unweighted_statistics():
     dirs = torch.nn.functional.normalize(torch.randn(3, 4, generator=gen), dim=0)
     assert torch.allclose(weighted_sliced_wasserstein(feat, None, target, dirs),
                           weighted_sliced_wasserstein(feat, ones, target, dirs), atol=1e-5)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_mean_std_gradient_matches_autograd_of_the_definition(weighted):
+    gen = torch.Generator().manual_seed(4)
+    feat = torch.rand(2, 3, 4, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    weight = torch.rand(2, 1, 4, 5, generator=gen, dtype=torch.float64) if weighted else None
+    pm, ps = torch.randn(2, 3, generator=gen, dtype=torch.float64), torch.randn(2, 3, generator=gen, dtype=torch.float64)
+    mean, std = weighted_mean_std(feat, weight)
+    ((mean * pm).sum() + (std * ps).sum()).backward()
+    fast = feat.grad.clone()
+    feat.grad = None
+    flat = feat.reshape(2, 3, 20)
+    w = weight.reshape(2, 1, 20) if weighted else torch.ones(2, 1, 20, dtype=torch.float64)
+    m = (flat * w).sum(-1) / w.sum(-1)
+    s = (((flat - m.unsqueeze(-1)) ** 2 * w).sum(-1) / w.sum(-1) + 1e-5).sqrt()
+    ((m * pm).sum() + (s * ps).sum()).backward()
+    assert torch.allclose(mean, m) and torch.allclose(std, s)
+    assert torch.allclose(fast, feat.grad)
