@@ -63,7 +63,7 @@ def _has_uv(geom) -> bool:
     return uv is not None and len(uv) == len(geom.vertices)
 
 
-def _base_color(geom) -> np.ndarray:
+def corner_base_colors(geom) -> np.ndarray:
     """(F, 3, 3) per-corner RGB in [0, 255] from vertex colours or the material's main colour."""
     visual = geom.visual
     if visual.kind == "vertex":
@@ -153,12 +153,11 @@ class TexturedMesh:
             _set_material_image(geom, image.resize(size, Image.Resampling.LANCZOS))
 
     def _bake_base_color(self, name, geom, size) -> None:
-        corner_rgb = _base_color(geom)
+        corner_rgb = corner_base_colors(geom)
         if not _has_uv(geom):
             merged = geom.copy()
             merged.merge_vertices(merge_tex=True, merge_norm=True)
             vmap, faces, uv = unwrap(merged.vertices, merged.faces)
-            corner_rgb = _base_color(geom) if len(faces) == len(geom.faces) else corner_rgb
             new = trimesh.Trimesh(vertices=merged.vertices[vmap], faces=faces, process=False)
             log.warning("%r has no UVs: unwrapped with xatlas (%d faces)", name, len(faces))
         else:
@@ -211,9 +210,13 @@ class TexturedMesh:
                                 self.corner_uv(name) if stylizable else None, stylizable))
         return out
 
+    def points(self) -> np.ndarray:
+        """Every placed vertex in world coordinates, (P, 3)."""
+        return np.concatenate([inst.vertices for inst in self.instances()])
+
     def bounding_sphere(self) -> tuple[np.ndarray, float]:
         """Centre (3,) and radius of a sphere around every placed vertex (bounding-box centre)."""
-        points = np.concatenate([inst.vertices for inst in self.instances()])
+        points = self.points()
         lo, hi = points.min(0), points.max(0)
         center = (lo + hi) / 2
         return center, float(np.linalg.norm(points - center, axis=1).max())

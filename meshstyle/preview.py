@@ -15,7 +15,7 @@ from .atomic import atomic_path
 from .cameras import Camera, turntable_cameras
 from .errors import MeshstyleError
 from .imageio import save_pil
-from .mesh import TexturedMesh, _base_color
+from .mesh import TexturedMesh, corner_base_colors
 from .raster import RayScene
 from .texture import sample_texture, uv_to_grid
 
@@ -27,7 +27,7 @@ def shade_views(mesh: TexturedMesh, cameras: list[Camera], size: int = 256, supe
     ``supersample`` rays per pixel side."""
     scene = RayScene(mesh)
     textures = [torch.from_numpy(mesh.texture(n).astype(np.float32) / 255).permute(2, 0, 1) for n in mesh.stylizable]
-    flat_colour = _flat_colours(mesh, scene)
+    flat_colour = _flat_colours(mesh)
     s, out = supersample, []
     for cam in cameras:
         maps = scene.cast(cam, size * s, size * s)
@@ -47,12 +47,12 @@ def shade_views(mesh: TexturedMesh, cameras: list[Camera], size: int = 256, supe
     return out
 
 
-def _flat_colours(mesh: TexturedMesh, scene: RayScene) -> np.ndarray:
+def _flat_colours(mesh: TexturedMesh) -> np.ndarray:
     """(F, 3) colour in [0, 1] per ray-scene triangle for parts drawn without a texture."""
     colours = []
     for inst in mesh.instances():
         geom = mesh.scene.geometry[inst.geometry]
-        colours.append(_base_color(geom).mean(1) / 255.0)
+        colours.append(corner_base_colors(geom).mean(1) / 255.0)
     return np.concatenate(colours).astype(np.float32)
 
 
@@ -77,8 +77,7 @@ def contact_sheet(images: list[Image.Image], columns: int, labels: list[str] | N
 def turntable_views(mesh: TexturedMesh, count: int) -> list[Camera]:
     """``count`` cameras around the vertical axis at 20 degrees elevation, all framing the whole mesh."""
     center, radius = mesh.bounding_sphere()
-    points = np.concatenate([inst.vertices for inst in mesh.instances()])
-    return turntable_cameras(center, radius, count, elevation=20.0, distance=1.0, points=points)
+    return turntable_cameras(center, radius, count, elevation=20.0, distance=1.0, points=mesh.points())
 
 
 def render_sheet(mesh: TexturedMesh, path: str | os.PathLike, views: int = 8, size: int = 256,

@@ -207,9 +207,8 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, style_blend: 
     device = resolve_device(options.device)
 
     center, radius = source.bounding_sphere()
-    points = np.concatenate([inst.vertices for inst in source.instances()])
     cameras = orbit_cameras(center, radius, mesh_options.views, fov=mesh_options.fov, distance=mesh_options.distance,
-                            elevation=mesh_options.elevation, seed=options.seed, points=points)
+                            elevation=mesh_options.elevation, seed=options.seed, points=source.points())
     resolutions = [mesh_options.resolution >> k for k in range(mesh_options.depth_levels)]
     t = time.perf_counter()
     stacks = compute_views(source, cameras, resolutions, mesh_options.supersample, view_progress)
