@@ -16,24 +16,25 @@ class ProgressBar:
     def __init__(self, description: str = "stylizing", quiet: bool = False, unit: str = "step"):
         self.description, self.quiet, self.unit, self.bar = description, quiet, unit, None
 
-    def __call__(self, info: StepInfo) -> None:
-        total = info.scales * info.iterations
+    def _open(self, total: int) -> tqdm:
         if self.bar is None:
             self.bar = tqdm(total=total, desc=self.description, unit=self.unit, disable=self.quiet,
                             file=sys.stderr, dynamic_ncols=True, leave=True)
-        self.bar.total = max(self.bar.total, total)
+        return self.bar
+
+    def __call__(self, info: StepInfo) -> None:
+        total = info.scales * info.iterations
+        bar = self._open(total)
+        bar.total = max(bar.total, total)
         postfix = {k: f"{v:.4g}" for k, v in info.losses.items() if k != "total"}
         if info.scales > 1:
             postfix = {"scale": f"{info.scale + 1}/{info.scales}", **postfix}
-        self.bar.set_postfix(postfix, refresh=False)
-        self.bar.update(1)
+        bar.set_postfix(postfix, refresh=False)
+        bar.update(1)
 
     def tick(self, total: int) -> None:
         """Advance a plain counter bar (no losses) by one, out of ``total``."""
-        if self.bar is None:
-            self.bar = tqdm(total=total, desc=self.description, unit=self.unit, disable=self.quiet,
-                            file=sys.stderr, dynamic_ncols=True, leave=True)
-        self.bar.update(1)
+        self._open(total).update(1)
 
     def close(self) -> None:
         if self.bar is not None:
