@@ -55,6 +55,22 @@ def parse_layers(spec: str | dict[str, float], arch: str = "vgg19") -> dict[str,
     return layers
 
 
+def normalize_blend(style_blend: list[float] | None, count: int) -> list[float]:
+    """Weights of ``count`` styles, normalized to sum 1 (equal when ``style_blend`` is None).
+
+    Raises:
+        MeshstyleError: a different number of weights, a negative or non-finite weight, or all 0.
+    """
+    if style_blend is None:
+        return [1.0 / count] * count
+    if len(style_blend) != count:
+        raise MeshstyleError(f"--style-blend has {len(style_blend)} weights for {count} styles")
+    if any(not math.isfinite(b) or b < 0 for b in style_blend) or sum(style_blend) <= 0:
+        raise MeshstyleError("--style-blend weights must be >= 0 and not all 0")
+    s = sum(style_blend)
+    return [b / s for b in style_blend]
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then CPU. Raises MeshstyleError if the device is absent."""
     if name not in DEVICES:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import color
-from .engine import EngineOptions, Objective, resolve_device, total
+from .engine import EngineOptions, Objective, normalize_blend, resolve_device, total
 from .errors import MeshstyleError
 from .imageio import load_image, long_edge_size
 from .optimize import RunResult, StepInfo, run
@@ -200,7 +200,7 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *, 
     """
     options, device = _prepare(options, option_overrides)
     styles_in = style if isinstance(style, list | tuple) else [style]
-    blend = _blend(style_blend, len(styles_in))
+    blend = normalize_blend(style_blend, len(styles_in))
     if preserve_color not in color.MODES:
         raise MeshstyleError(f"unknown --preserve-color {preserve_color!r}; use one of {', '.join(color.MODES)}")
     if not style_scale > 0:
@@ -227,17 +227,6 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *, 
     return _result(finish(image), results, objective)
 
 
-def _blend(style_blend: list[float] | None, count: int) -> list[float]:
-    if style_blend is None:
-        return [1.0 / count] * count
-    if len(style_blend) != count:
-        raise MeshstyleError(f"--style-blend has {len(style_blend)} weights for {count} styles")
-    if any(not math.isfinite(b) or b < 0 for b in style_blend) or sum(style_blend) <= 0:
-        raise MeshstyleError("--style-blend weights must be >= 0 and not all 0")
-    s = sum(style_blend)
-    return [b / s for b in style_blend]
-
-
 def synthesize_texture(style: ImageInput | list[ImageInput], *, size: int | tuple[int, int] = (512, 512),
                        style_blend: list[float] | None = None, style_scale: float = 1.0, init: str | ImageInput = "noise",
                        scales: int | None = None, options: EngineOptions | None = None,
@@ -252,7 +241,7 @@ def synthesize_texture(style: ImageInput | list[ImageInput], *, size: int | tupl
     """
     options, device = _prepare(options, option_overrides)
     styles_in = style if isinstance(style, list | tuple) else [style]
-    blend = _blend(style_blend, len(styles_in))
+    blend = normalize_blend(style_blend, len(styles_in))
     if not style_scale > 0:
         raise MeshstyleError(f"--style-scale must be > 0, got {style_scale}")
     out_size = (size, size) if isinstance(size, int) else tuple(size)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from .cameras import orbit_cameras
 from .depth import style_weights
-from .engine import EngineOptions, Objective, resolve_device, total
+from .engine import EngineOptions, Objective, normalize_blend, resolve_device, total
 from .errors import MeshstyleError
 from .features import min_input_size
 from .imageio import load_image, long_edge_size
@@ -152,10 +152,7 @@ def _batch(step: int, count: int, batch: int, seed: int) -> list[int]:
 
 def _style_images(style, blend, options: MeshOptions, min_side: int = 16) -> tuple[list[torch.Tensor], list[float]]:
     paths = style if isinstance(style, list | tuple) else [style]
-    if blend is None:
-        blend = [1.0] * len(paths)
-    if len(blend) != len(paths) or any(b < 0 for b in blend) or sum(blend) <= 0:
-        raise MeshstyleError("--style-blend needs one weight >= 0 per style, not all 0")
+    blend = normalize_blend(blend, len(paths))
     edge = options.style_size or options.resolution
     images, weights = [], []
     for item, b in zip(paths, blend):
@@ -165,7 +162,7 @@ def _style_images(style, blend, options: MeshOptions, min_side: int = 16) -> tup
             if min(w, h) < min_side:  # deep VGG layers need a few pixels: upscale tiny styles
                 w, h = round(w * min_side / min(w, h)), round(h * min_side / min(w, h))
             images.append(F.interpolate(base[None], size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0])
-            weights.append(b / sum(blend) / len(options.style_scales))
+            weights.append(b / len(options.style_scales))
     return images, weights
 
 
