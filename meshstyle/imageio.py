@@ -103,12 +103,34 @@ def resize_pil(img: Image.Image, size: int | tuple[int, int]) -> Image.Image:
     return img.resize(size, Image.Resampling.LANCZOS)
 
 
-def tensor_to_pil(image: torch.Tensor) -> Image.Image:
-    """Convert (3, H, W) or (1, 3, H, W) in [0, 1] to an 8-bit RGB Pillow image (values clipped)."""
+def rgb8_to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB array -> (3, H, W) float32 tensor in [0, 1]."""
+    return torch.from_numpy(np.asarray(rgb, np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
+def tensor_to_rgb8(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) or (1, 3, H, W) in [0, 1] -> (H, W, 3) uint8 array (values clipped, rounded)."""
     if image.dim() == 4:
         image = image[0]
     arr = image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray((arr * 255.0 + 0.5).astype(np.uint8), "RGB")
+    return (arr * 255.0 + 0.5).astype(np.uint8)
+
+
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
+    """Convert (3, H, W) or (1, 3, H, W) in [0, 1] to an 8-bit RGB Pillow image (values clipped)."""
+    return Image.fromarray(tensor_to_rgb8(image), "RGB")
+
+
+def resize_tensor(image: torch.Tensor, size: tuple[int, int], mode: str = "bicubic",
+                  antialias: bool = True) -> torch.Tensor:
+    """Resize (3, H, W) to ``size`` = (width, height) with ``torch.nn.functional.interpolate``;
+    values are clipped to [0, 1]. The same size returns the image unchanged."""
+    w, h = size
+    if tuple(image.shape[-2:]) == (h, w):
+        return image
+    out = torch.nn.functional.interpolate(image[None], size=(h, w), mode=mode, antialias=antialias,
+                                          align_corners=False)[0]
+    return out.clamp(0, 1)
 
 
 def check_image_output(path: str | os.PathLike) -> Path:

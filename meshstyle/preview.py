@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from .atomic import atomic_path
 from .cameras import Camera, turntable_cameras
 from .errors import MeshstyleError
-from .imageio import save_pil
+from .imageio import rgb8_to_tensor, save_pil
 from .mesh import TexturedMesh, corner_base_colors
 from .raster import RayScene
 from .texture import sample_texture, uv_to_grid
@@ -26,7 +26,7 @@ def shade_views(mesh: TexturedMesh, cameras: list[Camera], size: int = 256, supe
     """Shaded renders (``size`` x ``size`` RGB Pillow images), one per camera, antialiased by
     ``supersample`` rays per pixel side."""
     scene = RayScene(mesh)
-    textures = [torch.from_numpy(mesh.texture(n).astype(np.float32) / 255).permute(2, 0, 1) for n in mesh.stylizable]
+    textures = [rgb8_to_tensor(mesh.texture(n)) for n in mesh.stylizable]
     flat_colour = _flat_colours(mesh)
     s, out = supersample, []
     for cam in cameras:

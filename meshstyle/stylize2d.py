@@ -17,12 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
-import torch.nn.functional as F
 
 from . import color
 from .engine import EngineOptions, Objective, normalize_blend, resolve_device, total
 from .errors import MeshstyleError
-from .imageio import load_image, long_edge_size
+from .imageio import load_image, long_edge_size, resize_tensor
 from .optimize import RunResult, StepInfo, run
 from .texture import PlainTexture
 
@@ -49,10 +48,10 @@ def _as_image(item: ImageInput, size: int | tuple[int, int] | None = None) -> to
             img = img[0]
         if img.dim() != 3 or img.shape[0] != 3:
             raise MeshstyleError(f"image tensors must be (3, H, W), got {tuple(item.shape)}")
+        img = img.clamp(0, 1)
         if size is None:
-            return img.clamp(0, 1)
-        w, h = long_edge_size(img.shape[2], img.shape[1], size) if isinstance(size, int) else size
-        return F.interpolate(img[None], size=(h, w), mode="bicubic", antialias=True, align_corners=False)[0].clamp(0, 1)
+            return img
+        return resize_tensor(img, long_edge_size(img.shape[2], img.shape[1], size) if isinstance(size, int) else size)
     return load_image(item, size)
 
 
@@ -96,13 +95,6 @@ def scale_sizes(width: int, height: int, scales: int | None) -> list[tuple[int, 
     return sizes
 
 
-def _resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    w, h = size
-    if tuple(img.shape[-2:]) == (h, w):
-        return img
-    return F.interpolate(img[None], size=(h, w), mode="bicubic", antialias=True, align_corners=False)[0].clamp(0, 1)
-
-
 def _style_size(size: tuple[int, int], style: torch.Tensor, style_scale: float) -> tuple[int, int]:
     edge = max(16, round(max(size) * style_scale))
     return long_edge_size(style.shape[2], style.shape[1], edge)
@@ -120,8 +112,8 @@ def _initial(init: str | ImageInput, size: tuple[int, int], content: torch.Tenso
     if isinstance(init, str) and init == "content":
         if content is None:
             raise MeshstyleError("--init content needs a content image")
-        return _resize(content, size)
-    return _resize(_as_image(init), size)
+        return resize_tensor(content, size)
+    return resize_tensor(_as_image(init), size)
 
 
 def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[int, int]],
@@ -132,11 +124,11 @@ def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[
     results = []
     for scale, size in enumerate(sizes):
         if styles:
-            objective.set_style([_resize(s, _style_size(size, s, style_scale)) for s in styles], blend)
+            objective.set_style([resize_tensor(s, _style_size(size, s, style_scale)) for s in styles], blend)
         targets = None
         if content is not None and objective.content is not None:
-            targets = objective.content_targets(_resize(content, size)[None])
-        start = _initial(init, size, content, options.seed) if current is None else _resize(current, size)
+            targets = objective.content_targets(resize_tensor(content, size)[None])
+        start = _initial(init, size, content, options.seed) if current is None else resize_tensor(current, size)
         param = PlainTexture(start.to(device))
 
         def loss_fn(step, param=param, targets=targets):
@@ -217,7 +209,7 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *, 
 
     def finish(image):
         if preserve_color == "luminance":
-            return color.combine_luminance(image, _resize(original, (image.shape[2], image.shape[1])))
+            return color.combine_luminance(image, resize_tensor(original, (image.shape[2], image.shape[1])))
         return image
 
     objective = Objective(options, device)

@@ -24,14 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .cameras import orbit_cameras
 from .depth import style_weights
 from .engine import EngineOptions, Objective, normalize_blend, resolve_device, total
 from .errors import MeshstyleError
 from .features import min_input_size
-from .imageio import load_image, long_edge_size
+from .imageio import load_image, long_edge_size, resize_tensor, rgb8_to_tensor, tensor_to_rgb8
 from .mesh import TexturedMesh
 from .optimize import StepInfo, run
 from .raster import compute_views
@@ -126,19 +125,12 @@ class MeshResult:
 def _texture_tensor(mesh: TexturedMesh, name: str, size: int | None) -> tuple[torch.Tensor, tuple[int, int]]:
     rgb = mesh.texture(name)
     original = (rgb.shape[1], rgb.shape[0])
-    tex = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1).contiguous()
     edge = size if size is not None else min(512, max(original))
-    if edge != max(original):
-        w, h = long_edge_size(*original, edge)
-        tex = F.interpolate(tex[None], size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0]
-    return tex, original
+    return resize_tensor(rgb8_to_tensor(rgb), long_edge_size(*original, edge), mode="bilinear"), original
 
 
 def _to_rgb8(texture: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    w, h = size
-    if tuple(texture.shape[-2:]) != (h, w):
-        texture = F.interpolate(texture[None], size=(h, w), mode="bicubic", align_corners=False)[0]
-    return (texture.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    return tensor_to_rgb8(resize_tensor(texture, size, mode="bicubic", antialias=False))
 
 
 def _batch(step: int, count: int, batch: int, seed: int) -> list[int]:
@@ -161,7 +153,7 @@ def _style_images(style, blend, options: MeshOptions, min_side: int = 16) -> tup
             w, h = long_edge_size(base.shape[2], base.shape[1], max(16, round(edge * s)))
             if min(w, h) < min_side:  # deep VGG layers need a few pixels: upscale tiny styles
                 w, h = round(w * min_side / min(w, h)), round(h * min_side / min(w, h))
-            images.append(F.interpolate(base[None], size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0])
+            images.append(resize_tensor(base, (w, h), mode="bilinear"))
             weights.append(b / len(options.style_scales))
     return images, weights
 
@@ -326,5 +318,5 @@ def _load_checkpoint(path, param, source, mesh_options, options) -> tuple[int, d
 
 def render_views(mesh: TexturedMesh, stacks: list[ViewStack]) -> torch.Tensor:
     """Renders (V, 3, H, W) of a mesh's current textures through the finest view stack (for tests)."""
-    textures = [torch.from_numpy(mesh.texture(n).astype(np.float32) / 255).permute(2, 0, 1) for n in mesh.stylizable]
+    textures = [rgb8_to_tensor(mesh.texture(n)) for n in mesh.stylizable]
     return render(textures, stacks[0])
