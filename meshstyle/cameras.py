@@ -82,6 +82,19 @@ def fit_to_points(camera: Camera, points: np.ndarray, margin: float = 0.05) -> C
     return Camera(camera.position + delta * backward, camera.rotation, camera.fov)
 
 
+def check_camera_options(count: int, fov: float, distance: float, elevation: tuple[float, ...]) -> None:
+    """Raise :class:`MeshstyleError` for a camera count < 1, a field of view outside 1..170 degrees, a
+    distance factor < 1, or an elevation band that is not MIN,MAX within [-90, 90]."""
+    if count < 1:
+        raise MeshstyleError(f"--views must be >= 1, got {count}")
+    if not 1 <= fov <= 170:
+        raise MeshstyleError(f"--fov must be within 1..170 degrees, got {fov}")
+    if not distance >= 1.0:
+        raise MeshstyleError(f"--distance must be >= 1 (the object must fit in view), got {distance}")
+    if len(elevation) != 2 or not -90 <= elevation[0] <= elevation[1] <= 90:
+        raise MeshstyleError(f"--elevation must be MIN,MAX with -90 <= MIN <= MAX <= 90, got {elevation}")
+
+
 def orbit_cameras(center: np.ndarray, radius: float, count: int, *, fov: float = 40.0, distance: float = 1.1,
                   elevation: tuple[float, float] = (-30.0, 75.0), seed: int = 0,
                   points: np.ndarray | None = None) -> list[Camera]:
@@ -101,14 +114,7 @@ def orbit_cameras(center: np.ndarray, radius: float, count: int, *, fov: float =
     Raises:
         MeshstyleError: out-of-range arguments.
     """
-    if count < 1:
-        raise MeshstyleError(f"--views must be >= 1, got {count}")
-    if not 1 <= fov <= 170:
-        raise MeshstyleError(f"--fov must be within 1..170 degrees, got {fov}")
-    if not distance >= 1.0:
-        raise MeshstyleError(f"--distance must be >= 1 (the object must fit in view), got {distance}")
-    if not -90 <= elevation[0] <= elevation[1] <= 90:
-        raise MeshstyleError(f"--elevation must be MIN,MAX with -90 <= MIN <= MAX <= 90, got {elevation}")
+    check_camera_options(count, fov, distance, elevation)
     dist = distance * radius / math.sin(math.radians(fov) / 2)
     center = np.asarray(center, float)
     cams = []

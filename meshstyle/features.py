@@ -75,9 +75,11 @@ def layer_channels(arch: str = "vgg19") -> dict[str, int]:
 def min_input_size(layers: list[str], arch: str = "vgg19") -> int:
     """Smallest image side (px) for which every layer in ``layers`` has at least one pixel:
     2 to the power of the number of pooling layers before the deepest one."""
+    if not layers:
+        return 1
     names = layer_names(arch)
     deepest = max(names.index(name) for name in layers)
-    return 2 ** sum(1 for name in names[:deepest] if name.startswith("pool")) if layers else 1
+    return 2 ** sum(1 for name in names[:deepest] if name.startswith("pool"))
 
 
 def check_layers(layers: list[str], arch: str = "vgg19") -> None:

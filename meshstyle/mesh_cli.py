@@ -93,7 +93,7 @@ def _mesh_options(args):
         texture_size=args.texture_size, batch_views=args.batch_views, angle_threshold=args.angle_threshold,
         depth_aware=not args.no_depth_aware, style_size=args.style_size, style_scales=args.style_scales,
         pyramid_weight=args.pyramid_weight, fov=args.fov, distance=args.distance,
-        elevation=tuple(args.elevation) if len(args.elevation) == 2 else (0.0, -1.0), supersample=args.supersample,
+        elevation=tuple(args.elevation), supersample=args.supersample,
         checkpoint_every=args.checkpoint_every or 0,
         checkpoint=str(out.with_suffix(".ckpt")) if args.checkpoint_every else None, resume=args.resume)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cameras import orbit_cameras
+from .cameras import check_camera_options, orbit_cameras
 from .depth import style_weights
 from .engine import EngineOptions, Objective, normalize_blend, resolve_device, total
 from .errors import MeshstyleError
@@ -87,8 +87,8 @@ class MeshOptions:
 
     def validate(self) -> None:
         """Raise :class:`MeshstyleError` for any out-of-range value."""
+        check_camera_options(self.views, self.fov, self.distance, self.elevation)
         checks = [
-            (self.views >= 1, f"--views must be >= 1, got {self.views}"),
             (16 <= self.resolution <= 4096, f"--resolution must be 16..4096 px, got {self.resolution}"),
             (1 <= self.depth_levels <= 5, f"--depth-levels must be 1..5, got {self.depth_levels}"),
             (self.resolution >> (self.depth_levels - 1) >= 16,
