@@ -12,11 +12,11 @@ Public API (the CLI's commands, with the same options)::
 
 __version__ = "0.1.0"
 
-from .engine import EngineOptions  # noqa: E402
-from .errors import MeshstyleError  # noqa: E402
-from .mesh import TexturedMesh  # noqa: E402
-from .stylize2d import ImageResult, reconstruct_content, stylize_image, synthesize_texture  # noqa: E402
-from .stylize3d import MeshOptions, MeshResult, stylize_mesh  # noqa: E402
+from .core.errors import MeshstyleError  # noqa: E402
+from .engine.options import EngineOptions  # noqa: E402
+from .mesh.textured import TexturedMesh  # noqa: E402
+from .stylize.image import ImageResult, reconstruct_content, stylize_image, synthesize_texture  # noqa: E402
+from .stylize.mesh import MeshOptions, MeshResult, stylize_mesh  # noqa: E402
 
 __all__ = ["EngineOptions", "ImageResult", "MeshOptions", "MeshResult", "MeshstyleError", "TexturedMesh",
            "reconstruct_content", "stylize_image", "stylize_mesh", "synthesize_texture", "__version__"]

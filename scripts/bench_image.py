@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import StepTimer, peak_rss_mb  # noqa: E402
 
-from meshstyle import stylize2d  # noqa: E402
+from meshstyle.stylize import image as stylize2d  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 

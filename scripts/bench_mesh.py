@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import StepTimer, peak_rss_mb  # noqa: E402
 
-from meshstyle import stylize3d  # noqa: E402
+from meshstyle.stylize import mesh as stylize3d  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SPOT = ROOT / "assets" / "meshes" / "spot" / "cow.obj"

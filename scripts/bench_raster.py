@@ -15,9 +15,9 @@ import numpy as np
 import trimesh
 from PIL import Image
 
-from meshstyle.cameras import orbit_cameras
-from meshstyle.mesh import TexturedMesh
-from meshstyle.raster import RayScene, view_stack
+from meshstyle.mesh.cameras import orbit_cameras
+from meshstyle.mesh.raycast import RayScene, view_stack
+from meshstyle.mesh.textured import TexturedMesh
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 

@@ -13,9 +13,9 @@ import argparse
 from pathlib import Path
 
 from meshstyle import TexturedMesh, stylize_image, stylize_mesh
-from meshstyle.features import is_random_weights
-from meshstyle.imageio import load_image, save_pil, tensor_to_pil
-from meshstyle.preview import contact_sheet, shade_views, turntable_views
+from meshstyle.core.imageio import load_image, save_pil, tensor_to_pil
+from meshstyle.engine.features import is_random_weights
+from meshstyle.mesh.preview import contact_sheet, shade_views, turntable_views
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 

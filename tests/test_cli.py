@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from meshstyle.cli import main
-from meshstyle.imageio import load_image
+from meshstyle.core.imageio import load_image
 
 FAST = ["--vgg-weights", "random", "--iterations", "3", "--quiet"]
 
@@ -108,7 +108,7 @@ def test_help_teaches():
 
 
 def test_ctrl_c_writes_the_result_so_far(tmp_path, content_path, style_path, capsys, monkeypatch):
-    from meshstyle import progress
+    from meshstyle.cli import progress
 
     calls = []
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torchvision
 
-from meshstyle import features
-from meshstyle.errors import MeshstyleError
-from meshstyle.features import VGGEncoder, layer_names
+from meshstyle.core.errors import MeshstyleError
+from meshstyle.engine import features
+from meshstyle.engine.features import VGGEncoder, layer_names
 
 
 def test_layer_names_follow_the_paper():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from meshstyle.errors import MeshstyleError
-from meshstyle.imageio import load_image, save_image
+from meshstyle.core.errors import MeshstyleError
+from meshstyle.core.imageio import load_image, save_image
 
 
 def _rgb(w=6, h=4):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from meshstyle.losses import (
+from meshstyle.engine.losses import (
     ContentLoss,
     GramStatistic,
     StyleLoss,

@@ -7,11 +7,11 @@ import pytest
 import trimesh
 
 from conftest import ASSETS, cube, quad
-from meshstyle import unwrap as unwrap_module
-from meshstyle.errors import MeshstyleError
-from meshstyle.mesh import TexturedMesh
-from meshstyle.padding import island_mask
-from meshstyle.uvraster import rasterize_uv
+from meshstyle.core.errors import MeshstyleError
+from meshstyle.mesh import unwrap as unwrap_module
+from meshstyle.mesh.padding import island_mask
+from meshstyle.mesh.rasterize import rasterize_uv
+from meshstyle.mesh.textured import TexturedMesh
 
 
 def multi_primitive_scene() -> trimesh.Scene:
@@ -168,8 +168,8 @@ def test_quads_are_triangulated_and_uvs_outside_the_unit_square_wrap(tmp_path):
                                     "vt 1 1\nvt 2 1\nvt 2 2\nvt 1 2\nf 1/1 2/2 3/3 4/4\n")
     mesh = TexturedMesh.load(tmp_path / "q.obj")
     assert len(mesh.instances()[0].faces) == 2
-    from meshstyle.raster import compute_views
-    from meshstyle.stylize3d import render_views
+    from meshstyle.mesh.raycast import compute_views
+    from meshstyle.stylize.mesh import render_views
     from test_raster import _quadrant_checks, camera
 
     # UVs 1..2 repeat the texture exactly as 0..1 would

@@ -7,11 +7,11 @@ import pytest
 import trimesh
 
 from conftest import QUADRANT_COLOURS, cube, quad
-from meshstyle.cameras import Camera, look_at, orbit_cameras
-from meshstyle.mesh import TexturedMesh
-from meshstyle.raster import RayScene, compute_views
-from meshstyle.stylize3d import render_views
-from meshstyle.views import render
+from meshstyle.core.views import render
+from meshstyle.mesh.cameras import Camera, look_at, orbit_cameras
+from meshstyle.mesh.raycast import RayScene, compute_views
+from meshstyle.mesh.textured import TexturedMesh
+from meshstyle.stylize.mesh import render_views
 
 
 def camera(eye, target=(0, 0, 0), fov=40.0):
@@ -118,7 +118,7 @@ def test_orbit_cameras_are_deterministic_and_look_at_the_centre():
 
 
 def test_fitted_cameras_frame_the_object():
-    from meshstyle.cameras import fit_to_points
+    from meshstyle.mesh.cameras import fit_to_points
 
     points = np.array([[-2.0, -0.5, -0.5], [2.0, 0.5, 0.5], [2.0, -0.5, 0.5], [-2.0, 0.5, -0.5]])
     cam = fit_to_points(camera((0, 0, 20)), points, margin=0.0)

@@ -2,9 +2,10 @@
 
 import torch
 
-from meshstyle import color
-from meshstyle.stylize2d import reconstruct_content, scale_sizes, stylize_image, synthesize_texture
-from meshstyle.texture import PlainTexture, identity_grid, sample_texture
+from meshstyle.core.uv import identity_grid, sample_texture
+from meshstyle.engine import color
+from meshstyle.engine.texture import PlainTexture
+from meshstyle.stylize.image import reconstruct_content, scale_sizes, stylize_image, synthesize_texture
 
 FAST = dict(vgg_weights="random", iterations=40, seed=0)
 
@@ -33,7 +34,7 @@ def _chroma_error(image, content):
 
 
 def test_luminance_transfer_keeps_content_chroma(content_path, style_path):
-    from meshstyle.stylize2d import _as_image
+    from meshstyle.stylize.image import _as_image
 
     content = _as_image(content_path, 64)
     plain = stylize_image(content, style_path, size=64, **FAST)
@@ -44,7 +45,7 @@ def test_luminance_transfer_keeps_content_chroma(content_path, style_path):
 
 
 def test_histogram_matching_gives_style_the_content_colour_statistics(content_path, style_path):
-    from meshstyle.stylize2d import _as_image
+    from meshstyle.stylize.image import _as_image
 
     content, style = _as_image(content_path, 64), _as_image(style_path, 64)
     matched = color.match_color_histogram(style, content)

@@ -6,12 +6,13 @@ import torch
 
 from conftest import quad
 from meshstyle.cli import main
-from meshstyle.depth import angle_weight, depth_level, reference_depth, style_weights
-from meshstyle.engine import EngineOptions, Objective
-from meshstyle.mesh import TexturedMesh
-from meshstyle.raster import compute_views
-from meshstyle.stylize3d import _batch, stylize_mesh
-from meshstyle.texture import PyramidTexture
+from meshstyle.engine.objective import Objective
+from meshstyle.engine.options import EngineOptions
+from meshstyle.engine.texture import PyramidTexture
+from meshstyle.mesh.raycast import compute_views
+from meshstyle.mesh.textured import TexturedMesh
+from meshstyle.mesh.weights import angle_weight, depth_level, reference_depth, style_weights
+from meshstyle.stylize.mesh import _batch, stylize_mesh
 from test_mesh import multi_primitive_scene
 from test_raster import camera
 

@@ -11,13 +11,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .atomic import atomic_path
+from ..core.atomic import atomic_path
+from ..core.errors import MeshstyleError
+from ..core.imageio import rgb8_to_tensor, save_pil
+from ..core.uv import sample_texture, uv_to_grid
 from .cameras import Camera, turntable_cameras
-from .errors import MeshstyleError
-from .imageio import rgb8_to_tensor, save_pil
-from .mesh import TexturedMesh, corner_base_colors
-from .raster import RayScene
-from .texture import sample_texture, uv_to_grid
+from .raycast import RayScene
+from .textured import TexturedMesh, corner_base_colors
 
 AMBIENT = 0.35
 

@@ -1,25 +1,15 @@
-"""The engine shared by image and mesh stylization: options, device, encoder and the objective.
-
-One objective serves every command (DESIGN.md): a batch of renders (N, 3, H, W) in [0, 1] is encoded
-once by VGG, and every loss reads from that pass, with per-pixel weight maps (N, 1, H, W) for masks,
-viewing angle and depth level. For a 2D image the render is the image itself (one identity view).
-"""
+"""Engine options shared by every command: layers, losses, optimizer, weights, device, seed."""
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass, replace
 
 import torch
-from torch import nn
 
-from .errors import MeshstyleError
-from .features import VGGEncoder, check_layers
-from .losses import ContentLoss, StyleLoss, make_statistic, total_variation
+from ..core.errors import MeshstyleError
+from .features import check_layers
 from .optimize import OPTIMIZERS
-
-log = logging.getLogger("meshstyle")
 
 DEFAULT_STYLE_LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
 DEFAULT_CONTENT_LAYERS = "relu4_2"
@@ -93,7 +83,7 @@ class EngineOptions:
         iterations: optimization steps (per scale for coarse-to-fine image runs).
         optimizer: ``"lbfgs"`` or ``"adam"``; ``lr`` overrides its learning rate.
         content_weight, style_weight, tv_weight: loss weights (>= 0). Each layer's loss is normalized
-            by its target (see :mod:`meshstyle.losses`), so 1 and 1 balance content and style.
+            by its target (see :mod:`meshstyle.engine.losses`), so 1 and 1 balance content and style.
         content_layers, style_layers: ``"name[:weight],..."`` or a dict.
         style_loss: ``"gram"``, ``"meanstd"`` or ``"sw"`` (sliced Wasserstein).
         vgg_weights: ``"imagenet"``, a path, ``"random[:seed]"`` or ``None`` (env var, then imagenet).
@@ -137,70 +127,3 @@ class EngineOptions:
             raise MeshstyleError(f"--ema must be in [0, 1), got {self.ema}")
         return replace(self, content_layers=parse_layers(self.content_layers, self.arch),
                        style_layers=parse_layers(self.style_layers, self.arch))
-
-
-class Objective(nn.Module):
-    """Weighted sum of style, content and total-variation losses over one VGG pass.
-
-    Args:
-        options: validated :class:`EngineOptions`.
-        device: where the encoder lives.
-        use_content: build the content loss (False for texture synthesis).
-        use_style: build the style loss (False for content reconstruction).
-
-    Attributes:
-        encoder: the :class:`~meshstyle.features.VGGEncoder` for the union of layers.
-    """
-
-    def __init__(self, options: EngineOptions, device: torch.device, use_content: bool = True,
-                 use_style: bool = True):
-        super().__init__()
-        self.options = options
-        layers = (list(options.style_layers) if use_style else []) + (list(options.content_layers) if use_content else [])
-        self.encoder = VGGEncoder(layers, arch=options.arch, weights=options.vgg_weights,
-                                  pooling=options.pooling).to(device)
-        if self.encoder.random_weights:
-            log.warning("using seeded RANDOM VGG weights (%s): results are for testing only, not real style "
-                        "transfer", self.encoder.weights_spec)
-        self.style = StyleLoss(make_statistic(options.style_loss, options.seed), options.style_layers) if use_style else None
-        self.content = ContentLoss(options.content_layers) if use_content else None
-        self.device = device
-
-    @torch.no_grad()
-    def set_style(self, images: list[torch.Tensor], blend: list[float]) -> None:
-        """Style targets from images (3, H, W) in [0, 1] mixed with ``blend`` weights (summing to 1)."""
-        feats = [self.encoder(img.unsqueeze(0).to(self.device)) for img in images]
-        self.style.set_target(feats, blend)
-
-    @torch.no_grad()
-    def content_targets(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Content-layer features of images (N, 3, H, W), detached, to compare renders against."""
-        feats = self.encoder(images.to(self.device))
-        return {k: feats[k] for k in self.options.content_layers}
-
-    def forward(self, renders: torch.Tensor, *, style_weight: torch.Tensor | None = None,
-                content_targets: dict[str, torch.Tensor] | None = None,
-                content_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Loss terms for renders (N, 3, H, W): ``{"style": ..., "content": ...}`` (weighted, scalars).
-
-        ``style_weight`` / ``content_weight`` are per-pixel maps (N, 1, H, W) or ``None`` (all 1).
-        """
-        feats = self.encoder(renders)
-        out = {}
-        if self.style is not None and self.options.style_weight > 0:
-            out["style"] = self.options.style_weight * self.style(feats, style_weight)
-        if self.content is not None and content_targets is not None and self.options.content_weight > 0:
-            out["content"] = self.options.content_weight * self.content(feats, content_targets, content_weight)
-        return out
-
-    def tv(self, texture: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``{"tv": tv_weight * total_variation(texture)}`` or ``{}`` when the weight is 0."""
-        if self.options.tv_weight <= 0:
-            return {}
-        return {"tv": self.options.tv_weight * total_variation(texture)}
-
-
-def total(terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Add ``"total"``, the sum of all terms, to a dict of loss terms."""
-    terms["total"] = sum(terms.values())
-    return terms

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from .engine import EngineOptions
+from ..engine.options import EngineOptions
 
 log = logging.getLogger("meshstyle")
 
@@ -20,8 +20,8 @@ def _floats(text):
 
 def add_mesh_commands(sub, fmt) -> None:
     """Register ``mesh`` and ``render`` on the CLI's subparsers."""
-    from .cli import EPILOG_WEIGHTS, _blend_list, _non_negative_float, _positive_int, engine_flags
-    from .stylize3d import MeshOptions
+    from ..stylize.mesh import MeshOptions
+    from . import EPILOG_WEIGHTS, _blend_list, _non_negative_float, _positive_int, engine_flags
 
     d = MeshOptions()
     p = sub.add_parser(
@@ -85,7 +85,7 @@ def add_mesh_commands(sub, fmt) -> None:
 
 
 def _mesh_options(args):
-    from .stylize3d import MeshOptions
+    from ..stylize.mesh import MeshOptions
 
     out = Path(args.output)
     return MeshOptions(
@@ -100,12 +100,12 @@ def _mesh_options(args):
 
 def cmd_mesh(args) -> int:
     """``meshstyle mesh``: validate everything, stylize, export, preview; returns the exit status."""
-    from .cli import RANDOM_LABEL, engine_options
-    from .imageio import check_distinct, check_image_output, open_image
-    from .mesh import TexturedMesh, check_mesh_output
-    from .preview import before_after_sheet, render_turntable
+    from ..core.imageio import check_distinct, check_image_output, open_image
+    from ..mesh.preview import before_after_sheet, render_turntable
+    from ..mesh.textured import TexturedMesh, check_mesh_output
+    from ..stylize.mesh import stylize_mesh
+    from . import RANDOM_LABEL, engine_options
     from .progress import ProgressBar
-    from .stylize3d import stylize_mesh
 
     out = check_mesh_output(args.output)
     inputs = [args.input, *args.style]
@@ -158,9 +158,9 @@ def cmd_mesh(args) -> int:
 
 def cmd_render(args) -> int:
     """``meshstyle render``: contact sheet or turntable GIF of a mesh; returns the exit status."""
-    from .imageio import check_distinct, check_image_output
-    from .mesh import TexturedMesh
-    from .preview import render_sheet, render_turntable
+    from ..core.imageio import check_distinct, check_image_output
+    from ..mesh.preview import render_sheet, render_turntable
+    from ..mesh.textured import TexturedMesh
 
     out = Path(args.output)
     check_distinct(out, [args.input])

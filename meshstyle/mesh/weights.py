@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from .views import ViewStack
+from ..core.views import ViewStack
 
 
 def depth_level(depth: torch.Tensor, reference_depth: float, levels: int) -> torch.Tensor:

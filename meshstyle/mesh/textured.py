@@ -6,7 +6,7 @@ order and per-corner UVs are kept; trimesh splits vertices at UV seams so every 
 UV). Geometries with UVs and a base-colour texture are *stylizable*; the others (colour-only
 materials, say) are carried through unchanged and still occlude in renders. Node transforms are
 applied when geometry is placed in the world (:meth:`TexturedMesh.instances`) and kept as they are
-on export. UV and texture conventions: see :mod:`meshstyle.texture`.
+on export. UV and texture conventions: see :mod:`meshstyle.core.uv`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import numpy as np
 import trimesh
 from PIL import Image
 
-from .atomic import atomic_path
-from .errors import MeshstyleError
+from ..core.atomic import atomic_path
+from ..core.errors import MeshstyleError
 from .padding import island_mask, pad_texture
+from .rasterize import bake_corner_colors
 from .unwrap import unwrap
-from .uvraster import bake_corner_colors
 
 log = logging.getLogger("meshstyle")
 
@@ -179,7 +179,7 @@ class TexturedMesh:
     def set_texture(self, name: str, rgb: np.ndarray, pad: bool = True) -> None:
         """Replace the texture of ``name`` with ``rgb`` (H, W, 3) uint8. The original alpha channel, if
         any, is kept (resized). With ``pad``, texels outside the UV islands are filled from the
-        nearest island texel (see :mod:`meshstyle.padding`). Material colour factors are set to white
+        nearest island texel (see :mod:`meshstyle.mesh.padding`). Material colour factors are set to white
         so viewers show the texture as it is."""
         geom = self.scene.geometry[name]
         rgb = np.ascontiguousarray(rgb, dtype=np.uint8)

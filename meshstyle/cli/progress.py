@@ -1,4 +1,4 @@
-"""Progress reporting: turns the engine's per-step :class:`~meshstyle.optimize.StepInfo` into a tqdm bar."""
+"""Progress reporting: turns the engine's per-step :class:`~meshstyle.engine.optimize.StepInfo` into a tqdm bar."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 
 from tqdm import tqdm
 
-from .optimize import StepInfo
+from ..engine.optimize import StepInfo
 
 
 class ProgressBar:

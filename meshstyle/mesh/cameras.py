@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import MeshstyleError
+from ..core.errors import MeshstyleError
 
 WORLD_UP = np.array([0.0, 1.0, 0.0])
 

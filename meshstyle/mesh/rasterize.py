@@ -2,7 +2,7 @@
 to find UV islands for padding, and to check unwrapped charts for overlaps.
 
 Texel (row i, column j) has its centre at ``u = (j + 0.5) / W``, ``v = 1 - (i + 0.5) / H`` (see
-:mod:`meshstyle.texture`). A texel belongs to a triangle when its centre lies inside it.
+:mod:`meshstyle.core.uv`). A texel belongs to a triangle when its centre lies inside it.
 """
 
 from __future__ import annotations

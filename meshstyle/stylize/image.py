@@ -1,8 +1,8 @@
 """2D commands on the shared engine: style transfer, texture synthesis and content reconstruction.
 
-A 2D image is a texture seen through one identity view (DESIGN.md), so these functions optimize a
-:class:`~meshstyle.texture.PlainTexture` with the same :class:`~meshstyle.engine.Objective` and
-:func:`~meshstyle.optimize.run` loop the mesh command uses. Runs go coarse to fine: each scale starts
+A 2D image is a texture seen through one identity view (docs/ARCHITECTURE.md), so these functions optimize a
+:class:`~meshstyle.engine.texture.PlainTexture` with the same :class:`~meshstyle.engine.objective.Objective` and
+:func:`~meshstyle.engine.optimize.run` loop the mesh command uses. Runs go coarse to fine: each scale starts
 from the upsampled result of the previous one (Gatys et al. 2017, "coarse-to-fine").
 
 References: Gatys, Ecker & Bethge, Texture Synthesis Using CNNs (NIPS 2015) and Image Style Transfer
@@ -18,12 +18,13 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from . import color
-from .engine import EngineOptions, Objective, normalize_blend, resolve_device, total
-from .errors import MeshstyleError
-from .imageio import load_image, long_edge_size, resize_tensor
-from .optimize import RunResult, StepInfo, run
-from .texture import PlainTexture
+from ..core.errors import MeshstyleError
+from ..core.imageio import load_image, long_edge_size, resize_tensor
+from ..engine import color
+from ..engine.objective import Objective, total
+from ..engine.optimize import RunResult, StepInfo, run
+from ..engine.options import EngineOptions, normalize_blend, resolve_device
+from ..engine.texture import PlainTexture
 
 ImageInput = str | os.PathLike | torch.Tensor
 MIN_SCALE_EDGE = 128
@@ -178,10 +179,10 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *, 
         style_scale: style image long edge relative to the output's (Gatys 2017 scale control).
         init: ``"content"``, ``"noise"`` or an image (path/tensor).
         preserve_color: ``"none"``, ``"luminance"`` (luminance-only transfer) or ``"histogram"``
-            (style colours matched to the content); see :mod:`meshstyle.color`.
+            (style colours matched to the content); see :mod:`meshstyle.engine.color`.
         scales: coarse-to-fine scales (None: automatic, coarsest long edge >= 128 px).
-        options: :class:`~meshstyle.engine.EngineOptions`; keyword overrides (``iterations=...``) win.
-        callback: receives a :class:`~meshstyle.optimize.StepInfo` per step.
+        options: :class:`~meshstyle.engine.options.EngineOptions`; keyword overrides (``iterations=...``) win.
+        callback: receives a :class:`~meshstyle.engine.optimize.StepInfo` per step.
         on_checkpoint, save_every: ``on_checkpoint(image)`` every ``save_every`` steps.
 
     Returns:

@@ -1,12 +1,12 @@
 """Mesh texture stylization (StyleMesh, Höllein, Johnson & Nießner, CVPR 2022, adapted to assets).
 
-The texture of every stylizable part is a :class:`~meshstyle.texture.PyramidTexture` (several
+The texture of every stylizable part is a :class:`~meshstyle.engine.texture.PyramidTexture` (several
 resolution levels summed, initialized to the original texture). Each step renders a minibatch of
-precomputed views (:mod:`meshstyle.raster`) at several resolution levels, encodes them once per level
+precomputed views (:mod:`meshstyle.mesh.raycast`) at several resolution levels, encodes them once per level
 with VGG, and compares
 
 * style statistics of the renders, weighted per pixel by the visibility mask, the viewing angle and
-  the depth level (:mod:`meshstyle.depth`), with targets from the style image at several scales;
+  the depth level (:mod:`meshstyle.mesh.weights`), with targets from the style image at several scales;
 * content features (relu4_2) with those of renders of the original texture through the same views.
 
 Adam by default; everything is seeded.
@@ -25,17 +25,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cameras import check_camera_options, orbit_cameras
-from .depth import style_weights
-from .engine import EngineOptions, Objective, normalize_blend, resolve_device, total
-from .errors import MeshstyleError
-from .features import min_input_size
-from .imageio import load_image, long_edge_size, resize_tensor, rgb8_to_tensor, tensor_to_rgb8
-from .mesh import TexturedMesh
-from .optimize import StepInfo, run
-from .raster import compute_views
-from .texture import PyramidTexture
-from .views import ViewStack, render
+from ..core.errors import MeshstyleError
+from ..core.imageio import load_image, long_edge_size, resize_tensor, rgb8_to_tensor, tensor_to_rgb8
+from ..core.views import ViewStack, render
+from ..engine.features import min_input_size
+from ..engine.objective import Objective, total
+from ..engine.optimize import StepInfo, run
+from ..engine.options import EngineOptions, normalize_blend, resolve_device
+from ..engine.texture import PyramidTexture
+from ..mesh.cameras import check_camera_options, orbit_cameras
+from ..mesh.raycast import compute_views
+from ..mesh.textured import TexturedMesh
+from ..mesh.weights import style_weights
 
 log = logging.getLogger("meshstyle")
 
@@ -54,11 +55,11 @@ class MeshOptions:
             texels get too few samples and turn to noise). The exported texture has the original size.
         batch_views: views per optimization step.
         angle_threshold: degrees; pixels seen at a larger angle from the normal do not count for style.
-        depth_aware: choose each pixel's level from its depth (see :mod:`meshstyle.depth`).
+        depth_aware: choose each pixel's level from its depth (see :mod:`meshstyle.mesh.weights`).
         style_size: long edge of the style image at scale 1, px (``None``: ``resolution``).
         style_scales: scales of the style image whose statistics are averaged.
         pyramid_weight: weight of the regularizer that pushes detail toward coarse texture levels.
-        fov, distance, elevation: camera placement (see :func:`~meshstyle.cameras.orbit_cameras`);
+        fov, distance, elevation: camera placement (see :func:`~meshstyle.mesh.cameras.orbit_cameras`);
             each camera is moved along its axis until the object just fills its view, then its
             distance is multiplied by ``distance``.
         supersample: rays per pixel side when precomputing views.
@@ -168,10 +169,10 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, style_blend: 
         mesh: a :class:`TexturedMesh` or a path to OBJ/GLB.
         style: a style image path or tensor (3, H, W) in [0, 1], or a list to blend.
         style_blend: weights of several styles.
-        mesh_options: :class:`MeshOptions`; options: :class:`~meshstyle.engine.EngineOptions`
+        mesh_options: :class:`MeshOptions`; options: :class:`~meshstyle.engine.options.EngineOptions`
             (defaults here: Adam, 200 iterations). Keyword overrides go to whichever has the field
             (``views=8``, ``iterations=20``, ``vgg_weights="random"``...).
-        callback: receives a :class:`~meshstyle.optimize.StepInfo` per step.
+        callback: receives a :class:`~meshstyle.engine.optimize.StepInfo` per step.
         view_progress: called once per precomputed view and level.
 
     Returns:
@@ -269,7 +270,7 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, style_blend: 
 
 
 class _Textures(torch.nn.Module):
-    """Adapter giving :func:`~meshstyle.optimize.run` one module over all part textures; ``forward``
+    """Adapter giving :func:`~meshstyle.engine.optimize.run` one module over all part textures; ``forward``
     returns the first part's texture (used for the returned preview tensor only)."""
 
     def __init__(self, params: torch.nn.ModuleList):
@@ -291,7 +292,7 @@ def _fingerprint(source: TexturedMesh, mesh_options: MeshOptions, options: Engin
 
 
 def _save_checkpoint(path, step, param, opt, source, mesh_options, options) -> None:
-    from .atomic import atomic_path
+    from ..core.atomic import atomic_path
 
     state = {"step": step, "textures": param.state_dict(), "optimizer": opt.state_dict() if opt is not None else None,
              "fingerprint": _fingerprint(source, mesh_options, options)}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .uvraster import rasterize_uv
+from .rasterize import rasterize_uv
 
 
 def island_mask(corner_uv: np.ndarray, size: tuple[int, int], grow: int = 1) -> np.ndarray:

@@ -1,11 +1,11 @@
 """Views: what each camera sees of the fixed geometry, as tensors, and rendering textures through them.
 
 A :class:`ViewStack` holds V views at one resolution level: for every pixel the ``grid_sample``
-coordinate of the texel seen (see :mod:`meshstyle.texture` for the UV convention), which texture
+coordinate of the texel seen (see :mod:`meshstyle.core.uv` for the UV convention), which texture
 (``part``), the surface coverage ``mask``, the ``depth`` along the ray (world units) and
 ``cos_angle``, the cosine between the surface normal and the direction to the camera. Geometry never
-changes, so these are computed once (by :mod:`meshstyle.raster`) and only texture sampling is
-differentiated (DESIGN.md). A 2D image is one view whose grid is :func:`~meshstyle.texture.identity_grid`.
+changes, so these are computed once (by :mod:`meshstyle.mesh.raycast`) and only texture sampling is
+differentiated (docs/ARCHITECTURE.md). A 2D image is one view whose grid is :func:`~meshstyle.core.uv.identity_grid`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
-from .texture import identity_grid, sample_texture
+from .uv import identity_grid, sample_texture
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 xatlas 0.0.11 can crash the interpreter (seen with a segmentation fault on an 81,920-face icosphere),
 so :func:`unwrap` runs it in a separate Python process: a crash there becomes a
-:class:`~meshstyle.errors.MeshstyleError` here instead of killing the caller.
+:class:`~meshstyle.core.errors.MeshstyleError` here instead of killing the caller.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MeshstyleError
+from ..core.errors import MeshstyleError
 
-WORKER = "import sys; from meshstyle.unwrap import _worker; _worker(sys.argv[1], sys.argv[2])"
+WORKER = "import sys; from meshstyle.mesh.unwrap import _worker; _worker(sys.argv[1], sys.argv[2])"
 
 
 def _worker(src: str, dst: str) -> None:

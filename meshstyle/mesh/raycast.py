@@ -4,7 +4,7 @@ Primary rays through every pixel centre are intersected with the mesh by Embree 
 embreex); the per-corner UVs and normals of the hit triangle are interpolated with the hit's
 barycentric coordinates. Normals are smooth (area-weighted vertex normals of the welded mesh) except
 across edges sharper than 30 degrees, where the face normal is used, as viewers' auto-smoothing does.
-Nothing here is differentiated; rendering through the maps is in :mod:`meshstyle.views`.
+Nothing here is differentiated; rendering through the maps is in :mod:`meshstyle.core.views`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import trimesh
 
+from ..core.uv import uv_to_grid
+from ..core.views import ViewStack
 from .cameras import Camera
-from .mesh import TexturedMesh
-from .texture import uv_to_grid
-from .views import ViewStack
+from .textured import TexturedMesh
 
 log = logging.getLogger("meshstyle")
 SMOOTH_ANGLE = 30.0

@@ -27,7 +27,7 @@ import torch
 import torchvision
 from torch import nn
 
-from .errors import MeshstyleError
+from ..core.errors import MeshstyleError
 
 WEIGHTS_ENV = "MESHSTYLE_VGG_WEIGHTS"
 

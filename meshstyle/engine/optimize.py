@@ -1,7 +1,7 @@
 """The optimization loop shared by every command.
 
 :func:`run` optimizes a texture parameterization (a module whose ``forward()`` returns (3, H, W) in
-[0, 1] and which has ``project_()`` and ``regularizer()``; see :mod:`meshstyle.texture`) against a
+[0, 1] and which has ``project_()`` and ``regularizer()``; see :mod:`meshstyle.core.uv`) against a
 loss closure. It knows nothing of images, meshes or VGG. It never prints: every step it hands a
 :class:`StepInfo` to a callback, which the CLI turns into a progress bar.
 """

@@ -7,10 +7,16 @@ import argparse
 import logging
 import sys
 
-from . import __version__
-from .engine import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, DEVICES, STYLE_LOSSES, EngineOptions
-from .errors import MeshstyleError
-from .features import is_random_weights
+from .. import __version__
+from ..core.errors import MeshstyleError
+from ..engine.features import is_random_weights
+from ..engine.options import (
+    DEFAULT_CONTENT_LAYERS,
+    DEFAULT_STYLE_LAYERS,
+    DEVICES,
+    STYLE_LOSSES,
+    EngineOptions,
+)
 
 log = logging.getLogger("meshstyle")
 RANDOM_LABEL = "made with RANDOM (untrained) VGG weights: a test output, not a real stylization"
@@ -55,7 +61,7 @@ def _blend_list(text):
 
 
 def engine_flags(defaults: EngineOptions) -> argparse.ArgumentParser:
-    """Flags shared by every stylization command (mirrors :class:`~meshstyle.engine.EngineOptions`)."""
+    """Flags shared by every stylization command (mirrors :class:`~meshstyle.engine.options.EngineOptions`)."""
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("optimization")
     g.add_argument("--iterations", type=_positive_int, default=defaults.iterations,
@@ -115,7 +121,7 @@ def image_flags() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``meshstyle`` argument parser with every subcommand."""
-    from .mesh_cli import add_mesh_commands
+    from .mesh import add_mesh_commands
 
     parser = Parser(
         prog="meshstyle",
@@ -182,9 +188,9 @@ def setup_logging(quiet: bool) -> None:
 
 
 def _image_run(args, api_call, inputs, size_pair: bool) -> int:
-    from .imageio import check_distinct, check_image_output, save_image
+    from ..core.imageio import check_distinct, check_image_output, save_image
+    from ..stylize.image import parse_size
     from .progress import ProgressBar
-    from .stylize2d import parse_size
 
     out = check_image_output(args.output)
     check_distinct(out, inputs)
@@ -216,7 +222,7 @@ def _image_run(args, api_call, inputs, size_pair: bool) -> int:
 
 def cmd_image(args) -> int:
     """``meshstyle image``: style transfer of one photo; returns the exit status."""
-    from .stylize2d import stylize_image
+    from ..stylize.image import stylize_image
 
     def call(**kw):
         return stylize_image(args.content, args.style, style_blend=args.style_blend, style_scale=args.style_scale,
@@ -226,7 +232,7 @@ def cmd_image(args) -> int:
 
 def cmd_texture(args) -> int:
     """``meshstyle texture``: texture synthesis; returns the exit status."""
-    from .stylize2d import synthesize_texture
+    from ..stylize.image import synthesize_texture
 
     def call(**kw):
         return synthesize_texture(args.style, style_blend=args.style_blend, style_scale=args.style_scale,
@@ -236,7 +242,7 @@ def cmd_texture(args) -> int:
 
 def cmd_reconstruct(args) -> int:
     """``meshstyle reconstruct``: content reconstruction from one layer; returns the exit status."""
-    from .stylize2d import reconstruct_content
+    from ..stylize.image import reconstruct_content
 
     def call(**kw):
         kw["scales"] = kw["scales"] or 1

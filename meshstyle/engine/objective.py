@@ -1,0 +1,86 @@
+"""The objective shared by image and mesh stylization: one encoder pass, every loss reads from it.
+
+A batch of renders (N, 3, H, W) in [0, 1] is encoded once by VGG, and every loss reads from that
+pass, with per-pixel weight maps (N, 1, H, W) for masks, viewing angle and depth level. For a 2D image
+the render is the image itself (one identity view). See docs/ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from .features import VGGEncoder
+from .losses import ContentLoss, StyleLoss, make_statistic, total_variation
+from .options import EngineOptions
+
+log = logging.getLogger("meshstyle")
+
+
+class Objective(nn.Module):
+    """Weighted sum of style, content and total-variation losses over one VGG pass.
+
+    Args:
+        options: validated :class:`EngineOptions`.
+        device: where the encoder lives.
+        use_content: build the content loss (False for texture synthesis).
+        use_style: build the style loss (False for content reconstruction).
+
+    Attributes:
+        encoder: the :class:`~meshstyle.engine.features.VGGEncoder` for the union of layers.
+    """
+
+    def __init__(self, options: EngineOptions, device: torch.device, use_content: bool = True,
+                 use_style: bool = True):
+        super().__init__()
+        self.options = options
+        layers = (list(options.style_layers) if use_style else []) + (list(options.content_layers) if use_content else [])
+        self.encoder = VGGEncoder(layers, arch=options.arch, weights=options.vgg_weights,
+                                  pooling=options.pooling).to(device)
+        if self.encoder.random_weights:
+            log.warning("using seeded RANDOM VGG weights (%s): results are for testing only, not real style "
+                        "transfer", self.encoder.weights_spec)
+        self.style = StyleLoss(make_statistic(options.style_loss, options.seed), options.style_layers) if use_style else None
+        self.content = ContentLoss(options.content_layers) if use_content else None
+        self.device = device
+
+    @torch.no_grad()
+    def set_style(self, images: list[torch.Tensor], blend: list[float]) -> None:
+        """Style targets from images (3, H, W) in [0, 1] mixed with ``blend`` weights (summing to 1)."""
+        feats = [self.encoder(img.unsqueeze(0).to(self.device)) for img in images]
+        self.style.set_target(feats, blend)
+
+    @torch.no_grad()
+    def content_targets(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Content-layer features of images (N, 3, H, W), detached, to compare renders against."""
+        feats = self.encoder(images.to(self.device))
+        return {k: feats[k] for k in self.options.content_layers}
+
+    def forward(self, renders: torch.Tensor, *, style_weight: torch.Tensor | None = None,
+                content_targets: dict[str, torch.Tensor] | None = None,
+                content_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Loss terms for renders (N, 3, H, W): ``{"style": ..., "content": ...}`` (weighted, scalars).
+
+        ``style_weight`` / ``content_weight`` are per-pixel maps (N, 1, H, W) or ``None`` (all 1).
+        """
+        feats = self.encoder(renders)
+        out = {}
+        if self.style is not None and self.options.style_weight > 0:
+            out["style"] = self.options.style_weight * self.style(feats, style_weight)
+        if self.content is not None and content_targets is not None and self.options.content_weight > 0:
+            out["content"] = self.options.content_weight * self.content(feats, content_targets, content_weight)
+        return out
+
+    def tv(self, texture: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{"tv": tv_weight * total_variation(texture)}`` or ``{}`` when the weight is 0."""
+        if self.options.tv_weight <= 0:
+            return {}
+        return {"tv": self.options.tv_weight * total_variation(texture)}
+
+
+def total(terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Add ``"total"``, the sum of all terms, to a dict of loss terms."""
+    terms["total"] = sum(terms.values())
+    return terms
