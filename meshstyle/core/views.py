@@ -30,6 +30,8 @@ class ViewStack:
         depth: (V, 1, H, W) float32 distance from the camera along the ray, world units (0 where empty).
         cos_angle: (V, 1, H, W) float32 |cos| of the angle between normal and view ray (0 where empty).
         supersample: s >= 1.
+        identity_view: the one view of a 2D image (see :meth:`identity`); rendering through it returns
+            the texture exactly (``grid_sample`` at texel centres would add float rounding of ~1e-6).
     """
 
     grid: torch.Tensor
@@ -38,6 +40,7 @@ class ViewStack:
     depth: torch.Tensor
     cos_angle: torch.Tensor
     supersample: int = 1
+    identity_view: bool = False
 
     @property
     def count(self) -> int:
@@ -52,20 +55,47 @@ class ViewStack:
     def select(self, index) -> ViewStack:
         """The views at ``index`` (a list or tensor of view numbers)."""
         index = torch.as_tensor(index, dtype=torch.long)
-        return ViewStack(**{f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "supersample"},
-                         supersample=self.supersample)
+        return ViewStack(**{f.name: getattr(self, f.name)[index] for f in fields(self) if f.name not in ("supersample", "identity_view")},
+                         supersample=self.supersample, identity_view=self.identity_view)
 
     def to(self, device) -> ViewStack:
         """The same views on ``device``."""
-        return ViewStack(**{f.name: getattr(self, f.name).to(device) for f in fields(self) if f.name != "supersample"},
-                         supersample=self.supersample)
+        return ViewStack(**{f.name: getattr(self, f.name).to(device) for f in fields(self) if f.name not in ("supersample", "identity_view")},
+                         supersample=self.supersample, identity_view=self.identity_view)
 
     @classmethod
     def identity(cls, height: int, width: int) -> ViewStack:
         """The one view of a 2D image: identity grid, mask 1, depth 1, cos_angle 1."""
         ones = torch.ones(1, 1, height, width)
         return cls(identity_grid(height, width), torch.zeros(1, height, width, dtype=torch.long), ones,
-                   ones.clone(), ones.clone())
+                   ones.clone(), ones.clone(), identity_view=True)
+
+
+@dataclass
+class LevelView:
+    """One view at one depth level, cropped to the pixels that count there (see
+    :mod:`meshstyle.mesh.weights` for the levels).
+
+    Attributes:
+        view: a one-view :class:`ViewStack` of the crop (1, h, w).
+        weight: (1, 1, h, w) per-pixel style weight in [0, 1]: coverage x angle weight x soft level weight.
+        level: depth level l (resolution ``frame = R_0 * 2^l`` px).
+        window: (row, column, h, w) of the crop in the level's full frame, px.
+        frame: side of the level's full (square) frame, px.
+        share: the level's share of the view's object pixels (sums to 1 over a view's levels).
+    """
+
+    view: ViewStack
+    weight: torch.Tensor
+    level: int
+    window: tuple[int, int, int, int]
+    frame: int
+    share: float
+
+    def to(self, device) -> LevelView:
+        """The same crop on ``device``."""
+        return LevelView(self.view.to(device), self.weight.to(device), self.level, self.window, self.frame,
+                         self.share)
 
 
 def render(textures: list[torch.Tensor], views: ViewStack, background: float | torch.Tensor = 1.0) -> torch.Tensor:
@@ -79,6 +109,8 @@ def render(textures: list[torch.Tensor], views: ViewStack, background: float | t
     Each pixel samples the texture of its part bilinearly at its grid coordinate; supersampled views
     are averaged down (box filter) to (H, W).
     """
+    if views.identity_view:  # sampling at every texel centre returns the texture itself: skip the rounding
+        return textures[0].unsqueeze(0)
     bg = torch.as_tensor(background, dtype=textures[0].dtype, device=textures[0].device).reshape(-1, 1, 1)
     out = None
     for index, texture in enumerate(textures):

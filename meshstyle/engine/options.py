@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..core.errors import MeshstyleError
+from ..core.optiontable import check, option
 from .features import check_layers
 from .optimize import OPTIMIZERS
 
@@ -75,55 +76,72 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _check_weights(spec: str) -> str | None:
+    if spec.startswith("random:"):
+        seed = spec.partition(":")[2]
+        if not seed.isdigit() or int(seed) >= 2**63:
+            return "random:SEED needs a whole number 0 <= SEED < 2^63"
+    return None
+
+
+def _check_layer_spec(spec) -> str | None:
+    if isinstance(spec, dict):
+        return None
+    if not isinstance(spec, str):
+        return "must be text like relu1_1,relu2_1:0.5"
+    return None
+
+
+ALL_BUT_RECONSTRUCT = frozenset({"image", "texture", "mesh"})
+WITH_CONTENT = frozenset({"image", "mesh"})
+
+
 @dataclass
 class EngineOptions:
-    """Options shared by every command (CLI flags of the same names).
+    """Options shared by every command: one dataclass field per CLI flag (see :mod:`meshstyle.core.optiontable`).
 
-    Attributes:
-        iterations: optimization steps (per scale for coarse-to-fine image runs).
-        optimizer: ``"lbfgs"`` or ``"adam"``; ``lr`` overrides its learning rate.
-        content_weight, style_weight, tv_weight: loss weights (>= 0). Each layer's loss is normalized
-            by its target (see :mod:`meshstyle.engine.losses`), so 1 and 1 balance content and style.
-        content_layers, style_layers: ``"name[:weight],..."`` or a dict.
-        style_loss: ``"gram"``, ``"meanstd"`` or ``"sw"`` (sliced Wasserstein).
-        vgg_weights: ``"imagenet"``, a path, ``"random[:seed]"`` or ``None`` (env var, then imagenet).
-        arch, pooling: ``"vgg19"``/``"vgg16"``, ``"max"``/``"average"``.
-        seed: makes the run reproducible on one machine.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
-        ema: EMA decay of the iterates (``None`` or 0 disables).
+    Each field's help text, range and flag are in its declaration below; :meth:`validated` checks them
+    and parses the layer lists. Layer losses are normalized by their targets (see
+    :mod:`meshstyle.engine.losses`), so content and style weights of 1 and 1 balance.
     """
 
-    iterations: int = 300
-    optimizer: str = "lbfgs"
-    lr: float | None = None
-    content_weight: float = 1.0
-    style_weight: float = 1.0
-    tv_weight: float = 0.0
-    content_layers: str | dict[str, float] = DEFAULT_CONTENT_LAYERS
-    style_layers: str | dict[str, float] = DEFAULT_STYLE_LAYERS
-    style_loss: str = "gram"
-    vgg_weights: str | None = None
-    arch: str = "vgg19"
-    pooling: str = "max"
-    seed: int = 0
-    device: str = "auto"
-    ema: float | None = None
+    iterations: int = option(300, "optimization steps (per coarse-to-fine scale for images)", kind="int",
+                             low=1, high=1_000_000, group="optimization")
+    optimizer: str = option("lbfgs", "L-BFGS converges in fewer steps on one image; Adam suits minibatches of views",
+                            choices=OPTIMIZERS, group="optimization")
+    lr: float | None = option(None, "learning rate (auto: 1 for L-BFGS, 0.02 for Adam)", kind="float", low=0,
+                              low_open=True, high=1e3, none=True, group="optimization")
+    ema: float | None = option(None, "average the iterates with this decay (e.g. 0.9) to remove optimizer noise",
+                               kind="float", low=0, high=0.9999, none=True, group="optimization", metavar="DECAY")
+    seed: int = option(0, "random seed; the same seed gives the same output", kind="seed", group="optimization")
+    device: str = option("auto", "compute device (auto: CUDA, then MPS, else CPU)", choices=DEVICES,
+                         group="optimization")
+    content_weight: float = option(1.0, "weight of the content loss", kind="float", low=0, high=1e9,
+                                   commands=WITH_CONTENT, group="losses")
+    style_weight: float = option(1.0, "weight of the style loss", kind="float", low=0, high=1e9,
+                                 commands=ALL_BUT_RECONSTRUCT, group="losses")
+    tv_weight: float = option(0.0, "weight of the total-variation smoothness prior", kind="float", low=0,
+                              high=1e9, group="losses")
+    content_layers: str | dict[str, float] = option(
+        DEFAULT_CONTENT_LAYERS, "network layers for content, 'name[:weight],...'", kind="custom",
+        check=_check_layer_spec, commands=WITH_CONTENT, group="losses", metavar="LAYERS")
+    style_layers: str | dict[str, float] = option(
+        DEFAULT_STYLE_LAYERS, "network layers for style, 'name[:weight],...'", kind="custom",
+        check=_check_layer_spec, commands=ALL_BUT_RECONSTRUCT, group="losses", metavar="LAYERS")
+    style_loss: str = option("gram", "style statistic: Gram matrices (Gatys), channel mean/std (AdaIN) or "
+                             "sliced Wasserstein (Heitz 2021)", choices=STYLE_LOSSES,
+                             commands=ALL_BUT_RECONSTRUCT, group="losses")
+    style_blend: tuple[float, ...] | None = option(
+        None, "weights of several --style images (auto: equal)", kind="floats", low=0, high=1e9, none=True,
+        commands=ALL_BUT_RECONSTRUCT, group="losses", metavar="W1,W2,...")
+    vgg_weights: str | None = option(None, "VGG weights: imagenet, a file, or random[:SEED] for untrained test "
+                                     "weights (auto: $MESHSTYLE_VGG_WEIGHTS, else imagenet)", none=True,
+                                     check=_check_weights, group="network", metavar="imagenet|PATH|random[:SEED]")
+    arch: str = option("vgg19", "VGG architecture", choices=("vgg19", "vgg16"), group="network")
+    pooling: str = option("max", "VGG pooling", choices=("max", "average"), group="network")
 
     def validated(self) -> EngineOptions:
-        """A copy with layers parsed; raises :class:`MeshstyleError` for any out-of-range value."""
-        if self.iterations < 1:
-            raise MeshstyleError(f"--iterations must be >= 1, got {self.iterations}")
-        if self.optimizer not in OPTIMIZERS:
-            raise MeshstyleError(f"unknown optimizer {self.optimizer!r}; use adam or lbfgs")
-        if self.style_loss not in STYLE_LOSSES:
-            raise MeshstyleError(f"unknown style loss {self.style_loss!r}; use one of {', '.join(STYLE_LOSSES)}")
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise MeshstyleError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
-        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
-            raise MeshstyleError(f"--lr must be > 0, got {self.lr}")
-        if self.ema is not None and not 0 <= self.ema < 1:
-            raise MeshstyleError(f"--ema must be in [0, 1), got {self.ema}")
+        """A copy with layers parsed; raises :class:`MeshstyleError` (one line) for any bad value."""
+        check(self)
         return replace(self, content_layers=parse_layers(self.content_layers, self.arch),
                        style_layers=parse_layers(self.style_layers, self.arch))

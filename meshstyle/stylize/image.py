@@ -20,11 +20,13 @@ import torch
 
 from ..core.errors import MeshstyleError
 from ..core.imageio import load_image, long_edge_size, resize_tensor
+from ..core.views import ViewStack, render
 from ..engine import color
 from ..engine.objective import Objective, total
 from ..engine.optimize import RunResult, StepInfo, run
-from ..engine.options import EngineOptions, normalize_blend, resolve_device
+from ..engine.options import EngineOptions, normalize_blend, parse_layers, resolve_device
 from ..engine.texture import PlainTexture
+from .options import ImageOptions, merged, parse_size, split_overrides
 
 ImageInput = str | os.PathLike | torch.Tensor
 MIN_SCALE_EDGE = 128
@@ -54,29 +56,6 @@ def _as_image(item: ImageInput, size: int | tuple[int, int] | None = None) -> to
             return img
         return resize_tensor(img, long_edge_size(img.shape[2], img.shape[1], size) if isinstance(size, int) else size)
     return load_image(item, size)
-
-
-def parse_size(spec: str | int | tuple[int, int], allow_pair: bool = True) -> int | tuple[int, int]:
-    """``"512"`` -> 512 (long edge, px); ``"640x480"`` -> (640, 480) (width, height).
-
-    Raises:
-        MeshstyleError: not a positive size, or a size outside 16..8192 px.
-    """
-    if isinstance(spec, int | tuple):
-        values = [spec] if isinstance(spec, int) else list(spec)
-    else:
-        text = str(spec).strip().lower()
-        parts = text.split("x")
-        if len(parts) not in (1, 2) or (len(parts) == 2 and not allow_pair):
-            raise MeshstyleError(f"bad size {spec!r}; write a long edge like 512" + (" or WxH like 640x480" if allow_pair else ""))
-        try:
-            values = [int(p) for p in parts]
-        except ValueError:
-            raise MeshstyleError(f"bad size {spec!r}; write a long edge like 512 or WxH like 640x480") from None
-    for v in values:
-        if not 16 <= v <= 8192:
-            raise MeshstyleError(f"size {spec!r} out of range; each side must be 16..8192 px")
-    return values[0] if len(values) == 1 else (values[0], values[1])
 
 
 def scale_sizes(width: int, height: int, scales: int | None) -> list[tuple[int, int]]:
@@ -132,9 +111,11 @@ def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[
         start = _initial(init, size, content, options.seed) if current is None else resize_tensor(current, size)
         param = PlainTexture(start.to(device))
 
-        def loss_fn(step, param=param, targets=targets):
+        view = ViewStack.identity(size[1], size[0]).to(device)  # an image is one identity view
+
+        def loss_fn(step, param=param, targets=targets, view=view):
             image = param()
-            terms = objective(image[None], content_targets=targets)
+            terms = objective(render([image], view), content_targets=targets)
             terms.update(objective.tv(image))
             return total(terms)
 
@@ -151,10 +132,16 @@ def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[
     return current, results
 
 
-def _prepare(options: EngineOptions | None, overrides: dict) -> tuple[EngineOptions, torch.device]:
-    options = replace(options or EngineOptions(), **overrides).validated()
+def _prepare(command: str, options: EngineOptions | None, image_options: ImageOptions | None,
+             overrides: dict) -> tuple[EngineOptions, ImageOptions, torch.device]:
+    from .options import ENGINE_DEFAULTS
+
+    image_over, engine_over = split_overrides(overrides, ImageOptions, EngineOptions)
+    image_options = merged(image_options or ImageOptions(), image_over)
+    image_options.validate()
+    options = merged(options or ENGINE_DEFAULTS[command], engine_over).validated()
     torch.manual_seed(options.seed)
-    return options, resolve_device(options.device)
+    return options, image_options, resolve_device(options.device)
 
 
 def _result(image, results, objective) -> ImageResult:
@@ -163,42 +150,40 @@ def _result(image, results, objective) -> ImageResult:
                        random_weights=objective.encoder.random_weights)
 
 
-def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *, style_blend: list[float] | None = None,
-                  size: int | tuple[int, int] = 512, style_scale: float = 1.0, init: str | ImageInput = "content",
-                  preserve_color: str = "none", scales: int | None = None, options: EngineOptions | None = None,
+_COMMON_ARGS = """        options: :class:`~meshstyle.engine.options.EngineOptions` (default: the CLI's defaults).
+        image_options: :class:`~meshstyle.stylize.options.ImageOptions` (``size``, ``style_scale``,
+            ``init``, ``preserve_color``, ``scales``, ``save_every``, ``layer``).
+        callback: receives a :class:`~meshstyle.engine.optimize.StepInfo` per step.
+        on_checkpoint: ``on_checkpoint(image)`` every ``save_every`` steps.
+        **overrides: any field of either options class by name (``iterations=50``, ``size=256``,
+            ``style_blend=(0.7, 0.3)``, ``vgg_weights="random"``); they win over ``options``."""
+
+
+def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
+                  options: EngineOptions | None = None, image_options: ImageOptions | None = None,
                   callback: Callable[[StepInfo], None] | None = None,
-                  on_checkpoint: Callable[[torch.Tensor], None] | None = None, save_every: int = 0,
-                  **option_overrides) -> ImageResult:
+                  on_checkpoint: Callable[[torch.Tensor], None] | None = None, **overrides) -> ImageResult:
     """Neural style transfer of one image (Gatys et al. 2016).
 
     Args:
         content: path or tensor (3, H, W) in [0, 1].
-        style: one or several styles (paths or tensors).
-        style_blend: weights of the styles (normalized to sum 1); default equal.
-        size: long edge of the output in px, or (width, height).
-        style_scale: style image long edge relative to the output's (Gatys 2017 scale control).
-        init: ``"content"``, ``"noise"`` or an image (path/tensor).
-        preserve_color: ``"none"``, ``"luminance"`` (luminance-only transfer) or ``"histogram"``
-            (style colours matched to the content); see :mod:`meshstyle.engine.color`.
-        scales: coarse-to-fine scales (None: automatic, coarsest long edge >= 128 px).
-        options: :class:`~meshstyle.engine.options.EngineOptions`; keyword overrides (``iterations=...``) win.
-        callback: receives a :class:`~meshstyle.engine.optimize.StepInfo` per step.
-        on_checkpoint, save_every: ``on_checkpoint(image)`` every ``save_every`` steps.
+        style: one or several styles (paths or tensors (3, H, W) in [0, 1]), mixed by ``style_blend``.
+    {common}
+
+    ``preserve_color``: ``"luminance"`` (luminance-only transfer) or ``"histogram"`` (style colours
+    matched to the content), see :mod:`meshstyle.engine.color`. ``size``: long edge in px or (W, H).
 
     Returns:
-        :class:`ImageResult`.
+        :class:`ImageResult`: the image (3, H, W) in [0, 1] at the requested size.
 
     Raises:
         MeshstyleError: unreadable inputs or out-of-range options.
     """
-    options, device = _prepare(options, option_overrides)
+    options, image_options, device = _prepare("image", options, image_options, overrides)
     styles_in = style if isinstance(style, list | tuple) else [style]
-    blend = normalize_blend(style_blend, len(styles_in))
-    if preserve_color not in color.MODES:
-        raise MeshstyleError(f"unknown --preserve-color {preserve_color!r}; use one of {', '.join(color.MODES)}")
-    if not style_scale > 0:
-        raise MeshstyleError(f"--style-scale must be > 0, got {style_scale}")
-    content_img = _as_image(content, size)
+    blend = normalize_blend(options.style_blend, len(styles_in))
+    preserve_color = image_options.preserve_color
+    content_img = _as_image(content, parse_size(image_options.size))
     out_size = (content_img.shape[2], content_img.shape[1])
     styles = [_as_image(s) for s in styles_in]
     original = content_img
@@ -215,51 +200,72 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *, 
 
     objective = Objective(options, device)
     checkpoint = (lambda img: on_checkpoint(finish(img))) if on_checkpoint else None
-    image, results = _run_scales(objective, options, scale_sizes(*out_size, scales), content_img, styles, blend,
-                                 style_scale, init, callback, checkpoint, save_every)
+    image, results = _run_scales(objective, options, scale_sizes(*out_size, image_options.scales), content_img,
+                                 styles, blend, image_options.style_scale, image_options.init or "content",
+                                 callback, checkpoint, image_options.save_every)
     return _result(finish(image), results, objective)
 
 
-def synthesize_texture(style: ImageInput | list[ImageInput], *, size: int | tuple[int, int] = (512, 512),
-                       style_blend: list[float] | None = None, style_scale: float = 1.0, init: str | ImageInput = "noise",
-                       scales: int | None = None, options: EngineOptions | None = None,
+def synthesize_texture(style: ImageInput | list[ImageInput], *, options: EngineOptions | None = None,
+                       image_options: ImageOptions | None = None,
                        callback: Callable[[StepInfo], None] | None = None,
-                       on_checkpoint: Callable[[torch.Tensor], None] | None = None, save_every: int = 0,
-                       **option_overrides) -> ImageResult:
+                       on_checkpoint: Callable[[torch.Tensor], None] | None = None, **overrides) -> ImageResult:
     """Texture synthesis from style statistics alone (Gatys, Ecker & Bethge, NIPS 2015).
 
-    ``size`` is (width, height) or a long edge (square output). ``style_scale`` scales the style image
-    relative to the output's long edge. Other arguments as in :func:`stylize_image`; there is no
-    content loss. Returns an :class:`ImageResult`.
+    ``size`` is (width, height) or a square side; ``init`` defaults to noise; there is no content loss.
+
+    Args:
+        style: one or several styles (paths or tensors (3, H, W) in [0, 1]).
+    {common}
+
+    Returns:
+        :class:`ImageResult`.
+
+    Raises:
+        MeshstyleError: unreadable inputs or out-of-range options.
     """
-    options, device = _prepare(options, option_overrides)
+    options, image_options, device = _prepare("texture", options, image_options, overrides)
     styles_in = style if isinstance(style, list | tuple) else [style]
-    blend = normalize_blend(style_blend, len(styles_in))
-    if not style_scale > 0:
-        raise MeshstyleError(f"--style-scale must be > 0, got {style_scale}")
+    blend = normalize_blend(options.style_blend, len(styles_in))
+    size = parse_size(image_options.size)
     out_size = (size, size) if isinstance(size, int) else tuple(size)
     styles = [_as_image(s) for s in styles_in]
     objective = Objective(options, device, use_content=False)
-    image, results = _run_scales(objective, options, scale_sizes(*out_size, scales), None, styles, blend,
-                                 style_scale, init, callback, on_checkpoint, save_every)
+    image, results = _run_scales(objective, options, scale_sizes(*out_size, image_options.scales), None, styles,
+                                 blend, image_options.style_scale, image_options.init or "noise", callback,
+                                 on_checkpoint, image_options.save_every)
     return _result(image, results, objective)
 
 
-def reconstruct_content(content: ImageInput, *, layer: str = "relu4_2", size: int | tuple[int, int] = 512,
-                        init: str | ImageInput = "noise", scales: int | None = 1, options: EngineOptions | None = None,
+def reconstruct_content(content: ImageInput, *, options: EngineOptions | None = None,
+                        image_options: ImageOptions | None = None,
                         callback: Callable[[StepInfo], None] | None = None,
-                        on_checkpoint: Callable[[torch.Tensor], None] | None = None, save_every: int = 0,
-                        **option_overrides) -> ImageResult:
-    """Reconstruct an image from the VGG features of one layer (Gatys et al. 2016, Fig. 1).
+                        on_checkpoint: Callable[[torch.Tensor], None] | None = None, **overrides) -> ImageResult:
+    """Reconstruct an image from the features of one network layer (Gatys et al. 2016, Fig. 1).
 
-    Starts from noise and minimizes the content loss at ``layer`` only; deeper layers keep the layout
-    and lose the exact pixels. Other arguments as in :func:`stylize_image`. Returns an :class:`ImageResult`.
+    Starts from noise (``init``) and minimizes the content loss at ``layer`` only, at one scale unless
+    ``scales`` says otherwise; deeper layers keep the layout and lose the exact pixels.
+
+    Args:
+        content: path or tensor (3, H, W) in [0, 1].
+    {common}
+
+    Returns:
+        :class:`ImageResult`.
+
+    Raises:
+        MeshstyleError: unreadable inputs or out-of-range options.
     """
-    option_overrides = {**option_overrides, "content_layers": layer}
-    options, device = _prepare(options, option_overrides)
-    content_img = _as_image(content, size)
+    options, image_options, device = _prepare("reconstruct", options, image_options, overrides)
+    options = replace(options, content_layers=parse_layers(image_options.layer, options.arch))
+    content_img = _as_image(content, parse_size(image_options.size))
     out_size = (content_img.shape[2], content_img.shape[1])
     objective = Objective(options, device, use_style=False)
-    image, results = _run_scales(objective, options, scale_sizes(*out_size, scales), content_img, [], [],
-                                 1.0, init, callback, on_checkpoint, save_every)
+    image, results = _run_scales(objective, options, scale_sizes(*out_size, image_options.scales or 1),
+                                 content_img, [], [], 1.0, image_options.init or "noise", callback, on_checkpoint,
+                                 image_options.save_every)
     return _result(image, results, objective)
+
+
+for _f in (stylize_image, synthesize_texture, reconstruct_content):
+    _f.__doc__ = _f.__doc__.replace("    {common}", _COMMON_ARGS)

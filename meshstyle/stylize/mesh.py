@@ -19,8 +19,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -33,82 +32,14 @@ from ..engine.objective import Objective, total
 from ..engine.optimize import StepInfo, run
 from ..engine.options import EngineOptions, normalize_blend, resolve_device
 from ..engine.texture import PyramidTexture
-from ..mesh.cameras import check_camera_options, orbit_cameras
+from ..mesh.cameras import orbit_cameras
 from ..mesh.raycast import compute_views
 from ..mesh.textured import TexturedMesh
 from ..mesh.weights import style_weights
+from .checkpoint import fingerprint, load_checkpoint, save_checkpoint, style_digest
+from .options import ENGINE_DEFAULTS, MeshOptions, split_overrides
 
 log = logging.getLogger("meshstyle")
-
-
-@dataclass
-class MeshOptions:
-    """Options of mesh stylization (CLI flags of the same names).
-
-    Attributes:
-        views: number of cameras around the object (Fibonacci lattice).
-        resolution: render size of the finest level, px (square).
-        depth_levels: render resolution levels (each half the previous) for depth awareness.
-        levels: texture pyramid levels (StyleMesh uses 4).
-        texture_size: optimized texture size in texels (long edge); ``None`` keeps the original size,
-            capped at 512 (about the density at which 256 px views sample a single asset; finer
-            texels get too few samples and turn to noise). The exported texture has the original size.
-        batch_views: views per optimization step.
-        angle_threshold: degrees; pixels seen at a larger angle from the normal do not count for style.
-        depth_aware: choose each pixel's level from its depth (see :mod:`meshstyle.mesh.weights`).
-        style_size: long edge of the style image at scale 1, px (``None``: ``resolution``).
-        style_scales: scales of the style image whose statistics are averaged.
-        pyramid_weight: weight of the regularizer that pushes detail toward coarse texture levels.
-        fov, distance, elevation: camera placement (see :func:`~meshstyle.mesh.cameras.orbit_cameras`);
-            each camera is moved along its axis until the object just fills its view, then its
-            distance is multiplied by ``distance``.
-        supersample: rays per pixel side when precomputing views.
-        checkpoint_every, checkpoint: write optimizer state to ``checkpoint`` every N steps.
-        resume: a checkpoint file to continue from.
-    """
-
-    views: int = 24
-    resolution: int = 256
-    depth_levels: int = 3
-    levels: int = 4
-    texture_size: int | None = None
-    batch_views: int = 2
-    angle_threshold: float = 60.0
-    depth_aware: bool = True
-    style_size: int | None = None
-    style_scales: tuple[float, ...] = (1.0, 0.5)
-    pyramid_weight: float = 1.0
-    fov: float = 40.0
-    distance: float = 1.0
-    elevation: tuple[float, float] = (-30.0, 75.0)
-    supersample: int = 1
-    checkpoint_every: int = 0
-    checkpoint: str | None = None
-    resume: str | None = None
-
-    def validate(self) -> None:
-        """Raise :class:`MeshstyleError` for any out-of-range value."""
-        check_camera_options(self.views, self.fov, self.distance, self.elevation)
-        checks = [
-            (16 <= self.resolution <= 4096, f"--resolution must be 16..4096 px, got {self.resolution}"),
-            (1 <= self.depth_levels <= 5, f"--depth-levels must be 1..5, got {self.depth_levels}"),
-            (self.resolution >> (self.depth_levels - 1) >= 16,
-             f"--resolution {self.resolution} is too small for {self.depth_levels} depth levels (coarsest must be >= 16 px)"),
-            (1 <= self.levels <= 8, f"--levels must be 1..8, got {self.levels}"),
-            (self.texture_size is None or 16 <= self.texture_size <= 8192,
-             f"--texture-size must be 16..8192, got {self.texture_size}"),
-            (self.batch_views >= 1, f"--batch-views must be >= 1, got {self.batch_views}"),
-            (0 < self.angle_threshold <= 90, f"--angle-threshold must be in (0, 90] degrees, got {self.angle_threshold}"),
-            (self.style_size is None or 16 <= self.style_size <= 8192, f"--style-size must be 16..8192, got {self.style_size}"),
-            (len(self.style_scales) >= 1 and all(0 < s <= 4 for s in self.style_scales),
-             f"--style-scales must be numbers in (0, 4], got {self.style_scales}"),
-            (self.pyramid_weight >= 0 and math.isfinite(self.pyramid_weight), f"--pyramid-weight must be >= 0, got {self.pyramid_weight}"),
-            (1 <= self.supersample <= 4, f"--supersample must be 1..4, got {self.supersample}"),
-            (self.checkpoint_every >= 0, f"--checkpoint-every must be >= 0, got {self.checkpoint_every}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise MeshstyleError(message)
 
 
 @dataclass
@@ -159,8 +90,7 @@ def _style_images(style, blend, options: MeshOptions, min_side: int = 16) -> tup
     return images, weights
 
 
-def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, style_blend: list[float] | None = None,
-                 mesh_options: MeshOptions | None = None, options: EngineOptions | None = None,
+def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options: MeshOptions | None = None, options: EngineOptions | None = None,
                  callback: Callable[[StepInfo], None] | None = None,
                  view_progress: Callable[[], None] | None = None, **overrides) -> MeshResult:
     """Restyle the textures of a mesh so it looks painted from every viewpoint (StyleMesh).
@@ -168,10 +98,10 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, style_blend: 
     Args:
         mesh: a :class:`TexturedMesh` or a path to OBJ/GLB.
         style: a style image path or tensor (3, H, W) in [0, 1], or a list to blend.
-        style_blend: weights of several styles.
-        mesh_options: :class:`MeshOptions`; options: :class:`~meshstyle.engine.options.EngineOptions`
-            (defaults here: Adam, 200 iterations). Keyword overrides go to whichever has the field
-            (``views=8``, ``iterations=20``, ``vgg_weights="random"``...).
+        mesh_options: :class:`~meshstyle.stylize.options.MeshOptions`; options:
+            :class:`~meshstyle.engine.options.EngineOptions` (default: ``ENGINE_DEFAULTS["mesh"]``, the
+            CLI's defaults). Keyword overrides go to whichever has the field (``views=8``,
+            ``iterations=20``, ``vgg_weights="random"``, ``style_blend=(0.7, 0.3)``...).
         callback: receives a :class:`~meshstyle.engine.optimize.StepInfo` per step.
         view_progress: called once per precomputed view and level.
 
@@ -181,17 +111,16 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, style_blend: 
     Raises:
         MeshstyleError: unreadable inputs, nothing stylizable, out-of-range options or a bad checkpoint.
     """
-    mesh_fields = set(MeshOptions.__dataclass_fields__)
-    mesh_options = replace(mesh_options or MeshOptions(), **{k: v for k, v in overrides.items() if k in mesh_fields})
-    engine_over = {k: v for k, v in overrides.items() if k not in mesh_fields}
-    options = replace(options or EngineOptions(optimizer="adam", iterations=200), **engine_over).validated()
+    mesh_over, engine_over = split_overrides(overrides, MeshOptions, EngineOptions)
+    mesh_options = replace(mesh_options or MeshOptions(), **mesh_over)
+    options = replace(options or ENGINE_DEFAULTS["mesh"], **engine_over).validated()
     mesh_options.validate()
     timings = {}
     t0 = time.perf_counter()
     source = TexturedMesh.load(mesh) if not isinstance(mesh, TexturedMesh) else mesh
     if not source.stylizable:
         raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
-    styles, blend = _style_images(style, style_blend, mesh_options,
+    styles, blend = _style_images(style, options.style_blend, mesh_options,
                                   min_input_size(list(options.style_layers), options.arch))
     torch.manual_seed(options.seed)
     device = resolve_device(options.device)
@@ -222,8 +151,9 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, style_blend: 
     content_targets = {k: torch.cat([c[k] for c in content]) for k in options.content_layers}
 
     start_step, opt_state = 0, None
+    run_print = fingerprint(source, mesh_options, options, style_digest(styles))
     if mesh_options.resume:
-        start_step, opt_state = _load_checkpoint(mesh_options.resume, param, source, mesh_options, options)
+        start_step, opt_state, _ = load_checkpoint(mesh_options.resume, param, run_print)
 
     module = _Textures(param)
 
@@ -249,7 +179,7 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, style_blend: 
         return total(terms)
 
     def checkpoint(step, p, opt):
-        _save_checkpoint(mesh_options.checkpoint, step, param, opt, source, mesh_options, options)
+        save_checkpoint(mesh_options.checkpoint, step, param, opt, run_print)
 
     t = time.perf_counter()
     result = run(module, loss_fn, options.iterations, optimizer=options.optimizer, lr=options.lr,
@@ -259,7 +189,7 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, style_blend: 
                  checkpoint_every=mesh_options.checkpoint_every)
     timings["optimize"] = time.perf_counter() - t
     if mesh_options.checkpoint and mesh_options.checkpoint_every:
-        _save_checkpoint(mesh_options.checkpoint, result.steps, param, None, source, mesh_options, options)
+        save_checkpoint(mesh_options.checkpoint, result.steps, param, None, run_print)
 
     out = source.copy()
     with torch.no_grad():
@@ -283,38 +213,6 @@ class _Textures(torch.nn.Module):
     def project_(self) -> None:
         for p in self.params:
             p.project_()
-
-
-def _fingerprint(source: TexturedMesh, mesh_options: MeshOptions, options: EngineOptions) -> dict:
-    keep = {k: v for k, v in asdict(mesh_options).items() if k not in ("checkpoint_every", "checkpoint", "resume")}
-    return {"mesh": {n: int(len(source.scene.geometry[n].faces)) for n in source.stylizable},
-            "mesh_options": repr(sorted(keep.items())), "seed": options.seed, "optimizer": options.optimizer}
-
-
-def _save_checkpoint(path, step, param, opt, source, mesh_options, options) -> None:
-    from ..core.atomic import atomic_path
-
-    state = {"step": step, "textures": param.state_dict(), "optimizer": opt.state_dict() if opt is not None else None,
-             "fingerprint": _fingerprint(source, mesh_options, options)}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _load_checkpoint(path, param, source, mesh_options, options) -> tuple[int, dict | None]:
-    path = Path(path)
-    if not path.is_file():
-        raise MeshstyleError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state["fingerprint"] != _fingerprint(source, mesh_options, options):
-            raise MeshstyleError(f"checkpoint {path} was made with another mesh or other options; "
-                                 f"resume with the same mesh, --seed and view/texture options")
-        param.load_state_dict(state["textures"])
-    except MeshstyleError:
-        raise
-    except Exception as exc:
-        raise MeshstyleError(f"cannot read checkpoint {path}: {exc}") from None
-    return int(state["step"]), state["optimizer"]
 
 
 def render_views(mesh: TexturedMesh, stacks: list[ViewStack]) -> torch.Tensor:

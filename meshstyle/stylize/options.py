@@ -1,0 +1,183 @@
+"""Options of the 2D and mesh jobs, declared once in the option table (:mod:`meshstyle.core.optiontable`).
+
+:class:`ImageOptions` (``image``, ``texture``, ``reconstruct``) and :class:`MeshOptions` (``mesh``) sit
+beside the engine's :class:`~meshstyle.engine.options.EngineOptions`. The per-command engine defaults
+(:data:`ENGINE_DEFAULTS`) are the same for the Python API and the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..core.errors import MeshstyleError
+from ..core.optiontable import check, option
+from ..engine.options import EngineOptions
+
+#: Engine defaults per command; the API functions and the CLI both start from these.
+ENGINE_DEFAULTS = {
+    "image": EngineOptions(),
+    "texture": EngineOptions(),
+    "reconstruct": EngineOptions(),
+    "mesh": EngineOptions(optimizer="adam", iterations=300),
+}
+
+IMAGE_COMMANDS = frozenset({"image", "texture", "reconstruct"})
+MIN_SIZE, MAX_SIZE = 16, 8192
+
+
+def parse_size(spec: str | int | tuple[int, int], allow_pair: bool = True) -> int | tuple[int, int]:
+    """``"512"`` -> 512 (long edge, px); ``"640x480"`` -> (640, 480) (width, height).
+
+    Raises:
+        MeshstyleError: not a positive size, or a size outside 16..8192 px.
+    """
+    if isinstance(spec, bool):
+        raise MeshstyleError(f"bad size {spec!r}; write a long edge like 512 or WxH like 640x480")
+    if isinstance(spec, int | tuple | list):
+        values = [spec] if isinstance(spec, int) else list(spec)
+        if not values or len(values) > 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+            raise MeshstyleError(f"bad size {spec!r}; write a long edge like 512 or WxH like 640x480")
+    else:
+        parts = str(spec).strip().lower().split("x")
+        if len(parts) not in (1, 2) or (len(parts) == 2 and not allow_pair):
+            raise MeshstyleError(f"bad size {spec!r}; write a long edge like 512"
+                                 + (" or WxH like 640x480" if allow_pair else ""))
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            raise MeshstyleError(f"bad size {spec!r}; write a long edge like 512 or WxH like 640x480") from None
+    for v in values:
+        if not MIN_SIZE <= v <= MAX_SIZE:
+            raise MeshstyleError(f"size {spec!r} out of range; each side must be {MIN_SIZE}..{MAX_SIZE} px")
+    return values[0] if len(values) == 1 else (values[0], values[1])
+
+
+def _size_problem(value) -> str | None:
+    try:
+        parse_size(value)
+    except MeshstyleError as exc:
+        return str(exc).split(";")[0].replace("bad size", "is not a size:")
+    return None
+
+
+def _init_problem(value) -> str | None:
+    if isinstance(value, str) and not value.strip():
+        return "must be content, noise or an image file"
+    return None
+
+
+@dataclass
+class ImageOptions:
+    """Options of the 2D commands (one field per flag; help, range and default in each declaration)."""
+
+    size: str | int | tuple[int, int] = option(
+        "512", "output long edge in px, or WxH (texture: a square side or WxH)", kind="custom",
+        check=_size_problem, commands=IMAGE_COMMANDS, group="image", metavar="PX|WxH")
+    style_scale: float = option(1.0, "style image size relative to the output; smaller gives smaller strokes",
+                                kind="float", low=0, low_open=True, high=16,
+                                commands=frozenset({"image", "texture"}), group="image")
+    init: object = option(None, "start from 'content', 'noise' or an image file (auto: content for image, "
+                          "noise otherwise)", kind="custom", none=True, check=_init_problem,
+                          commands=IMAGE_COMMANDS, group="image")
+    preserve_color: str = option("none", "keep the content's colours: luminance-only transfer or style colour "
+                                 "histogram matching", choices=("none", "luminance", "histogram"),
+                                 commands=frozenset({"image"}), group="image")
+    scales: int | None = option(None, "coarse-to-fine scales, halving the size each time (auto: coarsest long "
+                                "edge >= 128 px; reconstruct: 1)", kind="int", low=1, high=8, none=True,
+                                commands=IMAGE_COMMANDS, group="image")
+    layer: str = option("relu4_2", "network layer to reconstruct from", commands=frozenset({"reconstruct"}),
+                        group="image")
+    save_every: int = option(0, "also write the current result to the output every N steps (0: never)",
+                             kind="int", low=0, high=1_000_000, commands=IMAGE_COMMANDS, group="image",
+                             metavar="N")
+
+    def validate(self) -> None:
+        """Raise :class:`MeshstyleError` (one line) for any bad value."""
+        check(self)
+
+
+def _elevation_problem(value) -> str | None:
+    return None if value[0] <= value[1] else "must be MIN,MAX with MIN <= MAX (write --elevation=-30,75)"
+
+
+MESH = frozenset({"mesh"})
+
+
+@dataclass
+class MeshOptions:
+    """Options of mesh stylization (one field per flag; help, range and default in each declaration).
+
+    Cameras: see :func:`~meshstyle.mesh.cameras.orbit_cameras` (each camera moves along its axis until
+    the object just fills its view, then its distance is multiplied by ``distance``). Depth levels:
+    see :mod:`meshstyle.mesh.weights`.
+    """
+
+    views: int = option(24, "cameras around the object", kind="int", low=1, high=1024, commands=MESH, group="views")
+    resolution: int = option(256, "render size of the finest level, px", kind="int", low=16, high=4096,
+                             commands=MESH, group="views")
+    depth_levels: int = option(3, "render resolution levels, each half the previous", kind="int", low=1, high=5,
+                               commands=MESH, group="views")
+    batch_views: int = option(2, "views per optimization step", kind="int", low=1, high=1024, commands=MESH,
+                              group="views")
+    fov: float = option(40.0, "vertical field of view, degrees", kind="float", low=1, high=170, commands=MESH,
+                        group="views")
+    distance: float = option(1.0, "camera distance factor; 1 is where the object just fills each view",
+                             kind="float", low=1, high=100, commands=MESH, group="views")
+    elevation: tuple[float, float] = option(
+        (-30.0, 75.0), "camera elevation band MIN,MAX in degrees (negative MIN: write --elevation=-30,75)",
+        kind="floats", low=-90, high=90, count=2, check=_elevation_problem, commands=MESH, group="views",
+        metavar="MIN,MAX")
+    supersample: int = option(1, "rays per pixel side", kind="int", low=1, high=4, commands=MESH, group="views")
+    levels: int = option(4, "texture pyramid levels (StyleMesh: 4)", kind="int", low=1, high=8, commands=MESH,
+                         group="texture and style")
+    texture_size: int | None = option(
+        None, "optimized texture long edge, texels (auto: the original, at most 512); the output keeps the "
+        "original size", kind="int", low=16, high=8192, none=True, commands=MESH, group="texture and style")
+    angle_threshold: float = option(60.0, "pixels seen more obliquely than this many degrees do not count for "
+                                    "style", kind="float", low=0, low_open=True, high=90, commands=MESH,
+                                    group="texture and style")
+    depth_aware: bool = option(True, "judge every pixel at full resolution, whatever its depth", kind="bool",
+                               switch_off=True, commands=MESH, group="texture and style")
+    style_size: int | None = option(None, "style image long edge at scale 1, px (auto: --resolution)", kind="int",
+                                    low=16, high=8192, none=True, commands=MESH, group="texture and style")
+    style_scales: tuple[float, ...] = option((1.0, 0.5), "style image scales whose statistics are averaged",
+                                             kind="floats", low=0, low_open=True, high=4, commands=MESH,
+                                             group="texture and style", metavar="S1,S2,...")
+    pyramid_weight: float = option(1.0, "regularizer pushing detail toward coarse texture levels", kind="float",
+                                   low=0, high=1e9, commands=MESH, group="texture and style")
+    checkpoint_every: int = option(0, "save the optimization state every N steps (0: never)", kind="int", low=0,
+                                   high=1_000_000, commands=MESH, group="results", metavar="N")
+    checkpoint: str | None = option(None, "checkpoint file (auto: OUTPUT's stem + .ckpt)", none=True,
+                                    commands=MESH, group="results", metavar="CKPT")
+    resume: str | None = option(None, "continue from a checkpoint of the same command", none=True,
+                                commands=MESH, group="results", metavar="CKPT")
+
+    def validate(self) -> None:
+        """Raise :class:`MeshstyleError` (one line) for any bad value."""
+        check(self)
+        if self.resolution >> (self.depth_levels - 1) < 16:
+            raise MeshstyleError(f"--resolution {self.resolution} is too small for {self.depth_levels} depth "
+                                 f"levels (the coarsest must be >= 16 px)")
+
+
+def split_overrides(overrides: dict, *tables: type) -> list[dict]:
+    """Split keyword overrides by the option table that has each name; the last dict gets the rest
+    (normally :class:`~meshstyle.engine.options.EngineOptions` fields).
+
+    Raises:
+        MeshstyleError: a name that no table has.
+    """
+    parts: list[dict] = [{} for _ in tables]
+    for key, value in overrides.items():
+        for part, table in zip(parts, tables):
+            if key in table.__dataclass_fields__:
+                part[key] = value
+                break
+        else:
+            raise MeshstyleError(f"unknown option {key!r}")
+    return parts
+
+
+def merged(base, overrides: dict):
+    """``base`` (a dataclass instance) with ``overrides`` applied."""
+    return replace(base, **overrides) if overrides else base
