@@ -7,6 +7,12 @@ UV). Geometries with UVs and a base-colour texture are *stylizable*; the others 
 materials, say) are carried through unchanged and still occlude in renders. Node transforms are
 applied when geometry is placed in the world (:meth:`TexturedMesh.instances`) and kept as they are
 on export. UV and texture conventions: see :mod:`meshstyle.core.uv`.
+
+Loading checks the input as untrusted (:mod:`meshstyle.mesh.resources`, :mod:`meshstyle.mesh.obj`,
+:mod:`meshstyle.mesh.gltf`): every resource stays inside the asset's folder and is a regular file,
+coordinates are finite, face indices in range, textures decode. What export needs of the input document
+is kept in :attr:`TexturedMesh.origin`; export (:mod:`meshstyle.mesh.export`) edits that document
+instead of rebuilding it.
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ import numpy as np
 import trimesh
 from PIL import Image
 
-from ..core.atomic import atomic_path
 from ..core.errors import MeshstyleError
+from . import gltf as gltf_io
+from . import obj as obj_io
 from .padding import island_mask, pad_texture
 from .rasterize import bake_corner_colors
+from .resources import ConfinedResolver, check_image_bytes, read_regular_file
 from .unwrap import unwrap
 
 log = logging.getLogger("meshstyle")
@@ -84,18 +92,35 @@ class TexturedMesh:
         scene: the underlying ``trimesh.Scene``.
         stylizable: names of geometries (keys of ``scene.geometry``) whose texture can be stylized.
         source: the file it was loaded from, if any.
+        origin: what export needs of the input document (a :class:`~meshstyle.mesh.gltf.GltfSource`
+            or :class:`~meshstyle.mesh.obj.ObjSource`), or ``None`` for a scene built in code.
+        material_name: geometry name -> its material's name as loaded (before any bake).
+        normals: geometry name -> (V, 3) vertex normals as loaded, for geometries whose file had them.
+        generated_uv: geometries whose UVs were made here (xatlas); their OBJ lines are rewritten.
+        baked: geometries whose texture was baked here from colours (no texture in the input).
+        changed: geometries whose texture was replaced with :meth:`set_texture`.
     """
 
     def __init__(self, scene: trimesh.Scene | trimesh.Trimesh, source: Path | None = None,
-                 bake_size: int = BAKE_SIZE):
+                 bake_size: int = BAKE_SIZE, origin=None):
         if isinstance(scene, trimesh.Trimesh):
             scene = trimesh.Scene(scene)
         self.scene = scene
         self.source = source
+        self.origin = origin
+        self.generated_uv: set[str] = set()
+        self.baked: set[str] = set()
+        self.changed: set[str] = set()
         meshes = {k: g for k, g in scene.geometry.items() if isinstance(g, trimesh.Trimesh) and len(g.faces)}
         where = f" in {source}" if source else ""
         if not meshes:
             raise MeshstyleError(f"no triangle faces{where} (a point cloud or an empty file?)")
+        for name, geom in meshes.items():
+            _check_geometry(name, geom, where)
+        self.material_name = {k: _material_name(k, g, origin) for k, g in meshes.items()}
+        # normals that came with the file (trimesh caches them; it never computes them unasked here)
+        self.normals = {k: np.asarray(g._cache.cache["vertex_normals"], np.float64) for k, g in meshes.items()
+                        if g._cache.cache.get("vertex_normals") is not None}
         for name, geom in meshes.items():
             if _has_uv(geom) and _material_image(geom) is None:
                 log.warning("%s: material of %r has UVs but no texture (missing texture file?); "
@@ -109,26 +134,52 @@ class TexturedMesh:
             self.stylizable = list(meshes)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, bake_size: int = BAKE_SIZE) -> TexturedMesh:
+    def load(cls, path: str | os.PathLike, bake_size: int = BAKE_SIZE,
+             allow_missing_textures: bool = False) -> TexturedMesh:
         """Load an OBJ (with its MTL and ``map_Kd`` texture) or a glTF/GLB file.
 
         Meshes without UVs are unwrapped with xatlas and their base colour (vertex colours or material
         colour) is baked into a ``bake_size`` texture; textures larger than 8192 px are downscaled.
+        Only regular files inside the mesh file's folder are read (see :mod:`meshstyle.mesh.resources`).
+
+        Args:
+            allow_missing_textures: a missing MTL or texture file is a warning naming the file (the
+                part falls back to its base colour) instead of an error.
 
         Raises:
-            MeshstyleError: missing, unreadable or corrupt file, unsupported extension, no faces,
-                only degenerate faces, or a failed unwrap.
+            MeshstyleError: missing, unreadable, non-regular or corrupt file; unsupported extension; a
+                resource outside the folder, missing (unless allowed) or not decodable; non-finite
+                coordinates, face indices out of range, no faces, only degenerate faces; glTF
+                compression or required extensions that cannot be kept; a failed unwrap.
         """
         path = Path(path)
-        if not path.exists():
+        if not os.path.lexists(path):
             raise MeshstyleError(f"mesh not found: {path}")
-        if path.suffix.lower() not in MESH_INPUTS:
+        suffix = path.suffix.lower()
+        if suffix not in MESH_INPUTS:
             raise MeshstyleError(f"unsupported mesh format {path.suffix or '(none)'!r} for {path}; use .obj, .glb or .gltf")
+        data = read_regular_file(path, "mesh")
+        resolver = ConfinedResolver(path.parent, path.name)
+        if suffix == ".obj":
+            text = obj_io.decode_obj(data, str(path))
+            origin = obj_io.scan_obj(text, str(path))
+            origin.data = data
+            _read_materials(origin, resolver, path, allow_missing_textures)
+            file_obj, file_type = io.StringIO(text), "obj"
+        else:
+            origin = gltf_io.read_gltf(data, str(path), suffix == ".glb", resolver)
+            file_obj, file_type = io.BytesIO(data), suffix[1:]
         try:
-            scene = trimesh.load(path, force="scene", process=False)
+            scene = trimesh.load(file_obj, file_type=file_type, force="scene", process=False, resolver=resolver)
+        except MeshstyleError:
+            raise
         except Exception as exc:
+            resolver.raise_problems()
             raise MeshstyleError(f"cannot read mesh {path}: {type(exc).__name__}: {exc}".rstrip(": ")) from None
-        return cls(scene, source=path, bake_size=bake_size)
+        resolver.raise_problems()
+        if isinstance(origin, gltf_io.GltfSource):
+            _apply_texture_transforms(scene, origin, path)
+        return cls(scene, source=path, bake_size=bake_size, origin=origin)
 
     def copy(self) -> TexturedMesh:
         """A deep copy (textures included)."""
@@ -168,6 +219,12 @@ class TexturedMesh:
         material = trimesh.visual.material.SimpleMaterial(image=Image.fromarray(texture), diffuse=[255, 255, 255, 255],
                                                           name=f"{name}_baked")
         new.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+        if not _has_uv(geom):
+            self.generated_uv.add(name)
+            if name in self.normals:
+                normals = np.asarray(merged.vertex_normals, np.float64)[vmap]
+                self.normals[name] = normals
+        self.baked.add(name)
         self.scene.geometry[name] = new
         log.warning("%r had no texture: baked its base colour into a new %dx%d texture", name, size, size)
 
@@ -191,6 +248,7 @@ class TexturedMesh:
             alpha = old.convert("RGBA").getchannel("A").resize(image.size, Image.Resampling.BILINEAR)
             image.putalpha(alpha)
         _set_material_image(geom, image)
+        self.changed.add(name)
 
     def corner_uv(self, name: str) -> np.ndarray:
         """(F, 3, 2) UVs of the corners of every face of geometry ``name``."""
@@ -221,20 +279,104 @@ class TexturedMesh:
         center = (lo + hi) / 2
         return center, float(np.linalg.norm(points - center, axis=1).max())
 
-    def save(self, path: str | os.PathLike) -> list[Path]:
-        """Export to ``.glb`` (textures embedded as PNG) or ``.obj`` (+ ``.mtl`` + ``.png``).
+    def save(self, path: str | os.PathLike, *, texture_format: str | None = None, jpeg_quality: int = 95,
+             provenance: dict | None = None) -> list[Path]:
+        """Export to ``.glb`` or ``.obj`` (+ ``.mtl`` + texture files) by editing the input document.
 
-        Positions, faces, face order and UVs are written as loaded. Every stylizable texture is also
-        written on its own as PNG (``OUT.png`` for OBJ, ``OUT_texture.png`` for GLB; ``_N`` suffixes
-        when there are several). All files are written atomically, the mesh file last.
+        See :func:`meshstyle.mesh.export.save_mesh` for what is kept, the file names and the options.
 
         Returns:
             The paths written, mesh file first.
 
         Raises:
-            MeshstyleError: unsupported extension.
+            MeshstyleError: unsupported extension or texture format, or an unsafe output name.
         """
-        return save_mesh(self, path)
+        from .export import save_mesh
+
+        return save_mesh(self, path, texture_format=texture_format, jpeg_quality=jpeg_quality,
+                         provenance=provenance)
+
+    def output_paths(self, path: str | os.PathLike, *, texture_format: str | None = None) -> list[Path]:
+        """Every file :meth:`save` would write for ``path`` (mesh file first), without writing."""
+        from .export import plan_outputs
+
+        return plan_outputs(self, path, texture_format=texture_format)
+
+
+def _material_name(name: str, geom, origin) -> str | None:
+    """The material of a geometry as the input names it. trimesh's OBJ loader names each geometry after
+    its ``usemtl`` material when there are several (and after the file when there is one); its material
+    objects keep the raw ``newmtl`` line, comments included, so the ``usemtl`` name is preferred."""
+    material = getattr(getattr(geom.visual, "material", None), "name", None)
+    if isinstance(origin, obj_io.ObjSource):
+        if name in origin.used_materials:
+            return name
+        if material not in origin.used_materials and len(origin.used_materials) == 1:
+            return origin.used_materials[0]
+    return material
+
+
+def _check_geometry(name: str, geom, where: str) -> None:
+    """Finite coordinates and UVs, face indices in range (trimesh keeps out-of-range indices of glTF
+    accessors as they are with ``process=False``)."""
+    vertices = np.asarray(geom.vertices)
+    if not np.isfinite(vertices).all():
+        raise MeshstyleError(f"mesh {name!r}{where} has non-finite vertex coordinates (NaN or infinity)")
+    faces = np.asarray(geom.faces)
+    if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
+        raise MeshstyleError(f"mesh {name!r}{where} has face indices out of range (0..{len(vertices) - 1})")
+    uv = getattr(geom.visual, "uv", None)
+    if uv is not None and not np.isfinite(np.asarray(uv, np.float64)).all():
+        raise MeshstyleError(f"mesh {name!r}{where} has non-finite UV coordinates")
+
+
+def _read_materials(origin: obj_io.ObjSource, resolver: ConfinedResolver, path: Path, allow_missing: bool) -> None:
+    """Read the OBJ's MTL files and check the ``map_Kd`` texture of every material (confined, regular
+    files, decodable); fill ``origin.mtl`` and ``origin.materials``."""
+    def missing(what: str, name: str) -> None:
+        if not allow_missing:
+            raise MeshstyleError(f"{what} {name!r} named in {path} not found "
+                                 "(allow_missing_textures=True / --allow-missing-textures to go on without it)")
+        log.warning("%s %r named in %s not found; using the base colour", what, name, path)
+
+    for library in origin.mtllibs:
+        target = resolver.path_of(library)
+        if not target.exists():
+            missing("MTL file", library)
+            continue
+        data = resolver.read(library)
+        origin.mtl[library] = data
+        text = obj_io.decode_obj(data, library)
+        for name, material in obj_io.parse_mtl(text, library).items():
+            origin.materials.setdefault(name, material)
+    for material in origin.materials.values():
+        if not material.map_kd:
+            continue
+        target = resolver.path_of(material.map_kd)
+        if not target.exists():
+            missing("texture file", material.map_kd)
+            continue
+        data = resolver.read(material.map_kd)
+        check_image_bytes(data, material.map_kd)
+        origin.textures[material.map_kd] = data
+
+
+def _apply_texture_transforms(scene: trimesh.Scene, origin: gltf_io.GltfSource, path: Path) -> None:
+    """Bring each geometry's UVs to where its base-colour texture is sampled: apply
+    ``KHR_texture_transform`` (glTF v-down space) and refuse a base colour on ``TEXCOORD_1+``."""
+    for geom_name, (mi, pi) in origin.primitive.items():
+        info = gltf_io.base_color_info(origin.doc, mi, pi)
+        geom = scene.geometry.get(geom_name)
+        if info is None or geom is None or not _has_uv(geom):
+            continue
+        if info.get("texCoord", 0) != 0:
+            raise MeshstyleError(f"{path}: the base-colour texture of {geom_name!r} uses TEXCOORD_{info['texCoord']}; "
+                                 "only TEXCOORD_0 is supported")
+        matrix = gltf_io.texture_transform(info)
+        if matrix is not None:
+            uv = np.asarray(geom.visual.uv, np.float64)
+            gl = np.stack([uv[:, 0], 1.0 - uv[:, 1], np.ones(len(uv))], 1) @ matrix.T
+            geom.visual.uv = np.stack([gl[:, 0], 1.0 - gl[:, 1]], 1)
 
 
 def _set_material_image(geom, image: Image.Image) -> None:
@@ -253,42 +395,3 @@ def check_mesh_output(path: str | os.PathLike) -> Path:
     if path.suffix.lower() not in MESH_OUTPUTS:
         raise MeshstyleError(f"unsupported output mesh extension {path.suffix or '(none)'!r} for {path}; use .glb or .obj")
     return path
-
-
-def _png_bytes(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _write_all(files: list[tuple[Path, bytes]]) -> None:
-    for path, data in files:
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(data)
-
-
-def save_mesh(mesh: TexturedMesh, path: str | os.PathLike) -> list[Path]:
-    """See :meth:`TexturedMesh.save`."""
-    path = check_mesh_output(path)
-    stem = path.with_suffix("")
-    textures = [_material_image(mesh.scene.geometry[n]) for n in mesh.stylizable]
-    files: list[tuple[Path, bytes]] = []
-    if path.suffix.lower() == ".glb":
-        names = [Path(f"{stem}_texture.png")] if len(textures) == 1 else [Path(f"{stem}_texture_{i}.png") for i in range(len(textures))]
-        files += [(n, _png_bytes(t)) for n, t in zip(names, textures)]
-        files.append((path, mesh.scene.export(file_type="glb")))
-    else:
-        from trimesh.exchange.obj import export_obj
-
-        text, extra = export_obj(mesh.scene, include_normals=False, include_texture=True, return_texture=True,
-                                 mtl_name=f"{path.stem}.mtl", header="meshstyle")
-        mtl = extra.pop(f"{path.stem}.mtl").decode("utf-8")
-        images = sorted(extra)
-        for i, old in enumerate(images):
-            new = f"{path.stem}.png" if len(images) == 1 else f"{path.stem}_{i}.png"
-            mtl = mtl.replace(f"map_Kd {old}", f"map_Kd {new}")
-            files.append((path.parent / new, extra[old]))
-        files.append((path.parent / f"{path.stem}.mtl", mtl.encode("utf-8")))
-        files.append((path, text.encode("utf-8")))
-    _write_all(files)
-    return [path] + [p for p, _ in files if p != path]

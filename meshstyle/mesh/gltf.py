@@ -1,0 +1,352 @@
+"""glTF 2.0 / GLB documents: read and check the user's document, then edit it (new base-colour image
+bytes, provenance) without touching anything else.
+
+Why the document is edited as its parsed JSON (``dict``) and not through ``pygltflib``'s dataclasses:
+pygltflib drops fields it does not know (vendor fields on nodes, unknown top-level keys) and writes
+defaults that were not in the input (``normalized: false``, ``alphaMode``). Editing the JSON keeps
+every node, skin, animation, morph target, sampler, extension, extra and unknown field exactly as it
+was; pygltflib builds *new* documents (OBJ -> GLB, see :mod:`meshstyle.mesh.export`) and decodes
+data URIs. The GLB container (12-byte header, JSON chunk, BIN chunk) is read and written here.
+
+Spec: https://registry.khronos.org/glTF/specs/2.0/glTF-2.0.html (GLB layout, section 4.4).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+from pygltflib import GLTF2
+
+from ..core.errors import MeshstyleError
+from .resources import ConfinedResolver, check_image_bytes
+
+GLB_MAGIC = b"glTF"
+CHUNK_JSON = 0x4E4F534A
+CHUNK_BIN = 0x004E4942
+
+#: Extensions that may be listed in ``extensionsRequired``: their JSON is kept as it is and they do not
+#: change what a base-colour texel means for a surface point (``KHR_materials_*`` only shade;
+#: ``KHR_texture_transform`` is applied to the UVs at load time; quantized attributes are decoded by
+#: trimesh). Anything else required (Draco, meshopt, KTX2/BasisU, WebP-only images) is refused.
+PRESERVABLE_REQUIRED = ("KHR_mesh_quantization", "KHR_texture_transform", "KHR_materials_")
+COMPRESSION = {"KHR_draco_mesh_compression": "Draco", "EXT_meshopt_compression": "meshopt",
+               "KHR_meshopt_compression": "meshopt"}
+
+_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+
+@dataclass
+class GltfSource:
+    """What export needs from the input document.
+
+    Attributes:
+        doc: the parsed JSON, unmodified.
+        buffers: bytes of every buffer (GLB BIN chunk or the resolved URI).
+        images: bytes of every image (from its bufferView or URI), by image index.
+        image_format: Pillow format name of every image ("PNG", "JPEG", ...).
+        primitive: trimesh geometry name -> (mesh index, primitive index).
+        base_image: trimesh geometry name -> image index of its material's base-colour texture.
+    """
+
+    doc: dict
+    buffers: list[bytes]
+    images: dict[int, bytes] = field(default_factory=dict)
+    image_format: dict[int, str] = field(default_factory=dict)
+    primitive: dict[str, tuple[int, int]] = field(default_factory=dict)
+    base_image: dict[str, int] = field(default_factory=dict)
+
+    def __deepcopy__(self, memo):  # read-only once loaded: copies of a TexturedMesh share it
+        return self
+
+
+def split_glb(data: bytes, name: str) -> tuple[dict, bytes | None]:
+    """(JSON document, BIN chunk or None) of a GLB file.
+
+    Raises:
+        MeshstyleError: bad magic, version, lengths or JSON.
+    """
+    if len(data) < 20 or data[:4] != GLB_MAGIC:
+        raise MeshstyleError(f"cannot read mesh {name}: not a GLB file (bad header)")
+    version, length = struct.unpack_from("<II", data, 4)
+    if version != 2:
+        raise MeshstyleError(f"cannot read mesh {name}: GLB version {version} (only glTF 2.0 is supported)")
+    if length > len(data):
+        raise MeshstyleError(f"cannot read mesh {name}: truncated GLB ({len(data)} of {length} bytes)")
+    offset, doc, blob = 12, None, None
+    while offset + 8 <= length:
+        size, kind = struct.unpack_from("<II", data, offset)
+        chunk = data[offset + 8:offset + 8 + size]
+        if len(chunk) != size:
+            raise MeshstyleError(f"cannot read mesh {name}: truncated GLB chunk")
+        if kind == CHUNK_JSON and doc is None:
+            doc = parse_json(chunk, name)
+        elif kind == CHUNK_BIN and blob is None:
+            blob = bytes(chunk)
+        offset += 8 + size
+    if doc is None:
+        raise MeshstyleError(f"cannot read mesh {name}: GLB without a JSON chunk")
+    return doc, blob
+
+
+def parse_json(data: bytes, name: str) -> dict:
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MeshstyleError(f"cannot read mesh {name}: invalid glTF JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("asset"), dict):
+        raise MeshstyleError(f"cannot read mesh {name}: not a glTF 2.0 document (no asset)")
+    if not str(doc["asset"].get("version", "")).startswith("2."):
+        raise MeshstyleError(f"cannot read mesh {name}: glTF version {doc['asset'].get('version')!r}; "
+                             "only 2.0 is supported")
+    return doc
+
+
+def join_glb(doc: dict, blob: bytes) -> bytes:
+    """A GLB file from a JSON document and its BIN chunk (no BIN chunk when ``blob`` is empty)."""
+    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    text += b" " * (-len(text) % 4)
+    chunks = struct.pack("<II", len(text), CHUNK_JSON) + text
+    if blob:
+        blob = blob + b"\0" * (-len(blob) % 4)
+        chunks += struct.pack("<II", len(blob), CHUNK_BIN) + blob
+    return GLB_MAGIC + struct.pack("<II", 2, 12 + len(chunks)) + chunks
+
+
+def _uri_bytes(uri: str, resolver: ConfinedResolver, what: str) -> bytes:
+    if uri.startswith("data:"):
+        try:
+            return GLTF2.decode_data_uri(uri)
+        except Exception:
+            raise MeshstyleError(f"{what} has an invalid data URI") from None
+    from urllib.parse import unquote
+
+    name = unquote(uri)
+    if not resolver.path_of(name).exists():  # path_of raises for absolute, scheme, outside the folder
+        raise MeshstyleError(f"{what} file not found: {name}")
+    return resolver.read(name)
+
+
+def _mesh_names(doc: dict) -> dict[str, tuple[int, int]]:
+    """trimesh's geometry name of every primitive it loads (trimesh.exchange.gltf: ``unique_name`` of
+    the mesh name over primitives of mode points, lines, triangles and strips, in document order)."""
+    from trimesh.util import unique_name
+
+    names: dict[str, tuple[int, int]] = {}
+    counts: dict = {}
+    for mi, mesh in enumerate(doc.get("meshes", [])):
+        for pi, prim in enumerate(mesh.get("primitives", [])):
+            name = unique_name(mesh.get("name", "GLTF"), names, counts=counts)
+            if prim.get("mode", 4) in (0, 1, 4, 5):
+                names[name] = (mi, pi)
+    return names
+
+
+def read_gltf(data: bytes, name: str, binary: bool, resolver: ConfinedResolver) -> GltfSource:
+    """Parse and check a glTF/GLB document before trimesh loads its geometry.
+
+    Raises:
+        MeshstyleError: malformed container or JSON, a required extension that cannot be preserved,
+            compressed geometry (Draco, meshopt), a buffer or image URI outside the asset's folder or
+            missing, an image that does not decode or exceeds the pixel limit.
+    """
+    if binary:
+        doc, blob = split_glb(data, name)
+    else:
+        doc, blob = parse_json(data, name), None
+    for ext in list(doc.get("extensionsRequired", [])) + list(doc.get("extensionsUsed", [])):
+        if ext in COMPRESSION and (ext in doc.get("extensionsRequired", []) or COMPRESSION[ext] == "meshopt"):
+            raise MeshstyleError(f"{name} uses {COMPRESSION[ext]}-compressed geometry ({ext}), which meshstyle "
+                                 "cannot decode; decompress it first (e.g. gltf-transform copy)")
+    for ext in doc.get("extensionsRequired", []):
+        if not str(ext).startswith(PRESERVABLE_REQUIRED):
+            raise MeshstyleError(f"{name} requires the glTF extension {ext}, which meshstyle cannot preserve")
+    buffers = []
+    for i, buf in enumerate(doc.get("buffers", [])):
+        if "uri" in buf:
+            buffers.append(_uri_bytes(str(buf["uri"]), resolver, f"buffer {i} of {name}"))
+        elif i == 0 and blob is not None:
+            buffers.append(blob)
+        else:
+            raise MeshstyleError(f"cannot read mesh {name}: buffer {i} has no data")
+        if len(buffers[-1]) < int(buf.get("byteLength", 0)):
+            raise MeshstyleError(f"cannot read mesh {name}: buffer {i} is shorter than its byteLength "
+                                 "(truncated file?)")
+    source = GltfSource(doc=doc, buffers=buffers)
+    views = doc.get("bufferViews", [])
+    for i, image in enumerate(doc.get("images", [])):
+        what = f"image {i} of {name}"
+        if "uri" in image:
+            raw = _uri_bytes(str(image["uri"]), resolver, what)
+        elif "bufferView" in image and 0 <= int(image["bufferView"]) < len(views):
+            raw = view_bytes(doc, buffers, int(image["bufferView"]))
+        else:
+            raise MeshstyleError(f"cannot read mesh {name}: {what} has neither a URI nor a bufferView")
+        decoded = check_image_bytes(raw, f"{image.get('name', i)!s} ({what})")
+        source.images[i] = raw
+        source.image_format[i] = decoded.format or "PNG"
+    source.primitive = _mesh_names(doc)
+    for geom, (mi, pi) in source.primitive.items():
+        image = base_color_image(doc, mi, pi)
+        if image is not None:
+            source.base_image[geom] = image
+    return source
+
+
+def view_bytes(doc: dict, buffers: list[bytes], index: int) -> bytes:
+    view = doc["bufferViews"][index]
+    start = int(view.get("byteOffset", 0))
+    return buffers[int(view["buffer"])][start:start + int(view["byteLength"])]
+
+
+def base_color_info(doc: dict, mi: int, pi: int) -> dict | None:
+    """The ``baseColorTexture`` object of primitive ``pi`` of mesh ``mi``'s material, if any."""
+    prim = doc["meshes"][mi]["primitives"][pi]
+    if "material" not in prim:
+        return None
+    material = doc.get("materials", [])[prim["material"]]
+    return material.get("pbrMetallicRoughness", {}).get("baseColorTexture")
+
+
+def base_color_image(doc: dict, mi: int, pi: int) -> int | None:
+    info = base_color_info(doc, mi, pi)
+    if info is None:
+        return None
+    texture = doc.get("textures", [])[info["index"]]
+    return texture.get("source")
+
+
+def texture_transform(info: dict) -> np.ndarray | None:
+    """3x3 matrix of a KHR_texture_transform on a texture-info object, or None (spec: the extension's
+    README, ``T * R * S`` applied to glTF UVs, v down)."""
+    ext = info.get("extensions", {}).get("KHR_texture_transform")
+    if not ext:
+        return None
+    ox, oy = ext.get("offset", [0, 0])
+    sx, sy = ext.get("scale", [1, 1])
+    r = float(ext.get("rotation", 0))
+    c, s = math.cos(r), math.sin(r)
+    translation = np.array([[1, 0, ox], [0, 1, oy], [0, 0, 1]], float)
+    rotation = np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]], float)
+    scale = np.array([[sx, 0, 0], [0, sy, 0], [0, 0, 1]], float)
+    return translation @ rotation @ scale
+
+
+def _repack(doc: dict, buffers: list[bytes], view_data: dict[int, bytes]) -> bytes:
+    """Lay every bufferView into one new buffer (index 0), in view order, 8-byte aligned, using
+    ``view_data`` for views whose content is replaced. Accessor offsets are relative to their view, so
+    accessor bytes stay identical; view indices do not change."""
+    blob = bytearray()
+    for i, view in enumerate(doc.get("bufferViews", [])):
+        data = view_data[i] if i in view_data else view_bytes(doc, buffers, i)
+        blob += b"\0" * (-len(blob) % 8)
+        view["buffer"] = 0
+        view["byteOffset"] = len(blob)
+        view["byteLength"] = len(data)
+        blob += data
+    return bytes(blob)
+
+
+def edit_document(source: GltfSource, new_images: dict[int, tuple[bytes, str]], provenance: dict | None,
+                  white_materials: set[int], webp: bool = False) -> bytes:
+    """A GLB: the source document with new bytes for some images and nothing else changed but
+    provenance, buffer layout and (for ``white_materials``) the base-colour factor's RGB.
+
+    Args:
+        new_images: image index -> (encoded bytes, Pillow format name).
+        provenance: written to ``asset.generator`` and ``asset.extras.meshstyle``.
+        white_materials: material indices whose ``baseColorFactor`` RGB becomes 1 (the stylized
+            texture is shown as it is; alpha kept).
+        webp: new images are WebP; their textures then use ``EXT_texture_webp`` (required).
+    """
+    doc = copy.deepcopy(source.doc)
+    view_data: dict[int, bytes] = {}
+    views = doc.setdefault("bufferViews", [])
+    users: dict[int, int] = {}
+    for image in doc.get("images", []):
+        if "bufferView" in image:
+            users[image["bufferView"]] = users.get(image["bufferView"], 0) + 1
+    for acc in doc.get("accessors", []):
+        for v in [acc.get("bufferView")] + [acc.get("sparse", {}).get(k, {}).get("bufferView")
+                                            for k in ("indices", "values")]:
+            if v is not None:
+                users[v] = users.get(v, 0) + 2
+    for i, image in enumerate(doc.get("images", [])):
+        data, fmt = new_images.get(i, (source.images[i], source.image_format.get(i, "PNG")))
+        if i not in new_images and "bufferView" in image:
+            continue
+        if "bufferView" in image and users.get(image["bufferView"]) == 1:
+            view_data[image["bufferView"]] = data
+        else:
+            views.append({"buffer": 0, "byteLength": len(data)})
+            view_data[len(views) - 1] = data
+            image["bufferView"] = len(views) - 1
+        image.pop("uri", None)
+        image["mimeType"] = _MIME.get(fmt, "image/png")
+    blob = _repack(doc, source.buffers, view_data)
+    buffers = doc.get("buffers") or [{}]
+    first = {k: v for k, v in buffers[0].items() if k != "uri"}
+    first["byteLength"] = len(blob)
+    doc["buffers"] = [first] if blob else []
+    if not blob:
+        doc.pop("buffers", None)
+    for m in white_materials:
+        pbr = doc["materials"][m].setdefault("pbrMetallicRoughness", {})
+        if "baseColorFactor" in pbr:
+            pbr["baseColorFactor"] = [1.0, 1.0, 1.0, pbr["baseColorFactor"][3]]
+    if webp and new_images:
+        for tex in doc.get("textures", []):
+            if tex.get("source") in new_images:
+                tex.setdefault("extensions", {})["EXT_texture_webp"] = {"source": tex.pop("source")}
+        for key in ("extensionsUsed", "extensionsRequired"):
+            if "EXT_texture_webp" not in doc.setdefault(key, []):
+                doc[key].append("EXT_texture_webp")
+    stamp_asset(doc, provenance)
+    return join_glb(doc, blob)
+
+
+def stamp_asset(doc: dict, provenance: dict | None) -> None:
+    """Record ``provenance`` in ``asset.generator`` ("meshstyle VERSION") and ``asset.extras.meshstyle``;
+    the previous generator is kept in ``asset.extras.meshstyle.source_generator``."""
+    if not provenance:
+        return
+    asset = doc.setdefault("asset", {"version": "2.0"})
+    record = {k: provenance[k] for k in sorted(provenance)}
+    if asset.get("generator"):
+        record["source_generator"] = asset["generator"]
+    asset["generator"] = f"{provenance.get('tool', 'meshstyle')} {provenance.get('version', '')}".strip()
+    extras = asset.get("extras")
+    if not isinstance(extras, dict):
+        extras = {} if extras is None else {"source_extras": extras}
+    extras["meshstyle"] = record
+    asset["extras"] = extras
+
+
+def lost_in_obj(doc: dict) -> list[str]:
+    """What an OBJ cannot hold of this document, for one warning line (GLB -> OBJ)."""
+    lost = []
+    for key, label in (("skins", "skins"), ("animations", "animations"), ("cameras", "cameras")):
+        if doc.get(key):
+            lost.append(f"{len(doc[key])} {label}")
+    if any(p.get("targets") for m in doc.get("meshes", []) for p in m.get("primitives", [])):
+        lost.append("morph targets")
+    maps = set()
+    for material in doc.get("materials", []):
+        for key in ("normalTexture", "occlusionTexture", "emissiveTexture"):
+            if key in material:
+                maps.add(key.replace("Texture", " map"))
+        if "metallicRoughnessTexture" in material.get("pbrMetallicRoughness", {}):
+            maps.add("metallic-roughness map")
+        if material.get("extensions"):
+            maps.update(material["extensions"])
+    if maps:
+        lost.append("PBR maps and material extensions (" + ", ".join(sorted(maps)) + ")")
+    if any(s.get(k, 10497) != 10497 for s in doc.get("samplers", []) for k in ("wrapS", "wrapT")):
+        lost.append("texture wrap modes")
+    if doc.get("extensionsUsed"):
+        lost.append("extensions " + ", ".join(sorted(doc["extensionsUsed"])))
+    return lost
