@@ -1,10 +1,13 @@
 """Loading, exporting, padding and unwrapping of textured meshes."""
 
+import io
 import logging
+import os
 
 import numpy as np
 import pytest
 import trimesh
+from PIL import Image
 
 from conftest import ASSETS, cube, quad
 from meshstyle.core.errors import MeshstyleError
@@ -125,24 +128,131 @@ def test_bad_mesh_files(tmp_path):
         TexturedMesh.load(tmp_path / "mesh.stl2")
 
 
-def test_missing_mtl_texture_falls_back_to_base_colour(tmp_path, caplog):
+def test_missing_mtl_texture_is_an_error_unless_allowed(tmp_path, caplog):
     (tmp_path / "m.mtl").write_text("newmtl red\nKd 0.8 0.1 0.1\nmap_Kd missing.png\n")
     (tmp_path / "m.obj").write_text("mtllib m.mtl\nusemtl red\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\n")
+    with pytest.raises(MeshstyleError, match="texture file 'missing.png' named in .* not found"):
+        TexturedMesh.load(tmp_path / "m.obj", bake_size=32)
     with caplog.at_level(logging.WARNING, logger="meshstyle"):
-        mesh = TexturedMesh.load(tmp_path / "m.obj", bake_size=32)
-    assert "no texture" in caplog.text
+        mesh = TexturedMesh.load(tmp_path / "m.obj", bake_size=32, allow_missing_textures=True)
+    assert "missing.png" in caplog.text and "no texture" in caplog.text
     tex = mesh.texture(mesh.stylizable[0])
     assert tex[..., 0].mean() > 150 and tex[..., 1].mean() < 60
 
 
+def test_missing_mtl_file_is_an_error_unless_allowed(tmp_path, caplog):
+    (tmp_path / "m.obj").write_text("mtllib gone.mtl\nusemtl red\nv 0 0 0\nv 1 0 0\nv 0 1 0\n"
+                                    "vt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\n")
+    with pytest.raises(MeshstyleError, match="MTL file 'gone.mtl'"):
+        TexturedMesh.load(tmp_path / "m.obj", bake_size=16)
+    with caplog.at_level(logging.WARNING, logger="meshstyle"):
+        TexturedMesh.load(tmp_path / "m.obj", bake_size=16, allow_missing_textures=True)
+    assert "gone.mtl" in caplog.text
+
+
+def _obj_with_texture(tmp_path, map_kd: str, name: str = "t.obj"):
+    (tmp_path / "t.mtl").write_text(f"newmtl m\nmap_Kd {map_kd}\n")
+    (tmp_path / name).write_text("mtllib t.mtl\nusemtl m\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
+                                 "f 1/1 2/2 3/3\n")
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("map_kd, message", [
+    ("../outside.png", "outside the asset's folder"),
+    ("/etc/hostname", "absolute path"),
+    ("link.png", "outside the asset's folder"),  # a symbolic link to a file outside
+    ("notimage.png", "not an image"),
+    ("truncated.png", "cannot decode"),
+])
+def test_textures_outside_the_folder_or_corrupt_are_refused(tmp_path, map_kd, message):
+    asset = tmp_path / "asset"
+    asset.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "outside.png")
+    (asset / "link.png").symlink_to(tmp_path / "outside.png")
+    (asset / "notimage.png").write_text("hello")
+    good = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(good, format="PNG")
+    (asset / "truncated.png").write_bytes(good.getvalue()[:200])
+    with pytest.raises(MeshstyleError, match=message) as info:
+        TexturedMesh.load(_obj_with_texture(asset, map_kd))
+    assert "\n" not in str(info.value)
+
+
+def test_device_and_fifo_resources_are_refused_without_reading(tmp_path):
+    (tmp_path / "zero.png").symlink_to("/dev/zero")
+    with pytest.raises(MeshstyleError, match="outside the asset's folder"):
+        TexturedMesh.load(_obj_with_texture(tmp_path, "zero.png"))
+    os.mkfifo(tmp_path / "fifo.png")
+    with pytest.raises(MeshstyleError, match="not a regular file"):
+        TexturedMesh.load(_obj_with_texture(tmp_path, "fifo.png"))
+    os.mkfifo(tmp_path / "fifo.obj")
+    with pytest.raises(MeshstyleError, match="not a regular file"):
+        TexturedMesh.load(tmp_path / "fifo.obj")
+
+
+def test_decompression_bomb_texture_is_one_line(tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(MeshstyleError, match="texture big.png .*than the limit of 1000") as info:
+        TexturedMesh.load(_obj_with_texture(tmp_path, "big.png"))
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n", "line 2: non-finite"),
+    ("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\nf 1 2", "line 5: a face needs at least 3 corners"),
+    ("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\nv 0 0", "line 5: expected at least 3 numbers"),
+    ("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 4\n", "face vertex index 4 out of range"),
+    ("v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nf 1/1 2/2 3/3\n", "face UV index 2 out of range"),
+    ("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 x\n", "malformed face corner"),
+    ("", "no vertices"),
+])
+def test_corrupt_obj_is_a_one_line_error(tmp_path, text, message):
+    (tmp_path / "bad.obj").write_text(text)
+    with pytest.raises(MeshstyleError, match=message) as info:
+        TexturedMesh.load(tmp_path / "bad.obj")
+    assert "\n" not in str(info.value)
+
+
+def test_garbage_obj_is_a_clear_error(tmp_path):
+    (tmp_path / "garbage.obj").write_bytes(bytes(np.random.default_rng(1).integers(0, 256, 4000, np.uint8)))
+    with pytest.raises(MeshstyleError, match="not a text OBJ file") as info:
+        TexturedMesh.load(tmp_path / "garbage.obj")
+    assert "charset" not in str(info.value)
+
+
+def test_glb_with_bad_indices_or_nan_positions_is_refused(tmp_path):
+    from meshstyle.mesh import gltf as gltf_io
+
+    source = ASSETS / "meshes" / "gltf" / "BoxTextured.glb"
+    doc, blob = gltf_io.split_glb(source.read_bytes(), "box")
+    indices = doc["bufferViews"][doc["accessors"][0]["bufferView"]]
+    bad = bytearray(blob)
+    bad[indices["byteOffset"]:indices["byteOffset"] + 2] = (500).to_bytes(2, "little")
+    (tmp_path / "index.glb").write_bytes(gltf_io.join_glb(doc, bytes(bad)))
+    with pytest.raises(MeshstyleError, match="out of range"):
+        TexturedMesh.load(tmp_path / "index.glb")
+    positions = doc["bufferViews"][doc["accessors"][2]["bufferView"]]
+    bad = bytearray(blob)
+    start = positions["byteOffset"] + doc["accessors"][2]["byteOffset"]
+    bad[start:start + 4] = np.float32(np.nan).tobytes()
+    (tmp_path / "nan.glb").write_bytes(gltf_io.join_glb(doc, bytes(bad)))
+    with pytest.raises(MeshstyleError, match="non-finite"):
+        TexturedMesh.load(tmp_path / "nan.glb")
+
+
 def test_degenerate_faces_warn(tmp_path, caplog):
-    (tmp_path / "d.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nv 2 0 0\nf 1 2 3\nf 1 2 4\n")
+    # with UVs, so no (slow) unwrap runs
+    (tmp_path / "d.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nv 2 0 0\nvt 0 0\nvt 1 0\nvt 0 1\nvt 1 1\n"
+                                    "f 1/1 2/2 3/3\nf 1/1 2/2 4/4\n")
     with caplog.at_level(logging.WARNING, logger="meshstyle"):
         TexturedMesh.load(tmp_path / "d.obj", bake_size=16)
     assert "degenerate" in caplog.text
 
 
 def test_existing_output_replaced_only_when_complete(tmp_path, spot_path, monkeypatch):
+    from meshstyle.mesh import export
+
     out = tmp_path / "cow.glb"
     out.write_bytes(b"old")
     mesh = TexturedMesh.load(spot_path)
@@ -150,11 +260,11 @@ def test_existing_output_replaced_only_when_complete(tmp_path, spot_path, monkey
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(mesh.scene, "export", broken)
+    monkeypatch.setattr(export, "build_glb", broken)
     with pytest.raises(RuntimeError):
         mesh.save(out)
     assert out.read_bytes() == b"old"
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cow.glb"]
 
 
 def test_quads_are_triangulated_and_uvs_outside_the_unit_square_wrap(tmp_path):

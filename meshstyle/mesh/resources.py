@@ -82,7 +82,8 @@ def check_image_bytes(data: bytes, name: str) -> Image.Image:
     except UnidentifiedImageError:
         raise MeshstyleError(f"texture {name} is not an image file (or an unsupported format)") from None
     except Image.DecompressionBombError:
-        raise MeshstyleError(f"texture {name} has too many pixels (a decompression bomb?)") from None
+        raise MeshstyleError(f"texture {name} has more pixels than the limit of {limit} "
+                             "(a decompression bomb?)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise MeshstyleError(f"cannot decode texture {name}: {exc}") from None
 
