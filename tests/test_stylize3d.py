@@ -4,17 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import quad
 from meshstyle.cli import main
-from meshstyle.engine.objective import Objective
-from meshstyle.engine.options import EngineOptions
 from meshstyle.engine.texture import PyramidTexture
-from meshstyle.mesh.raycast import compute_views
 from meshstyle.mesh.textured import TexturedMesh
-from meshstyle.mesh.weights import angle_weight, depth_level, reference_depth, style_weights
 from meshstyle.stylize.mesh import _batch, stylize_mesh
 from test_mesh import multi_primitive_scene
-from test_raster import camera
 
 TINY = dict(views=4, resolution=64, depth_levels=2, batch_views=4, iterations=20, vgg_weights="random",
             texture_size=128, seed=0)
@@ -40,41 +34,6 @@ def test_input_mesh_is_not_modified(spot_path, style_path):
     before = mesh.texture(mesh.stylizable[0]).copy()
     stylize_mesh(mesh, style_path, **{**TINY, "iterations": 1})
     assert np.array_equal(mesh.texture(mesh.stylizable[0]), before)
-
-
-def test_pixels_beyond_the_angle_threshold_do_not_affect_the_style_loss():
-    mesh = TexturedMesh(quad())
-    # a camera 70 degrees off the quad's normal sees it beyond the 60-degree threshold
-    oblique = camera((4 * np.sin(np.radians(70)), 0, 4 * np.cos(np.radians(70))))
-    stacks = compute_views(mesh, [camera((0, 0, 4)), oblique], [32])
-    weights = style_weights(stacks, angle_threshold=60.0, depth_aware=False)[0]
-    visible = stacks[0].mask > 0
-    assert float(weights[0][visible[0]].min()) > 0.9   # seen head-on: counts
-    assert float(weights[1].abs().max()) == 0.0        # seen at 70 degrees: no weight at all
-    assert torch.equal(angle_weight(torch.tensor([0.5, 0.49, 1.0]), 60.0), torch.tensor([0.5, 0.0, 1.0]))
-    objective = Objective(EngineOptions(vgg_weights="random").validated(), torch.device("cpu"), use_content=False)
-    objective.set_style([torch.rand(3, 32, 32)], [1.0])
-    renders = torch.rand(2, 3, 32, 32)
-    changed = renders.clone()
-    changed[1] = torch.rand(3, 32, 32)  # everything the oblique view shows is different
-    with torch.no_grad():
-        assert torch.equal(objective(renders, style_weight=weights)["style"], objective(changed, style_weight=weights)["style"])
-        assert not torch.equal(objective(renders)["style"], objective(changed)["style"])
-
-
-def test_depth_levels_for_a_plane_at_two_distances():
-    mesh = TexturedMesh(quad(size=20.0))
-    near, far = 2.0, 4.0
-    stacks = compute_views(mesh, [camera((0, 0, near)), camera((0, 0, far))], [64, 32, 16])
-    ref = reference_depth(stacks)
-    centre = stacks[0].depth[:, 0, 32, 32]
-    levels = depth_level(centre, ref, 3)
-    # far is twice as far: its level is finer by log2(far / near) = 1
-    assert int(levels[0]) - int(levels[1]) == round(np.log2(far / near)) == 1
-    weights = style_weights(stacks, angle_threshold=89.0)
-    # each view's centre counts at exactly one level: the near view at level 1, the far view at level 0
-    assert float(weights[1][0, 0, 16, 16]) > 0 and float(weights[0][0, 0, 32, 32]) == 0
-    assert float(weights[0][1, 0, 32, 32]) > 0 and float(weights[1][1, 0, 16, 16]) == 0
 
 
 def test_multi_primitive_scene_untextured_part_unchanged(tmp_path, style_path):

@@ -63,6 +63,14 @@ class ViewStack:
         return ViewStack(**{f.name: getattr(self, f.name).to(device) for f in fields(self) if f.name not in ("supersample", "identity_view")},
                          supersample=self.supersample, identity_view=self.identity_view)
 
+    def crop(self, window: tuple[int, int, int, int]) -> ViewStack:
+        """The window (row, column, h, w) of every view, in output pixels."""
+        r, c, h, w = window
+        s = self.supersample
+        return ViewStack(self.grid[:, r * s:(r + h) * s, c * s:(c + w) * s], self.part[:, r * s:(r + h) * s, c * s:(c + w) * s],
+                         self.mask[..., r:r + h, c:c + w], self.depth[..., r:r + h, c:c + w],
+                         self.cos_angle[..., r:r + h, c:c + w], s)
+
     @classmethod
     def identity(cls, height: int, width: int) -> ViewStack:
         """The one view of a 2D image: identity grid, mask 1, depth 1, cos_angle 1."""

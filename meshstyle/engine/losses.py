@@ -34,6 +34,47 @@ def resize_weight(weight: torch.Tensor | None, size: tuple[int, int]) -> torch.T
     return F.adaptive_avg_pool2d(weight, size)
 
 
+def layer_size(layer: str, height: int, width: int) -> tuple[int, int]:
+    """(H_l, W_l) of VGG layer ``layer`` (``conv/relu{b}_{i}`` or ``pool{b}``) for an (H, W) input:
+    each of the ``b - 1`` pooling layers before block ``b`` (``b`` for ``pool{b}``) halves and floors."""
+    name = layer.rstrip("0123456789_")
+    block = int(layer[len(name):].split("_")[0])
+    pools = block if name == "pool" else block - 1
+    return height >> pools, width >> pools
+
+
+def object_cells(active: torch.Tensor, layers, erode: int = 0) -> dict[str, torch.Tensor]:
+    """Per-layer cell masks (StyleMesh's eroded, downsampled masks): a cell of a layer counts when every
+    image pixel it covers is active and so are its neighbours within ``erode`` cells.
+
+    Args:
+        active: (N, 1, H, W) bool or {0, 1} map of pixels that belong to the statistics.
+        layers: VGG layer names.
+        erode: extra cells of erosion (3 x 3 min filter applied ``erode`` times; 0: a cell counts when
+            its own pixels are all active, so no counted cell covers background).
+
+    Returns:
+        ``{layer: (N, 1, H_l, W_l) float {0, 1}}``; use as the ``weight`` of :class:`StyleLoss`.
+    """
+    active = active.float()
+    out = {}
+    for layer in layers:
+        h, w = layer_size(layer, *active.shape[-2:])
+        if h < 1 or w < 1:
+            out[layer] = active.new_zeros(active.shape[0], 1, max(h, 1), max(w, 1))
+            continue
+        cells = (F.adaptive_avg_pool2d(active, (h, w)) >= 1 - 1e-6).float()
+        for _ in range(erode):
+            cells = -F.max_pool2d(-F.pad(cells, (1, 1, 1, 1), value=0.0), 3, stride=1)
+        out[layer] = cells
+    return out
+
+
+def _layer_weight(weight, layer: str):
+    """The weight map of ``layer``: ``weight[layer]`` for a per-layer dict, else ``weight`` itself."""
+    return weight.get(layer) if isinstance(weight, dict) else weight
+
+
 def _flat(feat: torch.Tensor, weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Features (N, C, P) and weights (N, 1, P) with P = H*W; all-ones weights when ``weight`` is None."""
     n, c, h, w = feat.shape
@@ -317,8 +358,9 @@ class StyleLoss(nn.Module):
         layer_weights: ``{layer: weight}``.
 
     Call :meth:`set_target` once with the style images' features (no gradient is kept), then call the
-    module with the features of a batch (N, C, H, W) and an optional weight map (N, 1, H, W). Returns
-    a scalar: the mean over items that have any weight.
+    module with the features of a batch (N, C, H, W) and an optional weight map (N, 1, H, W), or a dict
+    of per-layer maps ``{layer: (N, 1, H_l, W_l)}`` (e.g. :func:`object_cells`). Returns a scalar: per
+    layer, the mean over items that have any weight at that layer.
     """
 
     def __init__(self, statistic: StyleStatistic, layer_weights: dict[str, float]):
@@ -338,8 +380,9 @@ class StyleLoss(nn.Module):
     def forward(self, feats: dict[str, torch.Tensor], weight: torch.Tensor | None = None) -> torch.Tensor:
         total = 0.0
         for layer, lw in self.layer_weights.items():
-            per_item = self.statistic.distance(feats[layer], weight, self.targets[layer])
-            total = total + lw * _mean_over_items(per_item, weight)
+            w = _layer_weight(weight, layer)
+            per_item = self.statistic.distance(feats[layer], w, self.targets[layer])
+            total = total + lw * _mean_over_items(per_item, w)
         return total
 
 
@@ -372,3 +415,14 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
     dh = (image[..., 1:, :] - image[..., :-1, :]).pow(2).mean()
     dw = (image[..., :, 1:] - image[..., :, :-1]).pow(2).mean()
     return dh + dw
+
+
+#: Named layer-weight presets. ``"stylemesh"``: the layer weights of StyleMesh's code (Höllein et al.,
+#: CVPR 2022; relu1_1..relu5_1 = 1000, 1000, 10, 10, 1000, style weight 1e-4, content relu4_2). Here
+#: each layer's loss is already divided by its target's mean square, so the numbers set relative
+#: importance rather than reproduce StyleMesh's absolute loss values.
+LAYER_PRESETS = {
+    "stylemesh": {"style_layers": {"relu1_1": 1000.0, "relu2_1": 1000.0, "relu3_1": 10.0, "relu4_1": 10.0,
+                                   "relu5_1": 1000.0},
+                  "style_weight": 1e-4, "content_layers": {"relu4_2": 1.0}},
+}

@@ -1,21 +1,36 @@
 """The optimization loop shared by every command.
 
-:func:`run` optimizes a texture parameterization (a module whose ``forward()`` returns (3, H, W) in
-[0, 1] and which has ``project_()`` and ``regularizer()``; see :mod:`meshstyle.core.uv`) against a
-loss closure. It knows nothing of images, meshes or VGG. It never prints: every step it hands a
-:class:`StepInfo` to a callback, which the CLI turns into a progress bar.
+:func:`run` optimizes a texture parameterization (a module whose ``forward()`` returns (3, H, W), which
+has ``project_()``; see :mod:`meshstyle.engine.texture`) against a loss closure. It knows nothing of
+images, meshes or VGG. It never prints: every step it hands a :class:`StepInfo` to a callback, which
+the CLI turns into a progress bar.
+
+Optimizers:
+
+* ``"lbfgs"``: L-BFGS, one iteration per step, history 50. The parameters are optimized
+  *unconstrained*: nothing projects them between steps (a clamp after each step breaks the curvature
+  pairs L-BFGS collects; neural-style and style-transfer-pytorch never clamp inside it). Only the
+  returned texture is clamped to [0, 1]. ``line_search="strong_wolfe"`` adds torch's strong-Wolfe line
+  search (several loss evaluations per step).
+* ``"adam"``: Adam with a step-decay schedule (StyleMesh, Höllein et al. CVPR 2022, decays its lr
+  x0.1): the lr is multiplied by ``lr_decay`` at each fraction in ``lr_milestones`` of the run. Adam
+  keeps the parameters in range with ``param.project_()`` after each step (Adam holds no curvature
+  information that a projection could break).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
 OPTIMIZERS = ("adam", "lbfgs")
+LINE_SEARCHES = ("none", "strong_wolfe")
+#: Default learning rates when ``RunSettings.lr`` is None.
+DEFAULT_LR = {"adam": 0.02, "lbfgs": 1.0}
 
 
 @dataclass
@@ -36,82 +51,165 @@ class StepInfo:
 
 
 @dataclass
+class RunSettings:
+    """How :func:`run` optimizes (everything but the parameters, the loss and the step count).
+
+    Attributes:
+        optimizer: ``"adam"`` or ``"lbfgs"``; ``lr``: its learning rate (None: :data:`DEFAULT_LR`).
+        line_search: ``"none"`` or ``"strong_wolfe"`` (L-BFGS only).
+        lr_decay, lr_milestones: Adam's lr is multiplied by ``lr_decay`` once the step passes each
+            fraction of ``iterations`` in ``lr_milestones`` (default: x0.1 at 80 %, as StyleMesh's
+            step decay); ``lr_decay=1`` keeps it constant.
+        ema_decay: if set (e.g. 0.9), :attr:`RunResult.averaged` holds an exponential moving average
+            of the parameters and :attr:`RunResult.texture` the texture they give.
+        scale, scales: position of this run in a coarse-to-fine sequence (for :class:`StepInfo`).
+        start_iteration, optimizer_state: resume after ``start_iteration`` steps with this optimizer
+            ``state_dict``.
+        checkpoint, checkpoint_every: ``checkpoint(step, param, optimizer)`` is called every
+            ``checkpoint_every`` steps and once more when Ctrl-C stops the run.
+        start_time: ``time.perf_counter()`` value that ``StepInfo.elapsed`` counts from.
+    """
+
+    optimizer: str = "adam"
+    lr: float | None = None
+    line_search: str = "none"
+    lr_decay: float = 0.1
+    lr_milestones: tuple[float, ...] = (0.8,)
+    ema_decay: float | None = None
+    scale: int = 0
+    scales: int = 1
+    start_iteration: int = 0
+    optimizer_state: dict | None = None
+    checkpoint: Callable[[int, nn.Module, torch.optim.Optimizer], None] | None = None
+    checkpoint_every: int = 0
+    start_time: float | None = None
+
+
+@dataclass
 class RunResult:
-    """Outcome of :func:`run`: the texture (3, H, W) in [0, 1] (the EMA when enabled), the losses of
-    every step, the number of steps taken, and whether Ctrl-C stopped the run early."""
+    """Outcome of :func:`run`: the texture (3, H, W) clamped to [0, 1] (from the averaged parameters when
+    EMA is on), the averaged parameters (or None), the losses of every step, the number of steps taken,
+    and whether Ctrl-C stopped the run early."""
 
     texture: torch.Tensor
     history: list[dict[str, float]] = field(default_factory=list)
     steps: int = 0
     interrupted: bool = False
+    averaged: list[torch.Tensor] | None = None
 
 
-def make_optimizer(name: str, params, lr: float | None) -> torch.optim.Optimizer:
-    """Adam (default lr 0.02) or L-BFGS (one function evaluation per step, history 50, default lr 1)."""
+def make_optimizer(name: str, params, lr: float | None, line_search: str = "none") -> torch.optim.Optimizer:
+    """Adam or L-BFGS (one iteration per step, history 50, optional strong-Wolfe line search)."""
+    lr = lr or DEFAULT_LR.get(name)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr or 0.02)
+        return torch.optim.Adam(params, lr=lr)
     if name == "lbfgs":
-        return torch.optim.LBFGS(params, lr=lr or 1.0, max_iter=1, history_size=50)
+        return torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=50,
+                                 line_search_fn="strong_wolfe" if line_search == "strong_wolfe" else None)
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def run(param: nn.Module, loss_fn: Callable[[int], dict[str, torch.Tensor]], iterations: int, *,
-        optimizer: str = "adam", lr: float | None = None, ema_decay: float | None = None,
-        callback: Callable[[StepInfo], None] | None = None, scale: int = 0, scales: int = 1,
-        start_iteration: int = 0, optimizer_state: dict | None = None,
-        checkpoint: Callable[[int, nn.Module, torch.optim.Optimizer], None] | None = None,
-        checkpoint_every: int = 0, start_time: float | None = None) -> RunResult:
+def learning_rate(settings: RunSettings, step: int, iterations: int) -> float:
+    """Adam's lr at 0-based ``step``: ``lr * lr_decay ** (number of milestones passed)``."""
+    base = settings.lr or DEFAULT_LR[settings.optimizer]
+    passed = sum(1 for m in settings.lr_milestones if step >= m * iterations)
+    return base * settings.lr_decay ** passed
+
+
+def load_parameters(param: nn.Module, values: list[torch.Tensor]) -> None:
+    """Copy ``values`` (e.g. :attr:`RunResult.averaged`) into the parameters of ``param``."""
+    with torch.no_grad():
+        for p, v in zip(param.parameters(), values):
+            p.copy_(v)
+
+
+def run(param: nn.Module, loss_fn: Callable[[int], dict[str, torch.Tensor]], iterations: int,
+        settings: RunSettings | None = None, callback: Callable[[StepInfo], None] | None = None,
+        **overrides) -> RunResult:
     """Minimize ``loss_fn(step)["total"]`` over the parameters of ``param``.
 
     Args:
         param: the texture parameterization.
         loss_fn: called with the 0-based step index; returns a dict of scalar tensors including
             ``"total"`` (the one that is differentiated).
-        iterations: total steps of this scale (a resumed run starts at ``start_iteration``).
-        optimizer: ``"adam"`` or ``"lbfgs"``; ``lr`` overrides its default learning rate.
-        ema_decay: if set (e.g. 0.9), the returned texture is an exponential moving average of the
-            iterates, which removes the last steps' noise.
+        iterations: total steps of this scale (a resumed run starts at ``settings.start_iteration``).
+        settings: :class:`RunSettings`; keyword ``overrides`` replace its fields (``optimizer="lbfgs"``,
+            ``ema_decay=0.9``...; the keyword form of earlier versions keeps working).
         callback: receives a :class:`StepInfo` after every step.
-        checkpoint: called as ``checkpoint(step, param, optimizer)`` every ``checkpoint_every`` steps.
-        optimizer_state: an optimizer ``state_dict`` to resume from.
 
     Returns:
-        :class:`RunResult`. Ctrl-C (KeyboardInterrupt) ends the loop early with ``interrupted=True``
-        and the texture so far; it is not re-raised.
+        :class:`RunResult`. Ctrl-C (KeyboardInterrupt) ends the loop early with ``interrupted=True``:
+        the parameters are restored to the end of the last completed step, the checkpoint callback is
+        called with them and the optimizer, and the exception is not re-raised. Resuming from that
+        checkpoint gives the same iterates as an uninterrupted run (bit-exact on CPU; with L-BFGS's
+        line search, an interrupt inside the search can leave its history one pair ahead).
     """
-    opt = make_optimizer(optimizer, param.parameters(), lr)
-    if optimizer_state is not None:
-        opt.load_state_dict(optimizer_state)
-    start = time.perf_counter() if start_time is None else start_time
+    s = replace(settings or RunSettings(), **overrides)
+    opt = make_optimizer(s.optimizer, param.parameters(), s.lr, s.line_search)
+    if s.optimizer_state is not None:
+        opt.load_state_dict(s.optimizer_state)
+    start = time.perf_counter() if s.start_time is None else s.start_time
     result = RunResult(texture=param().detach().clone())
-    ema = result.texture.clone() if ema_decay else None
-    step = start_iteration
+    params = list(param.parameters())
+    ema = [p.detach().clone() for p in params] if s.ema_decay else None
+    step = s.start_iteration
     try:
         while step < iterations:
             terms: dict[str, torch.Tensor] = {}
-
-            def closure(step=step, terms=terms):
-                opt.zero_grad(set_to_none=True)
-                out = loss_fn(step)
-                out["total"].backward()
-                terms.update(out)
-                return out["total"]
-
-            opt.step(closure)
-            param.project_()
+            snapshot = [p.detach().clone() for p in params]
+            try:
+                _one_step(opt, param, loss_fn, step, iterations, s, terms)
+            except KeyboardInterrupt:
+                load_parameters(param, snapshot)
+                raise
             step += 1
             losses = {k: float(v.detach()) for k, v in terms.items()}
             result.history.append(losses)
             if ema is not None:
                 with torch.no_grad():
-                    ema.mul_(ema_decay).add_(param().detach(), alpha=1 - ema_decay)
+                    for e, p in zip(ema, params):
+                        e.mul_(s.ema_decay).add_(p.detach(), alpha=1 - s.ema_decay)
             if callback is not None:
-                callback(StepInfo(scale, scales, step, iterations, losses, time.perf_counter() - start))
-            if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < iterations:
-                checkpoint(step, param, opt)
+                callback(StepInfo(s.scale, s.scales, step, iterations, losses, time.perf_counter() - start))
+            if s.checkpoint is not None and s.checkpoint_every and step % s.checkpoint_every == 0 and step < iterations:
+                s.checkpoint(step, param, opt)
     except KeyboardInterrupt:
         result.interrupted = True
+        if s.checkpoint is not None:
+            s.checkpoint(step, param, opt)
     result.steps = step
-    with torch.no_grad():
-        result.texture = (ema if ema is not None and step > start_iteration else param()).detach().clamp(0, 1).clone()
+    result.texture = _final_texture(param, ema if step > s.start_iteration else None)
+    result.averaged = ema
     return result
+
+
+def _one_step(opt, param, loss_fn, step, iterations, s: RunSettings, terms: dict) -> None:
+    """One optimizer step at 0-based ``step``; fills ``terms`` with the loss terms of its first evaluation."""
+    if s.optimizer == "adam":
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(s, step, iterations)
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        out = loss_fn(step)
+        out["total"].backward()
+        if not terms:
+            terms.update(out)
+        return out["total"]
+
+    opt.step(closure)
+    if s.optimizer != "lbfgs":
+        param.project_()
+
+
+@torch.no_grad()
+def _final_texture(param: nn.Module, averaged: list[torch.Tensor] | None) -> torch.Tensor:
+    """``param()`` clamped to [0, 1], evaluated with the averaged parameters when given."""
+    if averaged is None:
+        return param().detach().clamp(0, 1).clone()
+    current = [p.detach().clone() for p in param.parameters()]
+    load_parameters(param, averaged)
+    texture = param().detach().clamp(0, 1).clone()
+    load_parameters(param, current)
+    return texture
+

@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import trimesh
 
 from ..core.uv import uv_to_grid
-from ..core.views import ViewStack
+from ..core.views import LevelView, ViewStack
+from . import weights
 from .cameras import Camera
 from .textured import TexturedMesh
 
@@ -67,13 +69,20 @@ class RayScene:
             log.warning("embreex is not installed: ray casting falls back to a slow pure-Python intersector")
             self.intersector = trimesh.ray.ray_triangle.RayMeshIntersector(soup)
 
-    def cast(self, camera: Camera, width: int, height: int) -> dict[str, np.ndarray]:
-        """First hits of the camera's pixel rays.
+    def cast(self, camera: Camera, width: int, height: int,
+             window: tuple[int, int, int, int] | None = None) -> dict[str, np.ndarray]:
+        """First hits of the camera's pixel rays, all of them or only those of ``window`` = (row,
+        column, h, w) of the width x height frame.
 
-        Returns (H, W) maps: ``face`` (int64, -1 = miss), ``uv`` (H, W, 2), ``depth`` (world units
+        Returns (H, W) maps (or (h, w) for a window): ``face`` (int64, -1 = miss), ``uv`` (H, W, 2), ``depth`` (world units
         along the ray, 0 on misses), ``cos_angle`` (|n . -d| in [0, 1], 0 on misses) and ``part``.
         """
         origins, dirs = camera.rays(width, height)
+        if window is not None:
+            r0, c0, h, w = window
+            origins = origins.reshape(height, width, 3)[r0:r0 + h, c0:c0 + w].reshape(-1, 3)
+            dirs = dirs.reshape(height, width, 3)[r0:r0 + h, c0:c0 + w].reshape(-1, 3)
+            height, width = h, w
         tri, ray, loc = self.intersector.intersects_id(origins, dirs, multiple_hits=False, return_locations=True)
         n = width * height
         face = np.full(n, -1, np.int64)
@@ -135,3 +144,107 @@ def compute_views(mesh: TexturedMesh, cameras: list[Camera], resolutions: list[i
     """
     scene = RayScene(mesh)
     return [view_stack(scene, cameras, (r, r), supersample, progress) for r in resolutions]
+
+
+def _cast_stack(scene: RayScene, camera: Camera, frame: int, window: tuple[int, int, int, int],
+                supersample: int) -> ViewStack:
+    """A one-view :class:`ViewStack` of ``window`` (row, column, h, w) of a square ``frame`` px view."""
+    s = supersample
+    r0, c0, h, w = window
+    maps = scene.cast(camera, frame * s, frame * s, (r0 * s, c0 * s, h * s, w * s))
+    hit = (maps["part"] >= 0).astype(np.float64)
+
+    def one(item):
+        return torch.from_numpy(item.astype(np.float32))[None, None]
+
+    return ViewStack(grid=torch.from_numpy(uv_to_grid(maps["uv"]))[None], part=torch.from_numpy(maps["part"])[None].long(),
+                     mask=one(hit.reshape(h, s, w, s).mean((1, 3))), depth=one(_pool(maps["depth"], hit, s)),
+                     cos_angle=one(_pool(maps["cos_angle"], hit, s)), supersample=s)
+
+
+def _span(lo: int, hi: int, scale: int, frame: int, min_side: int) -> tuple[int, int]:
+    """(start, length) of [lo, hi) scaled by ``scale``, widened about its centre to ``min_side`` px and
+    kept inside [0, frame)."""
+    start, length = lo * scale, min(frame, (hi - lo) * scale)
+    if length < min_side:
+        length = min(frame, min_side)
+        start = (lo + hi) * scale // 2 - length // 2
+    return max(0, min(start, frame - length)), length
+
+
+def _bbox(active: torch.Tensor, scale: int, frame: int, margin: int = 1,
+          min_side: int = 16) -> tuple[int, int, int, int] | None:
+    """Window (row, column, h, w) in a frame ``scale`` times finer than the (H, W) bool map ``active``,
+    covering its True pixels grown by ``margin`` pixels, at least ``min_side`` px a side (the smallest
+    input the deepest VGG layer accepts); None when nothing is active."""
+    rows, cols = torch.nonzero(active.any(1)).flatten(), torch.nonzero(active.any(0)).flatten()
+    if rows.numel() == 0:
+        return None
+    r0, r1 = max(0, int(rows[0]) - margin), min(active.shape[0], int(rows[-1]) + 1 + margin)
+    c0, c1 = max(0, int(cols[0]) - margin), min(active.shape[1], int(cols[-1]) + 1 + margin)
+    (row, h), (col, w) = _span(r0, r1, scale, frame, min_side), _span(c0, c1, scale, frame, min_side)
+    return row, col, h, w
+
+
+@dataclass
+class LevelPlan:
+    """How the depth levels of a run are laid out: reference depth ``reference`` (world units), level
+    count ``levels`` and the level-0 frame ``base`` px (level l is ``base * 2^l`` px); see
+    :mod:`meshstyle.mesh.weights`."""
+
+    reference: float
+    levels: int
+    base: int
+
+
+def plan_levels(scene: RayScene, cameras: list[Camera], resolution: int, depth_levels: int,
+                percentile: float = weights.REFERENCE_PERCENTILE, depth_aware: bool = True) -> LevelPlan:
+    """Probe the depths of every view at the coarsest possible level and choose the :class:`LevelPlan`."""
+    if not depth_aware or depth_levels == 1:
+        return LevelPlan(1.0, 1, resolution)
+    probe = max(16, resolution >> (depth_levels - 1))
+    depths = torch.from_numpy(np.stack([scene.cast(cam, probe, probe)["depth"] for cam in cameras]))
+    reference = weights.reference_depth(depths, percentile)
+    levels = weights.level_count(depths, reference, depth_levels)
+    return LevelPlan(reference, levels, resolution >> (levels - 1))
+
+
+def compute_level_views(mesh: TexturedMesh, cameras: list[Camera], resolution: int, depth_levels: int = 3,
+                        angle_threshold: float = 60.0, supersample: int = 1, depth_aware: bool = True,
+                        percentile: float = weights.REFERENCE_PERCENTILE, min_side: int = 16,
+                        progress: Callable[[], None] | None = None) -> tuple[list[list[LevelView]], LevelPlan]:
+    """Every camera's :class:`~meshstyle.core.views.LevelView` s: the levels where it has surface, each
+    ray-cast only inside the bounding box of its positive-weight pixels.
+
+    Level 0 is cast over the whole frame (at ``base`` px, cheap) and cropped to the object; its depth
+    map gives each finer level's window, which alone is cast at that level's resolution. Windows are
+    at least ``min_side`` px a side (VGG's smallest input for the deepest layer). The weight
+    of a pixel is coverage x angle weight x soft level weight (:mod:`meshstyle.mesh.weights`), from the
+    level's own depth map. ``progress`` is called ``depth_levels`` times per camera.
+
+    Returns:
+        (per camera a list of level views, without levels of zero weight; the :class:`LevelPlan`).
+    """
+    scene = RayScene(mesh)
+    plan = plan_levels(scene, cameras, resolution, depth_levels, percentile, depth_aware)
+    out = []
+    for cam in cameras:
+        full = _cast_stack(scene, cam, plan.base, (0, 0, plan.base, plan.base), supersample)
+        mask, depth = full.mask[0, 0], full.depth[0, 0]
+        shares = weights.level_shares(depth, mask, plan.reference, plan.levels)
+        views = []
+        for level in range(plan.levels):
+            frame = plan.base << level
+            active = (mask * weights.angle_weight(full.cos_angle[0, 0], angle_threshold)
+                      * weights.level_weight(depth, plan.reference, level, plan.levels)) > 0
+            window = _bbox(active, 1 << level, frame, min_side=min_side)
+            if window is None or shares[level] <= 0:
+                continue
+            stack = full.crop(window) if level == 0 else _cast_stack(scene, cam, frame, window, supersample)
+            weight = (stack.mask * weights.angle_weight(stack.cos_angle, angle_threshold)
+                      * weights.level_weight(stack.depth, plan.reference, level, plan.levels))
+            views.append(LevelView(stack, weight.float(), level, window, frame, shares[level]))
+        out.append(views)
+        for _ in range(depth_levels if progress is not None else 0):
+            progress()
+    return out, plan

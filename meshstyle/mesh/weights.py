@@ -1,20 +1,27 @@
-"""Depth- and angle-aware pixel weights for the style loss on mesh renders (StyleMesh, Höllein,
-Johnson & Nießner, CVPR 2022, sections 3.3-3.4, adapted to single assets).
+"""Depth levels and angle weights of mesh renders (StyleMesh, Höllein, Johnson & Nießner, CVPR 2022,
+sections 3.3-3.4, adapted to single assets).
 
 Angle: a pixel whose surface is seen at angle theta from its normal counts with weight cos(theta); a
 pixel beyond ``angle_threshold`` (default 60 degrees) has weight 0, so surfaces seen edge-on, where
-the texture is stretched on screen, do not drive the style statistics.
+the texture is stretched on screen, do not drive the style.
 
-Depth: the views are rendered at resolution levels ``l = 0, 1, ...`` (level l is 2^-l times the
-full resolution ``H``). One pixel of level l at depth d covers ``2^l * 2 d tan(fov / 2) / H`` world
-units. Each pixel's style loss is taken from the level at which that footprint is closest to the
-footprint of a level-0 pixel at the reference depth ``d_ref`` (the farthest visible depth over all
-views)::
+Depth levels: every view is rendered at levels ``l = 0 .. L-1`` whose resolution *grows* with ``l``:
+``R_l = R_0 * 2^l`` with ``R_{L-1}`` the ``resolution`` option (so ``R_0 = resolution / 2^(L-1)``).
+One pixel of level l at depth d covers ``2 d tan(fov / 2) / R_l`` world units. The reference depth
+``d_ref`` is a *near* percentile (default the 5th) of the visible depths over all views, seen at level
+0; a surface twice as far is seen at level 1 with twice the resolution, and so on, so a pattern keeps
+one size in world units. A pixel at depth d sits at the continuous level
 
-    level(d) = clamp(round(log2(d_ref / d)), 0, levels - 1)
+    c(d) = clamp(log2(d / d_ref), 0, L - 1)
 
-so a near surface (small d) is judged at a coarser level and patterns keep one size in world units
-instead of shrinking with distance. A plane at depth D and one at 2D land one level apart.
+and contributes to the two nearest levels with the linear (soft) weights
+
+    w_l(d) = max(0, 1 - |c(d) - l|)          (sum over l = 1 for every surface pixel)
+
+(StyleMesh interpolates between its two nearest levels the same way). ``L`` is the smallest number
+of levels (at most ``depth_levels``) whose range covers the far (99th) percentile of depth within a
+quarter octave, so no level is rendered for a sliver of surface. Each level is rendered only in the
+bounding box of its pixels of positive weight (see :func:`meshstyle.mesh.raycast.compute_level_views`).
 """
 
 from __future__ import annotations
@@ -23,18 +30,10 @@ import math
 
 import torch
 
-from ..core.views import ViewStack
-
-
-def depth_level(depth: torch.Tensor, reference_depth: float, levels: int) -> torch.Tensor:
-    """Level index (same shape as ``depth``, int64) by the formula in the module docstring.
-
-    ``depth`` is in world units (> 0 where a surface is seen); empty pixels (depth 0) get level 0.
-    """
-    safe = depth.clamp_min(1e-12)
-    level = torch.round(torch.log2(reference_depth / safe))
-    level = torch.where(depth > 0, level, torch.zeros_like(level))
-    return level.clamp(0, levels - 1).long()
+#: Default near-depth percentile that defines the reference depth.
+REFERENCE_PERCENTILE = 5.0
+FAR_PERCENTILE = 99.0
+LEVEL_TOLERANCE = 0.25  # octaves of depth range that do not open a new level
 
 
 def angle_weight(cos_angle: torch.Tensor, threshold_degrees: float) -> torch.Tensor:
@@ -43,24 +42,37 @@ def angle_weight(cos_angle: torch.Tensor, threshold_degrees: float) -> torch.Ten
     return torch.where(cos_angle >= limit - 1e-6, cos_angle, torch.zeros_like(cos_angle))
 
 
-def reference_depth(stacks: list[ViewStack]) -> float:
-    """The farthest visible depth over the views of the finest level (world units)."""
-    depth = stacks[0].depth
-    return float(depth[stacks[0].mask > 0].max()) if (stacks[0].mask > 0).any() else 1.0
+def reference_depth(depths: torch.Tensor, percentile: float = REFERENCE_PERCENTILE) -> float:
+    """The ``percentile`` (0..100) of the positive values of ``depths`` (any shape, world units); 1 if none."""
+    visible = depths[depths > 0].double()
+    if visible.numel() == 0:
+        return 1.0
+    return float(torch.quantile(visible[:: max(1, visible.numel() // 1_000_000)], percentile / 100.0))
 
 
-def style_weights(stacks: list[ViewStack], angle_threshold: float = 60.0, depth_aware: bool = True) -> list[torch.Tensor]:
-    """Per-level style weight maps (V, 1, H_l, W_l): mask x angle weight x [level(depth) == l].
+def level_count(depths: torch.Tensor, reference: float, max_levels: int) -> int:
+    """Number of levels ``L`` (1..max_levels) needed to cover the far percentile of ``depths``."""
+    far = reference_depth(depths, FAR_PERCENTILE)
+    octaves = math.log2(max(far, reference) / reference)
+    return int(min(max_levels, 1 + max(0, math.ceil(octaves - LEVEL_TOLERANCE))))
 
-    Without ``depth_aware`` every visible pixel counts at level 0 and the coarser levels get zero maps.
-    """
-    ref = reference_depth(stacks)
-    out = []
-    for level, stack in enumerate(stacks):
-        weight = stack.mask * angle_weight(stack.cos_angle, angle_threshold)
-        if depth_aware:
-            weight = weight * (depth_level(stack.depth, ref, len(stacks)) == level).to(weight.dtype)
-        elif level > 0:
-            weight = torch.zeros_like(weight)
-        out.append(weight)
-    return out
+
+def continuous_level(depth: torch.Tensor, reference: float, levels: int) -> torch.Tensor:
+    """``c(d) = clamp(log2(d / d_ref), 0, L - 1)`` (same shape as ``depth``; 0 where depth is 0)."""
+    level = torch.log2(depth.clamp_min(1e-12) / reference)
+    return torch.where(depth > 0, level, torch.zeros_like(level)).clamp(0, levels - 1)
+
+
+def level_weight(depth: torch.Tensor, reference: float, level: int, levels: int) -> torch.Tensor:
+    """Soft weight ``w_l(d) = max(0, 1 - |c(d) - l|)`` of level ``level`` (0 where depth is 0)."""
+    weight = (1 - (continuous_level(depth, reference, levels) - level).abs()).clamp_min(0)
+    return torch.where(depth > 0, weight, torch.zeros_like(weight))
+
+
+def level_shares(depth: torch.Tensor, mask: torch.Tensor, reference: float, levels: int) -> list[float]:
+    """Share of a view's object pixels at each level: ``sum_p mask_p w_l(d_p) / sum_p mask_p`` (sums to 1)."""
+    total = float(mask.sum())
+    if total <= 0:
+        return [0.0] * levels
+    return [float((mask * level_weight(depth, reference, k, levels)).sum()) / total for k in range(levels)]
+

@@ -1,15 +1,15 @@
 """Mesh texture stylization (StyleMesh, Höllein, Johnson & Nießner, CVPR 2022, adapted to assets).
 
+Data flow (docs/ARCHITECTURE.md): cameras around the object -> per-camera depth-level crops ray-cast
+once (:func:`~meshstyle.mesh.raycast.compute_level_views`) -> every step, a minibatch of views is
+rendered from the texture parameterization and :class:`MultiViewLoss` turns the renders into weighted
+style and content terms -> :func:`~meshstyle.engine.optimize.run` -> export.
+
 The texture of every stylizable part is a :class:`~meshstyle.engine.texture.PyramidTexture` (several
-resolution levels summed, initialized to the original texture). Each step renders a minibatch of
-precomputed views (:mod:`meshstyle.mesh.raycast`) at several resolution levels, encodes them once per level
-with VGG, and compares
-
-* style statistics of the renders, weighted per pixel by the visibility mask, the viewing angle and
-  the depth level (:mod:`meshstyle.mesh.weights`), with targets from the style image at several scales;
-* content features (relu4_2) with those of renders of the original texture through the same views.
-
-Adam by default; everything is seeded.
+resolution levels summed) at a working size of at most 512 texels, initialized to the antialiased,
+island-padded original. Export adds the *change* (working texture minus its start, padded beyond the
+UV islands, bilinearly upsampled) to the full-resolution original, so texels the style left unchanged
+keep the original's detail at any resolution.
 """
 
 from __future__ import annotations
@@ -19,26 +19,33 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from ..core.errors import MeshstyleError
 from ..core.imageio import load_image, long_edge_size, resize_tensor, rgb8_to_tensor, tensor_to_rgb8
-from ..core.views import ViewStack, render
+from ..core.views import LevelView, ViewStack, render
 from ..engine.features import min_input_size
+from ..engine.losses import object_cells
 from ..engine.objective import Objective, total
-from ..engine.optimize import StepInfo, run
+from ..engine.optimize import RunSettings, StepInfo, load_parameters, run
 from ..engine.options import EngineOptions, normalize_blend, resolve_device
 from ..engine.texture import PyramidTexture
 from ..mesh.cameras import orbit_cameras
-from ..mesh.raycast import compute_views
+from ..mesh.padding import island_mask, pad_texture
+from ..mesh.raycast import compute_level_views
 from ..mesh.textured import TexturedMesh
-from ..mesh.weights import style_weights
+from ..mesh.weights import REFERENCE_PERCENTILE
 from .checkpoint import fingerprint, load_checkpoint, save_checkpoint, style_digest
 from .options import ENGINE_DEFAULTS, MeshOptions, split_overrides
 
+#: Long edge of the optimized (working) texture when ``texture_size`` is not set, texels.
+WORKING_EDGE = 512
+WEIGHTINGS = ("gradient", "gram")
 log = logging.getLogger("meshstyle")
 
 
@@ -52,17 +59,6 @@ class MeshResult:
     interrupted: bool = False
     random_weights: bool = False
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def _texture_tensor(mesh: TexturedMesh, name: str, size: int | None) -> tuple[torch.Tensor, tuple[int, int]]:
-    rgb = mesh.texture(name)
-    original = (rgb.shape[1], rgb.shape[0])
-    edge = size if size is not None else min(512, max(original))
-    return resize_tensor(rgb8_to_tensor(rgb), long_edge_size(*original, edge), mode="bilinear"), original
-
-
-def _to_rgb8(texture: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    return tensor_to_rgb8(resize_tensor(texture, size, mode="bicubic", antialias=False))
 
 
 def _batch(step: int, count: int, batch: int, seed: int) -> list[int]:
@@ -90,8 +86,113 @@ def _style_images(style, blend, options: MeshOptions, min_side: int = 16) -> tup
     return images, weights
 
 
-def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options: MeshOptions | None = None, options: EngineOptions | None = None,
-                 callback: Callable[[StepInfo], None] | None = None,
+def _working_texture(mesh: TexturedMesh, name: str, size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(full-resolution original, working-size start) of part ``name``, both (3, H, W) in [0, 1]; the
+    original is padded beyond its UV islands before the antialiased downsampling (no seam band)."""
+    rgb = mesh.texture(name)
+    full = rgb8_to_tensor(pad_texture(rgb, island_mask(mesh.corner_uv(name), rgb.shape[:2])))
+    edge = size if size is not None else min(WORKING_EDGE, max(rgb.shape[:2]))
+    return full, resize_tensor(full, long_edge_size(rgb.shape[1], rgb.shape[0], edge), mode="bilinear", antialias=True)
+
+
+def export_texture(full: torch.Tensor, start: torch.Tensor, current: torch.Tensor, islands: np.ndarray) -> np.ndarray:
+    """Full-resolution RGB8 (H, W, 3): ``full + up(pad(current - start))`` clamped to [0, 1].
+
+    Args:
+        full: (3, H, W) original; start, current: (3, h, w) working texture before and after.
+        islands: (h, w) bool texels inside the UV islands (the change is padded outward from them).
+    """
+    delta = (current - start).detach().cpu().float()
+    if islands.any() and not islands.all():
+        delta = torch.from_numpy(pad_texture(delta.permute(1, 2, 0).numpy(), islands)).permute(2, 0, 1)
+    if tuple(delta.shape[-2:]) != tuple(full.shape[-2:]):
+        delta = F.interpolate(delta[None], size=full.shape[-2:], mode="bilinear", align_corners=False)[0]
+    return tensor_to_rgb8((full + delta).clamp(0, 1))
+
+
+class MultiViewLoss(nn.Module):
+    """StyleMesh's multi-view objective: renders of a minibatch of views -> weighted style/content terms.
+
+    For each view and each of its depth levels (:class:`~meshstyle.core.views.LevelView`), the crop is
+    rendered and encoded once; then, with ``weighting="gradient"`` (StyleMesh's code):
+
+    * the render's gradient is multiplied per pixel by the level view's weight (coverage x angle weight
+      x soft level weight) through a backward hook, so pixels beyond the angle threshold or off-level
+      receive no gradient;
+    * each style statistic is taken only over the layer's cells whose pixels all have positive weight
+      (:func:`~meshstyle.engine.losses.object_cells`), so background never enters the statistics;
+    * each level's terms are scaled by its share of the view's object pixels, and views are averaged.
+
+    ``weighting="gram"`` instead puts the per-pixel weight inside the statistics (weighted Gram,
+    area-resized to each layer) and uses no hook. Content compares relu4_2 of the render with that of
+    the original texture through the same crop, over the object's pixels.
+
+    Args:
+        objective: :class:`~meshstyle.engine.objective.Objective` with its style targets set.
+        views: per camera, its level views (on the objective's device).
+        weighting: ``"gradient"`` or ``"gram"``.
+    """
+
+    def __init__(self, objective: Objective, views: list[list[LevelView]], weighting: str = "gradient"):
+        super().__init__()
+        if weighting not in WEIGHTINGS:
+            raise MeshstyleError(f"unknown weighting {weighting!r}; use one of {', '.join(WEIGHTINGS)}")
+        self.objective, self.views, self.weighting = objective, views, weighting
+        layers = list(objective.options.style_layers)
+        self.cells = [[object_cells(lv.weight > 0, layers) for lv in per_view] for per_view in views]
+        self.content: list[list[dict | None]] = [[None] * len(per_view) for per_view in views]
+
+    @torch.no_grad()
+    def set_content(self, textures: list[torch.Tensor]) -> None:
+        """Content targets: features of ``textures`` (the original) rendered through every level view."""
+        if self.objective.content is None:
+            return
+        for v, per_view in enumerate(self.views):
+            for k, lv in enumerate(per_view):
+                self.content[v][k] = self.objective.content_targets(render(textures, lv.view))
+
+    def forward(self, textures: list[torch.Tensor], batch: list[int]) -> dict[str, torch.Tensor]:
+        """Loss terms ``{"style": ..., "content": ...}`` (scalars) of views ``batch`` for part textures
+        (3, H_t, W_t); the mean over views of the share-weighted sum over levels."""
+        terms: dict[str, torch.Tensor] = {}
+        for v in batch:
+            for k, lv in enumerate(self.views[v]):
+                image = render(textures, lv.view)
+                if self.weighting == "gradient" and image.requires_grad:
+                    image.register_hook(lambda grad, w=lv.weight: grad * w)
+                style_weight = self.cells[v][k] if self.weighting == "gradient" else lv.weight
+                level = self.objective(image, style_weight=style_weight, content_targets=self.content[v][k],
+                                       content_weight=lv.view.mask)
+                for key, value in level.items():
+                    terms[key] = terms.get(key, 0.0) + value * (lv.share / len(batch))
+        return terms
+
+
+def _prepare_views(source: TexturedMesh, mesh_options: MeshOptions, options: EngineOptions, device,
+                   progress) -> tuple[list[list[LevelView]], dict]:
+    seed = options.seed
+    layers = list(options.style_layers) + list(options.content_layers)
+    center, radius = source.bounding_sphere()
+    cameras = orbit_cameras(center, radius, mesh_options.views, fov=mesh_options.fov, distance=mesh_options.distance,
+                            elevation=mesh_options.elevation, seed=seed, points=source.points())
+    views, plan = compute_level_views(
+        source, cameras, mesh_options.resolution, mesh_options.depth_levels, mesh_options.angle_threshold,
+        mesh_options.supersample, mesh_options.depth_aware,
+        getattr(mesh_options, "depth_reference_percentile", REFERENCE_PERCENTILE),
+        min_input_size(layers, options.arch), progress)
+    return [[lv.to(device) for lv in per_view] for per_view in views], asdict(plan)
+
+
+def _run_settings(options: EngineOptions, mesh_options: MeshOptions, checkpoint) -> RunSettings:
+    return RunSettings(optimizer=options.optimizer, lr=options.lr, ema_decay=options.ema or None,
+                       line_search=getattr(options, "line_search", "none"),
+                       lr_decay=getattr(mesh_options, "lr_decay", 0.1),
+                       lr_milestones=tuple(getattr(mesh_options, "lr_milestones", (0.8,))),
+                       checkpoint=checkpoint, checkpoint_every=mesh_options.checkpoint_every)
+
+
+def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options: MeshOptions | None = None,
+                 options: EngineOptions | None = None, callback: Callable[[StepInfo], None] | None = None,
                  view_progress: Callable[[], None] | None = None, **overrides) -> MeshResult:
     """Restyle the textures of a mesh so it looks painted from every viewpoint (StyleMesh).
 
@@ -103,7 +204,7 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
             CLI's defaults). Keyword overrides go to whichever has the field (``views=8``,
             ``iterations=20``, ``vgg_weights="random"``, ``style_blend=(0.7, 0.3)``...).
         callback: receives a :class:`~meshstyle.engine.optimize.StepInfo` per step.
-        view_progress: called once per precomputed view and level.
+        view_progress: called ``depth_levels`` times per camera while views are ray-cast.
 
     Returns:
         :class:`MeshResult` with a new mesh; the input mesh is not modified.
@@ -115,8 +216,7 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     mesh_options = replace(mesh_options or MeshOptions(), **mesh_over)
     options = replace(options or ENGINE_DEFAULTS["mesh"], **engine_over).validated()
     mesh_options.validate()
-    timings = {}
-    t0 = time.perf_counter()
+    timings, t0 = {}, time.perf_counter()
     source = TexturedMesh.load(mesh) if not isinstance(mesh, TexturedMesh) else mesh
     if not source.stylizable:
         raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
@@ -124,79 +224,60 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
                                   min_input_size(list(options.style_layers), options.arch))
     torch.manual_seed(options.seed)
     device = resolve_device(options.device)
-
-    center, radius = source.bounding_sphere()
-    cameras = orbit_cameras(center, radius, mesh_options.views, fov=mesh_options.fov, distance=mesh_options.distance,
-                            elevation=mesh_options.elevation, seed=options.seed, points=source.points())
-    resolutions = [mesh_options.resolution >> k for k in range(mesh_options.depth_levels)]
-    t = time.perf_counter()
-    stacks = compute_views(source, cameras, resolutions, mesh_options.supersample, view_progress)
-    weights = style_weights(stacks, mesh_options.angle_threshold, mesh_options.depth_aware)
-    stacks = [s.to(device) for s in stacks]
-    weights = [w.to(device) for w in weights]
-    timings["views"] = time.perf_counter() - t
-
-    originals, params = [], []
-    for name in source.stylizable:
-        tex, size = _texture_tensor(source, name, mesh_options.texture_size)
-        originals.append(size)
-        params.append(PyramidTexture(tex.to(device), mesh_options.levels))
-    param = torch.nn.ModuleList(params)
-
+    views, timings["plan"] = _prepare_views(source, mesh_options, options, device, view_progress)
+    timings["views"] = time.perf_counter() - t0
+    parts = [_working_texture(source, name, mesh_options.texture_size) for name in source.stylizable]
+    params = torch.nn.ModuleList([PyramidTexture(start.to(device), mesh_options.levels) for _, start in parts])
     objective = Objective(options, device)
     objective.set_style(styles, blend)
-    with torch.no_grad():
-        base = [p() for p in params]
-        content = [objective.content_targets(render(base, stacks[0].select([v]))) for v in range(mesh_options.views)]
-    content_targets = {k: torch.cat([c[k] for c in content]) for k in options.content_layers}
-
-    start_step, opt_state = 0, None
+    loss = MultiViewLoss(objective, views, getattr(mesh_options, "weighting", "gradient"))
+    loss.set_content([start.to(device) for _, start in parts])
     run_print = fingerprint(source, mesh_options, options, style_digest(styles))
+    start_step, opt_state = 0, None
     if mesh_options.resume:
-        start_step, opt_state, _ = load_checkpoint(mesh_options.resume, param, run_print)
-
-    module = _Textures(param)
+        start_step, opt_state, _ = load_checkpoint(mesh_options.resume, params, run_print)
 
     def loss_fn(step: int) -> dict[str, torch.Tensor]:
-        idx = _batch(step, mesh_options.views, mesh_options.batch_views, options.seed)
-        textures = [p() for p in params]
-        terms: dict[str, torch.Tensor] = {}
-        for level, (stack, weight) in enumerate(zip(stacks, weights)):
-            w = weight[idx]
-            if level > 0 and not bool(w.any()):
-                continue
-            renders = render(textures, stack.select(idx))
-            level_terms = objective(renders, style_weight=w,
-                                    content_targets={k: v[idx] for k, v in content_targets.items()} if level == 0 else None,
-                                    content_weight=stack.mask[idx] if level == 0 else None)
-            for key, value in level_terms.items():
-                terms[key] = terms.get(key, 0.0) + value
-        if mesh_options.pyramid_weight > 0:
-            terms["pyramid"] = mesh_options.pyramid_weight * sum(p.regularizer() for p in params)
-        for tex in textures:
-            for key, value in objective.tv(tex).items():
-                terms[key] = terms.get(key, 0.0) + value
-        return total(terms)
+        return _step_terms(loss, params, objective, mesh_options,
+                           _batch(step, mesh_options.views, mesh_options.batch_views, options.seed))
 
-    def checkpoint(step, p, opt):
-        save_checkpoint(mesh_options.checkpoint, step, param, opt, run_print)
-
+    save = mesh_options.checkpoint and mesh_options.checkpoint_every
+    settings = _run_settings(options, mesh_options, (lambda step, p, opt: save_checkpoint(
+        mesh_options.checkpoint, step, params, opt, run_print)) if save else None)
     t = time.perf_counter()
-    result = run(module, loss_fn, options.iterations, optimizer=options.optimizer, lr=options.lr,
-                 ema_decay=options.ema or None, callback=callback, start_iteration=start_step,
-                 optimizer_state=opt_state,
-                 checkpoint=checkpoint if mesh_options.checkpoint and mesh_options.checkpoint_every else None,
-                 checkpoint_every=mesh_options.checkpoint_every)
+    result = run(_Textures(params), loss_fn, options.iterations, replace(settings, start_iteration=start_step,
+                                                                         optimizer_state=opt_state), callback)
     timings["optimize"] = time.perf_counter() - t
-    if mesh_options.checkpoint and mesh_options.checkpoint_every:
-        save_checkpoint(mesh_options.checkpoint, result.steps, param, None, run_print)
-
-    out = source.copy()
-    with torch.no_grad():
-        for name, p, size in zip(source.stylizable, params, originals):
-            out.set_texture(name, _to_rgb8(p().detach(), size))
+    if save and not result.interrupted:
+        save_checkpoint(mesh_options.checkpoint, result.steps, params, None, run_print)
+    out = _export(source, parts, params, result.averaged)
     timings["total"] = time.perf_counter() - t0
     return MeshResult(out, result.history, result.interrupted, objective.encoder.random_weights, timings)
+
+
+def _step_terms(loss: MultiViewLoss, params, objective: Objective, mesh_options: MeshOptions,
+                batch: list[int]) -> dict[str, torch.Tensor]:
+    """All weighted terms of one step (multi-view loss, pyramid regularizer, total variation) and their total."""
+    textures = [p() for p in params]
+    terms = loss(textures, batch)
+    if mesh_options.pyramid_weight > 0:
+        terms["pyramid"] = mesh_options.pyramid_weight * sum(p.regularizer() for p in params)
+    for tex in textures:
+        for key, value in objective.tv(tex).items():
+            terms[key] = terms.get(key, 0.0) + value
+    return total(terms)
+
+
+def _export(source: TexturedMesh, parts, params, averaged) -> TexturedMesh:
+    """A copy of ``source`` with each part's exported texture (from the EMA parameters when given)."""
+    if averaged is not None:
+        load_parameters(params, averaged)
+    out = source.copy()
+    with torch.no_grad():
+        for name, (full, start), p in zip(source.stylizable, parts, params):
+            islands = island_mask(source.corner_uv(name), tuple(start.shape[-2:]))
+            out.set_texture(name, export_texture(full, start, p().clamp(0, 1).cpu(), islands))
+    return out
 
 
 class _Textures(torch.nn.Module):

@@ -1,0 +1,171 @@
+"""Depth levels, StyleMesh's gradient weighting, the multi-view loss module and full-resolution export."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from conftest import quad, textured
+from meshstyle.engine.objective import Objective
+from meshstyle.engine.options import EngineOptions
+from meshstyle.mesh.raycast import compute_level_views
+from meshstyle.mesh.textured import TexturedMesh
+from meshstyle.mesh.weights import angle_weight, continuous_level, level_count, level_shares, level_weight
+from meshstyle.stylize.mesh import MultiViewLoss, export_texture, stylize_mesh
+from test_raster import camera
+
+DEPTH_AWARE = True
+TINY = dict(views=2, resolution=48, depth_levels=2, batch_views=2, iterations=4, vgg_weights="random",
+            texture_size=64, seed=0)
+
+
+def test_soft_levels_sum_to_one_and_double_distance_is_one_level_finer():
+    depth = torch.tensor([0.0, 1.0, 1.5, 2.0, 3.0, 8.0])
+    c = continuous_level(depth, 1.0, 3)
+    assert torch.allclose(c, torch.tensor([0.0, 0.0, math.log2(1.5), 1.0, math.log2(3.0), 2.0]))
+    w = torch.stack([level_weight(depth, 1.0, k, 3) for k in range(3)])
+    assert torch.allclose(w[:, 1:].sum(0), torch.ones(5)) and float(w[:, 0].sum()) == 0.0
+    assert torch.allclose(w[:, 2], torch.tensor([1 - math.log2(1.5), math.log2(1.5), 0.0]))  # blended 0/1
+    assert level_count(torch.tensor([1.0, 1.1, 1.15]), 1.0, 3) == 1      # < 1/4 octave: one level
+    assert level_count(torch.tensor([1.0, 1.9, 2.0]), 1.0, 3) == 2
+    assert level_shares(depth[None], torch.ones(1, 6), 1.0, 3) == pytest.approx([(1 + 1 - math.log2(1.5)) / 6,
+                                                                                (math.log2(1.5) + 1 + 2 - math.log2(3)) / 6,
+                                                                                (math.log2(3) - 1 + 1) / 6])
+    assert torch.equal(angle_weight(torch.tensor([0.5, 0.49, 1.0]), 60.0), torch.tensor([0.5, 0.0, 1.0]))
+
+
+def test_plane_at_two_distances_gets_levels_one_octave_apart_and_crops():
+    mesh = TexturedMesh(quad(size=20.0))
+    views, plan = compute_level_views(mesh, [camera((0, 0, 2.0)), camera((0, 0, 4.0))], 64, depth_levels=3,
+                                      angle_threshold=89.0, depth_aware=DEPTH_AWARE)
+    assert plan.levels == 2 and plan.base == 32 and plan.reference == pytest.approx(2.0, rel=0.1)
+    near, far = views
+    # the near view's centre is at level 0 (32 px), the far view's at level 1 (64 px); a level whose
+    # only pixels are off-centre slivers is cropped to them
+    assert near[0].level == 0 and near[0].frame == 32 and near[0].share > 0.9
+    assert far[-1].level == 1 and far[-1].frame == 64 and far[-1].share > 0.9
+    for lv in near + far:
+        h, w = lv.weight.shape[-2:]
+        assert (h, w) == (lv.window[2], lv.window[3]) and h <= lv.frame
+        assert float(lv.weight.max()) > 0
+
+
+def _hinge() -> TexturedMesh:
+    """Two unit squares: one facing the camera on +z (UV u in [0, 0.4]), one turned 75 degrees (u in [0.6, 1])."""
+    a = math.radians(75)
+    v = np.array([[-1, -1, 0], [0, -1, 0], [0, 1, 0], [-1, 1, 0],
+                  [0, -1, 0], [math.cos(a), -1, -math.sin(a)], [math.cos(a), 1, -math.sin(a)], [0, 1, 0]], float)
+    f = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
+    uv = np.array([[0, 0], [0.4, 0], [0.4, 1], [0, 1], [0.6, 0], [1, 0], [1, 1], [0.6, 1]], float)
+    return TexturedMesh(textured(trimesh.Trimesh(v, f, process=False), uv, np.full((32, 32, 3), 128, np.uint8)))
+
+
+def _objective(**kw):
+    options = EngineOptions(vgg_weights="random", **kw).validated()
+    objective = Objective(options, torch.device("cpu"), use_content=False)
+    objective.set_style([torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(1))], [1.0])
+    return objective
+
+
+def test_pixels_beyond_the_angle_threshold_receive_zero_gradient():
+    views, _ = compute_level_views(_hinge(), [camera((0, 0, 4), target=(0, 0, 0))], 64, depth_levels=1)
+    loss = MultiViewLoss(_objective(), views)
+    texture = torch.rand(3, 32, 32, requires_grad=True)
+    loss([texture], [0])["style"].backward()
+    grad = texture.grad.abs().sum(0)
+    assert float(grad[:, :12].sum()) > 0                          # the face seen head-on pulls its texels
+    assert float(grad[:, 19:].abs().max()) == 0.0                 # the face seen at 75 degrees: exactly zero
+    # weighting inside the Gram (no hook) lets deep features of mixed cells reach that face
+    texture.grad = None
+    MultiViewLoss(_objective(), views, weighting="gram")([texture], [0])["style"].backward()
+    assert float(texture.grad.abs().sum(0)[:, 19:].max()) > 0.0
+
+
+def test_style_statistics_ignore_background_and_levels_are_weighted_by_share():
+    mesh = TexturedMesh(quad(size=1.0))
+    views, _ = compute_level_views(mesh, [camera((0, 0, 4))], 64, depth_levels=1)
+    lv = views[0][0]
+    assert lv.share == pytest.approx(1.0)
+    objective = _objective()
+    loss = MultiViewLoss(objective, views)
+    cells = loss.cells[0][0]
+    active = (lv.weight > 0).float()
+    for layer, mask in cells.items():  # no counted cell covers a pixel of zero weight
+        h, w = mask.shape[-2:]
+        covered = torch.nn.functional.adaptive_avg_pool2d(active, (h, w))
+        assert bool((covered[mask > 0] == 1).all()), layer
+    texture = torch.rand(3, 16, 16)
+    base = loss([texture], [0])["style"]
+    views[0][0] = type(lv)(lv.view, lv.weight, lv.level, lv.window, lv.frame, 0.25)
+    assert float(MultiViewLoss(objective, views)([texture], [0])["style"]) == pytest.approx(0.25 * float(base))
+
+
+def _stripe_period(texture: np.ndarray) -> float:
+    """Period in texels of the dominant horizontal frequency of a (H, W, 3) texture (autocorrelation peak)."""
+    gray = texture.astype(np.float64).mean(2)
+    gray -= gray.mean(1, keepdims=True)
+    spectrum = np.abs(np.fft.rfft(gray, axis=1)).mean(0)
+    spectrum[0] = 0
+    auto = np.fft.irfft(spectrum ** 2)
+    lag = int(np.argmax(auto[2:auto.shape[0] // 2])) + 2
+    return float(lag)
+
+
+def test_plane_at_distance_d_and_2d_gets_the_same_world_period(tmp_path):
+    """Two equal squares, one seen at distance D and one at 2D, each filling its own UV half: after
+    synthesis with vertical stripes the texture period is the same on both (world units, +-15%)."""
+    grey = np.full((128, 128, 3), 128, np.uint8)
+    left, right = quad(size=1.0, texture=grey), quad(size=1.0, texture=grey)
+    for part, u0 in ((left, 0.0), (right, 0.5)):
+        part.visual.uv = np.array([[u0 + 0.02, 0.02], [u0 + 0.48, 0.02], [u0 + 0.48, 0.98], [u0 + 0.02, 0.98]])
+    right.apply_translation([10.0, 0, 0])
+    both = trimesh.util.concatenate([left, right])
+    both.visual = trimesh.visual.TextureVisuals(uv=np.concatenate([left.visual.uv, right.visual.uv]),
+                                                image=left.visual.material.image)
+    mesh = TexturedMesh(both)
+    stripes = torch.zeros(3, 64, 64)
+    stripes[:, :, (torch.arange(64) // 4) % 2 == 0] = 1.0   # period 8 px
+    from meshstyle.stylize import mesh as job
+
+    cams = [camera((0, 0, 2.6)), camera((10, 0, 5.2), target=(10, 0, 0))]
+    orig = job.orbit_cameras
+    job.orbit_cameras = lambda *a, **k: cams
+    try:
+        result = stylize_mesh(mesh, stripes, views=2, resolution=96, depth_levels=2, batch_views=2, iterations=40,
+                              texture_size=128, content_weight=0.0, vgg_weights="random", style_layers="relu1_1,relu2_1",
+                              optimizer="lbfgs", levels=1, pyramid_weight=0.0, style_scales=(1.0,), style_size=64,
+                              angle_threshold=89.0, depth_aware=DEPTH_AWARE)
+    finally:
+        job.orbit_cameras = orig
+    tex = result.mesh.texture(result.mesh.stylizable[0])
+    near, far = tex[8:120, 8:56], tex[8:120, 72:120]
+    p_near, p_far = _stripe_period(near), _stripe_period(far)
+    assert abs(p_near - p_far) <= 0.15 * p_near, (p_near, p_far)
+
+
+def test_export_keeps_full_resolution_detail_where_style_left_it_unchanged():
+    gen = torch.Generator().manual_seed(0)
+    full = torch.rand(3, 2048, 2048, generator=gen)   # detail at the finest texel scale
+    start = torch.nn.functional.interpolate(full[None], size=(512, 512), mode="bilinear", antialias=True)[0]
+    current = start.clone()
+    current[:, :, :200] = torch.rand(3, 512, 200, generator=gen)  # the style changed the left part only
+    out = export_texture(full, start, current, np.ones((512, 512), bool)).astype(np.float64) / 255
+    ref = full.permute(1, 2, 0).numpy()
+    untouched = (slice(None), slice(1000, None))
+    mse = np.mean((out[untouched] - ref[untouched]) ** 2)
+    assert 10 * np.log10(1 / max(mse, 1e-12)) >= 40
+    # the former export (bicubic upsampling of the working texture) loses that detail
+    old = torch.nn.functional.interpolate(current[None], size=(2048, 2048), mode="bicubic")[0].clamp(0, 1)
+    mse_old = np.mean((old.permute(1, 2, 0).numpy()[untouched] - ref[untouched]) ** 2)
+    assert 10 * np.log10(1 / mse_old) < 20
+    assert np.abs(out[:, :700] - ref[:, :700]).mean() > 0.1
+
+
+def test_ema_changes_the_mesh_output(spot_path, style_path):
+    plain = stylize_mesh(spot_path, style_path, **TINY)
+    averaged = stylize_mesh(spot_path, style_path, **{**TINY, "ema": 0.8})
+    a, b = (r.mesh.texture(r.mesh.stylizable[0]).astype(int) for r in (plain, averaged))
+    assert a.shape == b.shape and np.abs(a - b).mean() > 0.2
+    assert plain.history == averaged.history  # the iterates are the same; only the export differs
