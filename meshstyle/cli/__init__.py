@@ -15,7 +15,7 @@ import re
 import sys
 
 from .. import __version__
-from ..core.errors import MeshstyleError
+from ..core.errors import MeshstyleError, one_line
 
 log = logging.getLogger("meshstyle")
 RANDOM_LABEL = "made with RANDOM (untrained) VGG weights: a test output, not a real stylization"
@@ -37,7 +37,7 @@ class Parser(argparse.ArgumentParser):
         self._negative_number_matcher = re.compile(r"^-\d[\d.,eE+-]*$|^-\.\d[\d.,eE+-]*$")
 
     def error(self, message):
-        self.exit(2, f"meshstyle: error: {message} (see '{self.prog} --help')\n")
+        self.exit(2, f"meshstyle: error: {one_line(message)} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,11 +71,6 @@ def setup_logging(quiet: bool) -> None:
     log.propagate = False
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:400] if text else type(exc).__name__
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``meshstyle`` command; returns the exit status."""
     parser = build_parser()
@@ -87,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except MeshstyleError as exc:
-        print(f"meshstyle: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"meshstyle: error: {one_line(str(exc) or type(exc).__name__)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("meshstyle: interrupted before any result existed; nothing written", file=sys.stderr)

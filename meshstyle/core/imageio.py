@@ -9,6 +9,7 @@ WebP) and is atomic.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,9 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .atomic import atomic_path
 from .errors import MeshstyleError
+
+#: Largest image (pixels) meshstyle decodes: 8192 x 8192.
+MAX_PIXELS = 8192 * 8192
 
 #: Output extensions and the Pillow format and save options used for them.
 IMAGE_FORMATS = {
@@ -50,23 +54,46 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
 
 
+def check_regular_file(path: Path, what: str = "file") -> None:
+    """Refuse anything but a regular file (folders, FIFOs, sockets, devices), without opening it.
+
+    Raises:
+        MeshstyleError: missing, or not a regular file (a FIFO would block forever, a device never ends).
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise MeshstyleError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise MeshstyleError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise MeshstyleError(f"expected an {what} file, got a folder: {path}")
+    if not stat.S_ISREG(mode):
+        raise MeshstyleError(f"{what} {path} is not a regular file (a pipe or a device?)")
+
+
 def open_image(path: str | os.PathLike) -> Image.Image:
     """Open and fully decode an image file, upright according to its EXIF orientation.
 
+    Images larger than :data:`MAX_PIXELS` are refused before decoding (decompression bombs).
+
     Raises:
-        MeshstyleError: the file is missing, is not an image, or is truncated or corrupt.
+        MeshstyleError: the file is missing, not a regular file, not an image, too large, or truncated
+            or corrupt.
     """
     path = Path(path)
-    if not path.exists():
-        raise MeshstyleError(f"image not found: {path}")
-    if path.is_dir():
-        raise MeshstyleError(f"expected an image file, got a folder: {path}")
+    check_regular_file(path, "image")
     try:
         with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise MeshstyleError(f"image {path} is {img.width}x{img.height} px, more than the "
+                                     f"{MAX_PIXELS // 10**6} megapixels meshstyle reads")
             img.load()
             return ImageOps.exif_transpose(img)
     except UnidentifiedImageError:
         raise MeshstyleError(f"not an image file (or an unsupported format): {path}") from None
+    except Image.DecompressionBombError:
+        raise MeshstyleError(f"image {path} is too large to decode safely (a decompression bomb?)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise MeshstyleError(f"cannot decode image {path}: {exc}") from None
 
@@ -175,15 +202,3 @@ def save_pil(img: Image.Image, path: str | os.PathLike, description: str | None 
 def save_image(image: torch.Tensor, path: str | os.PathLike, description: str | None = None) -> None:
     """Save a tensor (3, H, W) or (1, 3, H, W) in [0, 1] atomically; format from the extension."""
     save_pil(tensor_to_pil(image), path, description)
-
-
-def check_distinct(output: str | os.PathLike, inputs: list[str | os.PathLike]) -> None:
-    """Refuse an output path that is one of the inputs, so an input is never overwritten.
-
-    Raises:
-        MeshstyleError: ``output`` resolves to the same file as one of ``inputs``.
-    """
-    out = Path(output).resolve()
-    for item in inputs:
-        if item is not None and Path(item).resolve() == out:
-            raise MeshstyleError(f"output path {output} is also an input; choose another output")

@@ -26,6 +26,7 @@ from ..engine.objective import Objective, total
 from ..engine.optimize import RunResult, StepInfo, run
 from ..engine.options import EngineOptions, normalize_blend, parse_layers, resolve_device
 from ..engine.texture import PlainTexture
+from .guards import ensure_finite
 from .options import ImageOptions, merged, parse_size, split_overrides
 
 ImageInput = str | os.PathLike | torch.Tensor
@@ -125,6 +126,7 @@ def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[
         result = run(param, loss_fn, options.iterations, optimizer=options.optimizer, lr=options.lr,
                      ema_decay=options.ema or None, callback=callback, scale=scale, scales=len(sizes),
                      checkpoint=checkpoint if on_checkpoint and save_every else None, checkpoint_every=save_every)
+        ensure_finite(result.history, result.texture)
         results.append(result)
         current = result.texture.cpu()
         if result.interrupted:

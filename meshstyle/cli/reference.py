@@ -1,0 +1,23 @@
+"""The README's option table, generated from the option tables (``python scripts/options_table.py --write``)."""
+
+from __future__ import annotations
+
+from ..core.optiontable import markdown_table
+from ..engine.options import EngineOptions
+from ..stylize.options import ENGINE_DEFAULTS, ImageOptions, MeshOptions
+
+START, END = "<!-- options:start -->", "<!-- options:end -->"
+
+
+def options_markdown() -> str:
+    """Markdown table of every option flag: commands, default (per command where they differ) and help."""
+    return markdown_table([(EngineOptions, ENGINE_DEFAULTS), (ImageOptions, None), (MeshOptions, None)])
+
+
+def replace_in_readme(text: str) -> str:
+    """``text`` (README.md) with the part between the option-table markers replaced by the current table."""
+    if START not in text or END not in text:
+        raise ValueError(f"README has no {START} ... {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{options_markdown()}\n{END}{tail}"
