@@ -251,22 +251,36 @@ def from_args(cls: type, args: argparse.Namespace, base: Any = None) -> Any:
     return dataclasses.replace(base, **values)
 
 
+def _cell(value: Any, spec: Spec) -> str:
+    if spec.kind == "bool":
+        return "on" if value else "off"
+    if value is None:
+        return "auto" if "auto" in spec.help else "off"
+    return _shown(value).strip("'")
+
+
 def markdown_table(tables: Iterable[tuple[type, Any]]) -> str:
     """The README's option table: one row per flag with its commands, default and help.
 
-    ``tables`` holds (class, defaults instance) pairs; each flag is listed once.
+    ``tables`` holds (class, defaults) pairs, where defaults is an instance, ``None`` (the class's own
+    defaults) or a dict of command -> instance (the first is shown, others in parentheses where they
+    differ). Each flag is listed once.
     """
     rows = ["| flag | commands | default | meaning |", "| --- | --- | --- | --- |"]
     seen = set()
     for cls, defaults in tables:
-        defaults = defaults if defaults is not None else cls()
+        per_command = defaults if isinstance(defaults, dict) else {"": defaults if defaults is not None else cls()}
+        first = next(iter(per_command.values()))
         for field, spec in specs(cls):
             flag = flag_name(field, spec)
             if flag in seen:
                 continue
             seen.add(flag)
             commands = "all" if spec.commands == ALL_COMMANDS else ", ".join(sorted(spec.commands))
-            default = getattr(defaults, field.name)
-            shown = "off" if spec.kind == "bool" else ("auto" if default is None else _shown(default).strip("'"))
+            shown = _cell(getattr(first, field.name), spec)
+            others = [f"{cmd}: {_cell(getattr(inst, field.name), spec)}" for cmd, inst in per_command.items()
+                      if cmd in spec.commands and _cell(getattr(inst, field.name), spec) != shown]
+            if others:
+                shown += f" ({', '.join(others)})"
             rows.append(f"| `{flag}` | {commands} | {shown} | {spec.help} |")
     return "\n".join(rows)
