@@ -178,12 +178,21 @@ def group_pixels(mesh: TexturedMesh, group: TextureGroup) -> np.ndarray:
     return pad_texture(base, covered)
 
 
+def _version() -> str:
+    """The installed meshstyle version (package metadata; the mesh layer does not import the package
+    root, which pulls in the engine)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("meshstyle")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def provenance_record(provenance: dict | None) -> dict:
     """The provenance dict with ``tool`` and ``version`` filled in, values as single-line strings or
     JSON scalars, keys sorted."""
-    from .. import __version__
-
-    record = {"tool": "meshstyle", "version": __version__}
+    record = {"tool": "meshstyle", "version": _version()}
     for key, value in (provenance or {}).items():
         if not isinstance(value, bool | int | float) and value is not None:
             value = "".join(c if c.isprintable() else "?" for c in str(value))
