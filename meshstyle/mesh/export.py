@@ -272,6 +272,11 @@ def save_mesh(mesh: TexturedMesh, path: str | os.PathLike, *, texture_format: st
     if plan.mode == "edit-gltf":
         files.append((plan.path, _edit_gltf(mesh, plan, textures, record)))
     elif plan.mode == "build-glb":
+        if isinstance(mesh.origin, gltf_io.GltfSource):
+            lost = gltf_io.lost_in_obj(mesh.origin.doc)
+            log.warning("%s: a texture was baked or mapped in a way the document cannot express, so the GLB "
+                        "is rebuilt from geometry%s", mesh.source,
+                        f"; not kept: {'; '.join(lost)}" if lost else "")
         files.append((plan.path, build_glb(mesh, plan, textures, record)))
     elif plan.mode == "edit-obj":
         files += _edit_obj(mesh, plan, record)
