@@ -418,3 +418,23 @@ def test_output_paths_match_written_files(tmp_path):
     for ext in (".obj", ".glb"):
         planned = mesh.output_paths(tmp_path / f"cow{ext}")
         assert sorted(planned) == sorted(mesh.save(tmp_path / f"cow{ext}"))
+
+
+def test_image_also_used_by_another_slot_keeps_its_pixels_there(tmp_path):
+    def emissive(doc):
+        doc["materials"][0]["emissiveTexture"] = {"index": 0}
+        doc["materials"][0]["emissiveFactor"] = [1, 1, 1]
+
+    path, doc_in = _box_document(tmp_path, emissive)
+    mesh = invert_textures(TexturedMesh.load(path), pad=False)
+    written = mesh.save(tmp_path / "out.glb")
+    assert_valid(written[0], baseline=path)
+    doc, blob = read_glb(written[0])
+    _, blob_in = read_glb(path)
+    material = doc["materials"][0]
+    base = doc["textures"][material["pbrMetallicRoughness"]["baseColorTexture"]["index"]]["source"]
+    glow = doc["textures"][material["emissiveTexture"]["index"]]["source"]
+    assert len(doc["images"]) == 2 and base != glow
+    old = np.asarray(image_of(doc_in, blob_in, 0).convert("RGB"))
+    assert np.array_equal(np.asarray(image_of(doc, blob, glow).convert("RGB")), old)
+    assert np.array_equal(np.asarray(image_of(doc, blob, base).convert("RGB")), 255 - old)

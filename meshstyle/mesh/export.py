@@ -293,17 +293,19 @@ def save_mesh(mesh: TexturedMesh, path: str | os.PathLike, *, texture_format: st
 
 def _edit_gltf(mesh: TexturedMesh, plan: Plan, textures, record: dict) -> bytes:
     origin: gltf_io.GltfSource = mesh.origin
-    new_images, white = {}, set()
+    new_images, white, stylized = {}, set(), set()
     for group, fmt, (data, is_new) in zip(plan.groups, plan.formats, textures):
         if not is_new:
             continue
         new_images[group.image_index] = (data, fmt)
         for member in group.members:
+            mi, pi = origin.primitive[member]
+            material = origin.doc["meshes"][mi]["primitives"][pi]["material"]
+            stylized.add(material)
             if member in mesh.changed:
-                mi, pi = origin.primitive[member]
-                white.add(origin.doc["meshes"][mi]["primitives"][pi]["material"])
+                white.add(material)
     webp = any(f == "WEBP" for f in plan.formats)
-    return gltf_io.edit_document(origin, new_images, record, white, webp=webp)
+    return gltf_io.edit_document(origin, new_images, record, white, webp=webp, stylized_materials=stylized)
 
 
 def srgb_to_linear(c: np.ndarray) -> np.ndarray:

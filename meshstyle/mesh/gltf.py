@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import struct
 from dataclasses import dataclass, field
@@ -36,6 +37,11 @@ CHUNK_BIN = 0x004E4942
 PRESERVABLE_REQUIRED = ("KHR_mesh_quantization", "KHR_texture_transform", "KHR_materials_")
 COMPRESSION = {"KHR_draco_mesh_compression": "Draco", "EXT_meshopt_compression": "meshopt",
                "KHR_meshopt_compression": "meshopt"}
+
+log = logging.getLogger("meshstyle")
+
+#: Texture extensions that give an alternative image source; dropped from stylized textures.
+ALTERNATE_SOURCES = ("EXT_texture_webp", "KHR_texture_basisu", "MSFT_texture_dds", "EXT_texture_avif")
 
 _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
@@ -251,8 +257,47 @@ def _repack(doc: dict, buffers: list[bytes], view_data: dict[int, bytes]) -> byt
     return bytes(blob)
 
 
+def _texture_infos(node):
+    """Every texture-info object (``{"index": ...}`` under a key ending in ``Texture``) in a material,
+    core and extensions, as (key, object)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, dict) and key.endswith("Texture") and "index" in value:
+                yield key, value
+            else:
+                yield from _texture_infos(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _texture_infos(value)
+
+
+def _split_shared_images(doc: dict, new_images: dict, stylized_materials: set[int]) -> dict:
+    """An image that is replaced but also seen by another slot (a normal map, or a material that is not
+    stylized) keeps its old bytes there: the stylized materials' base-colour slots get a new texture and
+    image instead. Returns ``new_images`` with such images moved to their new indices."""
+    textures = doc.get("textures", [])
+    refs = [(mi, key, info) for mi, m in enumerate(doc.get("materials", [])) for key, info in _texture_infos(m)]
+    out = dict(new_images)
+    for image, value in new_images.items():
+        users = [r for r in refs if textures[r[2]["index"]].get("source") == image]
+        mine = [r for r in users if r[0] in stylized_materials and r[1] == "baseColorTexture"]
+        if len(mine) == len(users):
+            continue
+        doc["images"].append({k: v for k, v in doc["images"][image].items() if k not in ("uri", "bufferView")})
+        copies: dict[int, int] = {}
+        for _, _, info in mine:
+            if info["index"] not in copies:
+                textures.append(copy.deepcopy(textures[info["index"]]) | {"source": len(doc["images"]) - 1})
+                copies[info["index"]] = len(textures) - 1
+            info["index"] = copies[info["index"]]
+        del out[image]
+        out[len(doc["images"]) - 1] = value
+    return out
+
+
 def edit_document(source: GltfSource, new_images: dict[int, tuple[bytes, str]], provenance: dict | None,
-                  white_materials: set[int], webp: bool = False) -> bytes:
+                  white_materials: set[int], webp: bool = False,
+                  stylized_materials: set[int] | None = None) -> bytes:
     """A GLB: the source document with new bytes for some images and nothing else changed but
     provenance, buffer layout and (for ``white_materials``) the base-colour factor's RGB.
 
@@ -262,8 +307,19 @@ def edit_document(source: GltfSource, new_images: dict[int, tuple[bytes, str]], 
         white_materials: material indices whose ``baseColorFactor`` RGB becomes 1 (the stylized
             texture is shown as it is; alpha kept).
         webp: new images are WebP; their textures then use ``EXT_texture_webp`` (required).
+        stylized_materials: materials whose base colour shows the new images (default
+            ``white_materials``); an image also used elsewhere is split off for them.
     """
     doc = copy.deepcopy(source.doc)
+    new_images = _split_shared_images(doc, new_images, white_materials if stylized_materials is None
+                                      else stylized_materials)
+    for tex in doc.get("textures", []):
+        if tex.get("source") in new_images:
+            for ext in ALTERNATE_SOURCES:
+                if ext in tex.get("extensions", {}):
+                    del tex["extensions"][ext]
+                    log.warning("dropped the %s alternative of a stylized texture: viewers would show the "
+                                "unstylized image", ext)
     view_data: dict[int, bytes] = {}
     views = doc.setdefault("bufferViews", [])
     users: dict[int, int] = {}
@@ -276,9 +332,9 @@ def edit_document(source: GltfSource, new_images: dict[int, tuple[bytes, str]], 
             if v is not None:
                 users[v] = users.get(v, 0) + 2
     for i, image in enumerate(doc.get("images", [])):
-        data, fmt = new_images.get(i, (source.images[i], source.image_format.get(i, "PNG")))
         if i not in new_images and "bufferView" in image:
             continue
+        data, fmt = new_images[i] if i in new_images else (source.images[i], source.image_format.get(i, "PNG"))
         if "bufferView" in image and users.get(image["bufferView"]) == 1:
             view_data[image["bufferView"]] = data
         else:
