@@ -438,3 +438,16 @@ def test_image_also_used_by_another_slot_keeps_its_pixels_there(tmp_path):
     old = np.asarray(image_of(doc_in, blob_in, 0).convert("RGB"))
     assert np.array_equal(np.asarray(image_of(doc, blob, glow).convert("RGB")), old)
     assert np.array_equal(np.asarray(image_of(doc, blob, base).convert("RGB")), 255 - old)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d["images"][0].update(bufferView="x"),
+    lambda d: d["meshes"][0]["primitives"][0].update(material=9),
+    lambda d: d["bufferViews"][0].update(buffer=4),
+    lambda d: d.update(textures=None),
+])
+def test_malformed_gltf_json_is_a_one_line_error(tmp_path, edit):
+    path, _ = _box_document(tmp_path, edit)
+    with pytest.raises(MeshstyleError, match="cannot read mesh") as info:
+        TexturedMesh.load(path)
+    assert "\n" not in str(info.value)

@@ -156,10 +156,19 @@ def read_gltf(data: bytes, name: str, binary: bool, resolver: ConfinedResolver) 
     """Parse and check a glTF/GLB document before trimesh loads its geometry.
 
     Raises:
-        MeshstyleError: malformed container or JSON, a required extension that cannot be preserved,
-            compressed geometry (Draco, meshopt), a buffer or image URI outside the asset's folder or
-            missing, an image that does not decode or exceeds the pixel limit.
+        MeshstyleError: malformed container or JSON (also wrong types or indices out of range), a
+            required extension that cannot be preserved, compressed geometry (Draco, meshopt), a buffer
+            or image URI outside the asset's folder or missing, an image that does not decode or
+            exceeds the pixel limit.
     """
+    try:
+        return _read_gltf(data, name, binary, resolver)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise MeshstyleError(f"cannot read mesh {name}: malformed glTF document "
+                             f"({type(exc).__name__}: {exc})".replace("\n", " ")) from None
+
+
+def _read_gltf(data: bytes, name: str, binary: bool, resolver: ConfinedResolver) -> GltfSource:
     if binary:
         doc, blob = split_glb(data, name)
     else:
