@@ -451,3 +451,14 @@ def test_malformed_gltf_json_is_a_one_line_error(tmp_path, edit):
     with pytest.raises(MeshstyleError, match="cannot read mesh") as info:
         TexturedMesh.load(path)
     assert "\n" not in str(info.value)
+
+
+def test_obj_with_uvs_but_no_material_keeps_its_lines(tmp_path):
+    text = "v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nvn 0 0 1\nf 1/1/1 2/2/1 3/3/1\n"
+    (tmp_path / "plain.obj").write_text(text)
+    mesh = TexturedMesh.load(tmp_path / "plain.obj", bake_size=16)
+    written = mesh.save(tmp_path / "out" / "plain.obj")
+    assert written[0].read_text() == "mtllib plain.mtl\nusemtl meshstyle\n" + text
+    assert "map_Kd plain.png" in written[1].read_text().splitlines()
+    back = TexturedMesh.load(written[0])
+    assert np.array_equal(back.texture(back.stylizable[0]), mesh.texture(mesh.stylizable[0]))

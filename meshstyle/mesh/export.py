@@ -8,8 +8,11 @@ Same format (GLB/glTF -> GLB, OBJ -> OBJ): the input document is *edited*.
   buffers are packed into the GLB's one binary chunk (accessor bytes unchanged). A ``.gltf`` input with
   external files becomes a self-contained GLB.
 - OBJ: the OBJ bytes are kept except ``mtllib`` lines (they name the new MTL file); the MTL differs
-  from the input only in the ``map_Kd`` lines of changed materials and a provenance comment. If UVs
-  were generated (xatlas), the OBJ is written anew from the geometry (normals kept).
+  from the input only in the ``map_Kd`` lines of changed materials and a provenance comment. An OBJ
+  with UVs but no material gets two lines in front (``mtllib``, ``usemtl meshstyle``). If UVs were
+  generated (xatlas), the OBJ is written anew from the geometry (normals kept). Other maps in the MTL
+  (``bump``, ``map_Ks``...) keep their names, relative to the input's folder: copy those files along
+  when the output goes elsewhere.
 
 Cross format, converted explicitly:
 
@@ -56,6 +59,7 @@ log = logging.getLogger("meshstyle")
 
 TEXTURE_FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
 EXTENSION = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
+NEW_MATERIAL = "meshstyle"  # material (and MTL key) made for an OBJ that had none
 
 
 @dataclass
@@ -114,8 +118,10 @@ def texture_groups(mesh: TexturedMesh) -> list[TextureGroup]:
 
 def _edit_obj_possible(mesh: TexturedMesh, groups: list[TextureGroup]) -> bool:
     origin = mesh.origin
-    if not isinstance(origin, obj_io.ObjSource) or mesh.generated_uv or not origin.mtllibs:
+    if not isinstance(origin, obj_io.ObjSource) or mesh.generated_uv:
         return False
+    if not origin.mtllibs:  # no materials at all: one new material for the whole file
+        return not origin.used_materials and len(groups) == 1
     return all(mesh.material_name.get(m) in origin.used_materials for g in groups for m in g.members)
 
 
@@ -145,7 +151,7 @@ def _plan(mesh: TexturedMesh, path: str | os.PathLike, texture_format: str | Non
     else:
         mode = "edit-obj" if _edit_obj_possible(mesh, groups) else "write-obj"
         names = [stem if len(groups) == 1 else f"{stem}_{i}" for i in range(len(groups))]
-        libraries = mesh.origin.mtllibs if mode == "edit-obj" else ["meshstyle"]
+        libraries = (mesh.origin.mtllibs or [NEW_MATERIAL]) if mode == "edit-obj" else [NEW_MATERIAL]
         mtl_files = {lib: folder / (f"{stem}.mtl" if i == 0 else f"{stem}_{i}.mtl") for i, lib in enumerate(libraries)}
     files = [folder / (n + EXTENSION[f]) for n, f in zip(names, formats)]
     return Plan(mode, path, groups, formats, files, mtl_files)
@@ -451,7 +457,7 @@ def _edit_obj(mesh: TexturedMesh, plan: Plan, record: dict) -> list[tuple[Path, 
     new_maps: dict[str, str] = {}
     for group, file in zip(plan.groups, plan.texture_files):
         for member in group.members:
-            new_maps[mesh.material_name[member]] = file.name
+            new_maps[mesh.material_name[member] if origin.mtllibs else NEW_MATERIAL] = file.name
     files = []
     defined = set()
     for library, target in plan.mtl_files.items():
@@ -473,7 +479,10 @@ def _edit_obj(mesh: TexturedMesh, plan: Plan, record: dict) -> list[tuple[Path, 
                 break
     files = [(t, d if d is not None else f"# {comment}\n".encode()) for t, d in files]
     names = {lib: target.name for lib, target in plan.mtl_files.items()}
-    files.append((plan.path, obj_io.replace_mtllib(origin.data, names)))
+    data = obj_io.replace_mtllib(origin.data, names)
+    if not origin.mtllibs:  # prepend the material; every other line stays as it was
+        data = f"mtllib {names[NEW_MATERIAL]}\nusemtl {NEW_MATERIAL}\n".encode() + data
+    files.append((plan.path, data))
     return files
 
 
