@@ -31,6 +31,16 @@ WAVE = STYLE.parent / "wave.jpg"
 SIZE = 128
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: on a CPU shared with other busy processes, 2 OpenMP threads made these networks
+    4-6x slower here (they wait on each other); results do not depend on it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def nets(tmp_path_factory):
     return FeedForward("cpu", tmp_path_factory.mktemp("cache"))
@@ -138,3 +148,22 @@ def test_seam_jump_sees_a_mismatched_seam():
     assert seam_jump(flat)["seam"] == pytest.approx(0.0, abs=1e-6)
     quads = TexturedMesh(cube(np.kron(QUADRANT_COLOURS, np.ones((16, 16, 1), np.uint8))))
     assert seam_jump(quads)["seam"] > 0.2
+
+
+def test_styles_command_writes_a_labelled_sheet(tmp_path):
+    import argparse
+
+    from PIL import Image
+
+    from meshstyle.cli.styles import add_styles_command
+
+    parser = argparse.ArgumentParser()
+    add_styles_command(parser.add_subparsers())
+    out = tmp_path / "sheet.png"
+    args = parser.parse_args(["styles", "-o", str(out), "--image", str(CONTENT), "--tile", "32",
+                              "--columns", "9", "--device", "cpu"])
+    assert args.func(args) == 0
+    sheet = Image.open(out)
+    # 27 tiles (original + 26) in 3 rows of 9; tiles 32 x 21 px plus 4 px gaps and 14 px labels
+    assert sheet.size == (9 * 36 + 4, 3 * (21 + 14 + 4) + 4)
+    assert "Dumoulin" in sheet.info["Description"]

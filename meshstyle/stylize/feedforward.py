@@ -496,3 +496,37 @@ def stylize_mesh_feedforward(mesh: TexturedMesh | str | os.PathLike, style: Styl
                     "provenance": [provenance(m) for m in parsed.models]})
     timings["total"] = time.perf_counter() - t0
     return MeshResult(out, history, False, False, timings)
+
+
+def preset_sheet(image: StyleInput, *, tile: int = 160, columns: int = 7, device: str = "auto",
+                 cache_dir: str | os.PathLike | None = None, networks: FeedForward | None = None):
+    """Contact sheet (a Pillow RGB image) of ``image`` and the 26 preset styles (Dumoulin et al. 2017)
+    applied to it, each tile labelled with the ``preset:N`` name to pass as ``--style``.
+
+    ``image``: path or tensor (3, H, W) in [0, 1], resized to a ``tile`` px long edge (16..1024).
+
+    Raises:
+        MeshstyleError: unreadable image, bad sizes, or the ``pretrained`` extra missing.
+    """
+    from PIL import Image, ImageDraw
+
+    from ..core.imageio import tensor_to_pil
+
+    if not 16 <= tile <= 1024 or not 1 <= columns <= 27:
+        raise MeshstyleError("--tile must be 16..1024 px and --columns 1..27")
+    nets = networks or FeedForward(resolve_device(device), cache_dir)
+    img = _image(image, tile)
+    outs = [img] + [nets.stylize(img[None], _Style(preset=preset_weights(k).to(nets.device)))[0].cpu()
+                    for k in range(26)]
+    names = ["original"] + [f"preset:{k}" for k in range(26)]
+    w, h = img.shape[2], img.shape[1]
+    label, pad = 14, 4
+    rows = -(-len(outs) // columns)
+    sheet = Image.new("RGB", (columns * (w + pad) + pad, rows * (h + label + pad) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    for n, (name, out) in enumerate(zip(names, outs)):
+        r, c = divmod(n, columns)
+        x, y = pad + c * (w + pad), pad + r * (h + label + pad)
+        draw.text((x + 2, y + 1), name, fill=(0, 0, 0))
+        sheet.paste(tensor_to_pil(out), (x, y + label))
+    return sheet

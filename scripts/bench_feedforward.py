@@ -1,0 +1,139 @@
+"""Benchmark of feed-forward stylization: the torch port against onnxruntime, and the mesh mode.
+
+1. Images per second at 512 and 1024 px (square, batch 1, after one warm-up call; median of
+   ``--repeats``) for the 26-style network (Dumoulin et al. 2017, ``multistyle26``) and for the arbitrary
+   transformer (Ghiasi et al. 2017, ``arbitrary_transform``), each in the same run with
+   * meshstyle's torch port (folded float graph through onnx2torch), at 1 and at 2 torch threads, and
+   * onnxruntime on the packaged ONNX file (int8 for the arbitrary transformer, whose file is fixed at
+     384 px: it runs on its folded float graph at other sizes, labelled ``ort_float``).
+   Ratios ``torch / ort`` are what to compare: absolute speed varies on a shared CPU.
+2. Mesh mode: ``stylize_mesh_feedforward`` on the spot cow (assets/meshes/spot/cow.obj) with Starry Night
+   (assets/styles/starry_night_google.jpg) at the default settings: seconds (with the per-stage split)
+   and peak resident memory of the process (``resource.getrusage``, includes the image benchmark).
+   Target: <= 60 s on a 2-core CPU.
+
+    python scripts/bench_feedforward.py [--repeats 3] [--threads 1] [--skip-images] [--sheet out.png]
+
+Prints one JSON line. ``--threads`` sets torch's thread count for the mesh run (on a CPU shared with
+other busy processes 1 thread was 4-6x faster than 2 here: OpenMP threads wait on each other).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from meshstyle.engine.pretrained import folded_onnx_bytes, load_model, model_path  # noqa: E402
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up (allocations, kernel selection)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _session(data):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+
+def bench_images(repeats: int) -> dict:
+    rng = np.random.default_rng(0)
+    out: dict = {}
+    preset = load_model("multistyle26")
+    transform = load_model("arbitrary_transform")
+    ort_preset = _session(str(model_path("multistyle26")))
+    ort_int8 = _session(str(model_path("arbitrary_transform")))
+    ort_float = _session(folded_onnx_bytes("arbitrary_transform"))
+    names = [i.name for i in ort_int8.get_inputs()]
+    weights = np.eye(26, dtype=np.float32)[3]
+    emb = (rng.standard_normal((1, 1, 1, 100)) * 0.3).astype(np.float32)
+    threads_before = torch.get_num_threads()
+    for size in (512, 1024):
+        x = rng.random((1, 3, size, size), dtype=np.float32)
+        x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        row: dict = {}
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            with torch.no_grad():
+                row[f"multistyle26_torch_{threads}t"] = 1 / _median_seconds(
+                    lambda x=x: preset(torch.from_numpy(x), torch.from_numpy(weights)), repeats)
+                row[f"arbitrary_torch_{threads}t"] = 1 / _median_seconds(
+                    lambda x_nhwc=x_nhwc: transform(torch.from_numpy(x_nhwc), torch.from_numpy(emb)), repeats)
+        torch.set_num_threads(threads_before)
+        row["multistyle26_ort"] = 1 / _median_seconds(
+            lambda x=x: ort_preset.run(None, {"image": x, "style_weights": weights}), repeats)
+        row["arbitrary_ort_float"] = 1 / _median_seconds(
+            lambda x_nhwc=x_nhwc: ort_float.run(None, {names[0]: x_nhwc, names[1]: emb}), repeats)
+        best_t = max(row["multistyle26_torch_1t"], row["multistyle26_torch_2t"])
+        row["multistyle26_torch_over_ort"] = best_t / row["multistyle26_ort"]
+        best_a = max(row["arbitrary_torch_1t"], row["arbitrary_torch_2t"])
+        row["arbitrary_torch_over_ort_float"] = best_a / row["arbitrary_ort_float"]
+        out[f"images_per_s_{size}"] = {k: round(v, 3) for k, v in row.items()}
+    x384 = rng.random((1, 384, 384, 3), dtype=np.float32)
+    out["arbitrary_ort_int8_384_images_per_s"] = round(1 / _median_seconds(
+        lambda: ort_int8.run(None, {names[0]: x384, names[1]: emb}), repeats), 3)
+    return out
+
+
+def bench_mesh(threads: int, sheet: str | None) -> dict:
+    from meshstyle.mesh.preview import before_after_sheet
+    from meshstyle.mesh.textured import TexturedMesh
+    from meshstyle.stylize.feedforward import stylize_mesh_feedforward
+
+    torch.set_num_threads(threads)
+    source = TexturedMesh.load(ROOT / "assets" / "meshes" / "spot" / "cow.obj")
+    start = time.perf_counter()
+    result = stylize_mesh_feedforward(source, ROOT / "assets" / "styles" / "starry_night_google.jpg", device="cpu")
+    seconds = time.perf_counter() - start
+    rounds = [h for h in result.history if "round" in h]
+    summary = result.history[-1]
+    if sheet:
+        before_after_sheet(source, result.mesh, sheet, views=4,
+                           note="meshstyle feed-forward (Ghiasi et al. 2017 network, pretrained), Starry Night")
+    return {
+        "mesh_seconds": round(seconds, 2),
+        "mesh_timings": {k: round(v, 2) for k, v in result.timings.items()},
+        "torch_threads": threads,
+        "target_reprojection_per_round": [round(r["target_reprojection"], 4) for r in rounds],
+        "render_reprojection_final": round(rounds[-1]["render_reprojection"], 4),
+        "seams_before": {k: round(v, 4) for k, v in summary["seams_before"].items()},
+        "seams_after": {k: round(v, 4) for k, v in summary["seams_after"].items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for the mesh run")
+    parser.add_argument("--skip-images", action="store_true")
+    parser.add_argument("--sheet", default=None, help="also write a before/after sheet of the mesh run")
+    args = parser.parse_args()
+    report: dict = {}
+    if not args.skip_images:
+        report.update(bench_images(args.repeats))
+    report.update(bench_mesh(args.threads, args.sheet))
+    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
