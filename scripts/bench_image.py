@@ -1,43 +1,183 @@
-"""Benchmark of 2D style transfer: seconds per iteration at 256 and 512 px, the share of each step spent
-outside VGG forward+backward, and peak resident memory. Prints one JSON line.
+"""Benchmark of 2D style transfer against a textbook Gatys loop on the same random VGG weights.
 
-    python scripts/bench_image.py [--iterations 6] [--optimizer lbfgs] [--style-loss gram]
+The textbook loop (written here, independent of meshstyle's engine): torchvision VGG-19 features in
+NCHW, Gram matrices by autograd on relu1_1..relu5_1, content on relu4_2, L-BFGS (lr 1, history 100,
+one iteration per step, no line search, no clamping) on the pixels, starting from the content image,
+at full size. Its loss uses the same metric meshstyle reports: per layer the relative Gram error
+``mean((G - A)^2) / mean(A^2)`` (G = F F^T / HW) summed with weights, plus the relative content error
+``mean((F - P)^2) / mean(P^2)``.
 
-Uses seeded random VGG weights (timing does not depend on the weights).
+meshstyle runs ``stylize_image`` (coarse-to-fine, L-BFGS) with the same weights and iterations per scale.
+Reported per style weight: the textbook's final losses and time, the time meshstyle needs to reach the
+textbook's final total loss (at its final scale), their ratio (target <= 0.5), and divergence checks
+(non-finite losses, or a final loss above twice the run's best). Prints one JSON line.
+
+    python scripts/bench_image.py [--iterations 60] [--size 256] [--line-search none|strong_wolfe]
+
+Seeded random VGG weights (timing and convergence speed do not need trained weights; labelled).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
 import sys
+import time
 from pathlib import Path
 
 import torch
+import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import StepTimer, peak_rss_mb  # noqa: E402
+from benchlib import peak_rss_mb  # noqa: E402
 
+from meshstyle.core.imageio import load_image, long_edge_size, resize_tensor  # noqa: E402
+from meshstyle.engine import optimize  # noqa: E402
+from meshstyle.engine.features import VGGEncoder, layer_names  # noqa: E402
+from meshstyle.engine.texture import PyramidTexture  # noqa: E402
 from meshstyle.stylize import image as stylize2d  # noqa: E402
 
+PLAIN = stylize2d.PlainTexture
+PYRAMID_LEVELS = 4
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+CONTENT = ASSETS / "content" / "astronaut.png"
+STYLE = ASSETS / "styles" / "starry_night_google.jpg"
+STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+CONTENT_LAYER = "relu4_2"
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+class TextbookVGG(torch.nn.Module):
+    """torchvision's VGG-19 ``features`` up to relu5_1, seeded exactly as meshstyle's random weights."""
+
+    def __init__(self):
+        super().__init__()
+        features = torchvision.models.vgg19(weights=None).features
+        VGGEncoder._init_random(features, 0)
+        names = layer_names("vgg19")
+        depth = names.index("relu5_1") + 1
+        self.names = names[:depth]
+        self.body = torch.nn.Sequential(*[torch.nn.ReLU(inplace=False) if isinstance(m, torch.nn.ReLU) else m
+                                          for m in list(features.children())[:depth]])
+        self.requires_grad_(False)
+
+    def forward(self, x):
+        x = (x - MEAN) / STD
+        out = {}
+        for name, module in zip(self.names, self.body):
+            x = module(x)
+            if name in STYLE_LAYERS or name == CONTENT_LAYER:
+                out[name] = x
+        return out
+
+
+def gram(feat):
+    n, c, h, w = feat.shape
+    flat = feat.reshape(c, h * w)
+    return flat @ flat.T / (h * w)
+
+
+def textbook(content, style, iterations, style_weight):
+    """The textbook loop; returns (history of {"style", "content", "total"}, seconds since the start
+    (network and target set-up included, as for meshstyle) after each step)."""
+    start = time.perf_counter()
+    vgg = TextbookVGG()
+    with torch.no_grad():
+        targets = {k: gram(v) for k, v in vgg(style[None]).items() if k in STYLE_LAYERS}
+        content_target = vgg(content[None])[CONTENT_LAYER]
+    image = content[None].clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([image], lr=1, max_iter=1, history_size=100)
+    history, times = [], []
+    for _ in range(iterations):
+        terms = {}
+
+        def closure(terms=terms):
+            opt.zero_grad()
+            feats = vgg(image)
+            s = sum(((gram(feats[k]) - a) ** 2).mean() / (a ** 2).mean() for k, a in targets.items())
+            c = ((feats[CONTENT_LAYER] - content_target) ** 2).mean() / (content_target ** 2).mean()
+            loss = style_weight * s + c
+            loss.backward()
+            terms.update(style=float(style_weight * s), content=float(c), total=float(loss))
+            return loss
+
+        opt.step(closure)
+        history.append(terms)
+        times.append(time.perf_counter() - start)
+    return history, times
+
+
+class _Pyramid(PyramidTexture):
+    """PyramidTexture as a drop-in for PlainTexture (``--param pyramid``: a Laplacian-pyramid
+    parameterization of the image, which preconditions L-BFGS toward coarse structure)."""
+
+    def __init__(self, init):
+        super().__init__(init, levels=PYRAMID_LEVELS)
+
+
+def meshstyle_run(content_path, style_path, size, iterations, style_weight, line_search, param="plain", scales=None):
+    """meshstyle's stylize_image; returns (history of the final scale, elapsed s per final-scale step)."""
+    elapsed = []
+    stylize2d.PlainTexture = _Pyramid if param == "pyramid" else PLAIN
+    count = len(stylize2d.scale_sizes(size, size, scales))
+    start = time.perf_counter()
+
+    def on_step(info):
+        if info.scale == count - 1:
+            elapsed.append(time.perf_counter() - start)
+
+    stylize2d.run = functools.partial(optimize.run, line_search=line_search)
+    result = stylize2d.stylize_image(content_path, style_path, size=size, iterations=iterations, optimizer="lbfgs",
+                                     style_weight=style_weight, vgg_weights="random", callback=on_step, scales=scales)
+    return result.history[-1], elapsed
+
+
+def first_reaching(history, times, target):
+    for h, t in zip(history, times):
+        if h["total"] <= target:
+            return t
+    return None
+
+
+def diverged(history) -> bool:
+    totals = [h["total"] for h in history]
+    return any(not math.isfinite(t) for t in totals) or totals[-1] > 2 * min(totals)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=6)
-    parser.add_argument("--optimizer", default="lbfgs")
-    parser.add_argument("--style-loss", default="gram", choices=("gram", "meanstd", "sw"))
+    parser.add_argument("--iterations", type=int, default=60)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--line-search", default="none", choices=optimize.LINE_SEARCHES)
+    parser.add_argument("--style-weights", default="1,10")
+    parser.add_argument("--param", default="plain", choices=("plain", "pyramid"),
+                        help="meshstyle's image parameterization (plain: what stylize_image uses)")
+    parser.add_argument("--scales", type=int, default=None, help="meshstyle's coarse-to-fine scales (auto)")
     args = parser.parse_args()
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "optimizer": args.optimizer,
-           "style_loss": args.style_loss}
-    for size in (256, 512):
-        timer = StepTimer()
-        timer.patch(stylize2d)
-        stylize2d.stylize_image(ASSETS / "content" / "astronaut.png", ASSETS / "styles" / "starry_night_google.jpg",
-                                size=size, scales=1, iterations=args.iterations, optimizer=args.optimizer, style_loss=args.style_loss,
-                                vgg_weights="random", callback=timer)
-        out[f"{size}px"] = timer.summary()
+    torch.manual_seed(0)
+    content_img = load_image(CONTENT)
+    content = resize_tensor(content_img, long_edge_size(content_img.shape[2], content_img.shape[1], args.size))
+    style_img = load_image(STYLE)
+    style = resize_tensor(style_img, long_edge_size(style_img.shape[2], style_img.shape[1], args.size))
+    out = {"random_vgg_weights": True, "threads": torch.get_num_threads(), "size": list(content.shape[1:]),
+           "iterations": args.iterations, "line_search": args.line_search, "param": args.param,
+           "scales": args.scales}
+    for sw in (float(x) for x in args.style_weights.split(",")):
+        tb_hist, tb_times = textbook(content, style, args.iterations, sw)
+        ms_hist, ms_times = meshstyle_run(CONTENT, STYLE, args.size, args.iterations, sw, args.line_search,
+                                          args.param, args.scales)
+        reach = first_reaching(ms_hist, ms_times, tb_hist[-1]["total"])
+        out[f"style_weight_{sw:g}"] = {
+            "textbook_final": {k: round(v, 4) for k, v in tb_hist[-1].items()}, "textbook_s": round(tb_times[-1], 1),
+            "meshstyle_final": {k: round(v, 4) for k, v in ms_hist[-1].items()}, "meshstyle_s": round(ms_times[-1], 1),
+            "meshstyle_s_to_textbook_final": None if reach is None else round(reach, 1),
+            "time_ratio": None if reach is None else round(reach / tb_times[-1], 3),
+            "textbook_diverged": diverged(tb_hist), "meshstyle_diverged": diverged(ms_hist)}
+        print(json.dumps({f"style_weight_{sw:g}": out[f"style_weight_{sw:g}"]}), file=sys.stderr, flush=True)
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     print(json.dumps(out))
 

@@ -1,48 +1,117 @@
-"""Benchmark of mesh stylization: UV-map precompute seconds, seconds per step split into VGG
-forward+backward and everything else, and end-to-end seconds and peak resident memory of the README
-command. Prints one JSON line.
+"""Benchmark of mesh stylization on the spot cow with default options: per depth level, the pixels fed
+to VGG, the pixels with style weight > 0 and their ratio (the useful share); seconds per step split into
+VGG forward+backward and the rest; the VGG floor (forward+backward of one square image holding only
+the weighted pixels of a step); and optionally end-to-end seconds and peak memory of the README command.
+Prints one JSON line.
 
     python scripts/bench_mesh.py                 # per-step split (12 steps) + the README command
     python scripts/bench_mesh.py --no-end-to-end # only the per-step split
 
-Uses seeded random VGG weights (timing does not depend on the weights).
+Uses seeded random VGG weights (timing does not depend on the weights). Other processes on the machine
+change absolute times: compare the numbers of one run with each other (ratios).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import StepTimer, peak_rss_mb  # noqa: E402
 
+from meshstyle.engine.features import VGGEncoder  # noqa: E402
+from meshstyle.engine.options import EngineOptions  # noqa: E402
 from meshstyle.stylize import mesh as stylize3d  # noqa: E402
+from meshstyle.stylize.options import MeshOptions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SPOT = ROOT / "assets" / "meshes" / "spot" / "cow.obj"
 STYLE = ROOT / "assets" / "styles" / "starry_night_google.jpg"
 
 
+def capture_loss() -> list:
+    """Patch MultiViewLoss so that the instance a run builds is kept (for its level views)."""
+    kept, base = [], stylize3d.MultiViewLoss
+
+    class Kept(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            kept.append(self)
+
+    stylize3d.MultiViewLoss = Kept
+    return kept
+
+
+def level_pixels(loss, batch_views: int) -> dict:
+    """Per level, averaged over views and scaled to a step's batch: pixels fed to VGG and pixels of
+    positive style weight, and their ratio."""
+    levels: dict[int, list[float]] = {}
+    scale = batch_views / len(loss.views)
+    for per_view in loss.views:
+        for lv in per_view:
+            entry = levels.setdefault(lv.level, [0.0, 0.0, lv.frame])
+            entry[0] += lv.weight.numel() * scale
+            entry[1] += float((lv.weight > 0).sum()) * scale
+    out = {f"level_{k}": {"frame_px": v[2], "fed_px_per_step": round(v[0]), "weighted_px_per_step": round(v[1]),
+                          "useful_share": round(v[1] / max(v[0], 1), 3)} for k, v in sorted(levels.items())}
+    fed, useful = sum(v[0] for v in levels.values()), sum(v[1] for v in levels.values())
+    out["all"] = {"fed_px_per_step": round(fed), "weighted_px_per_step": round(useful),
+                  "useful_share": round(useful / max(fed, 1), 3)}
+    return out
+
+
+def vgg_floor(pixels: float, layers: list[str], repeats: int = 4) -> float:
+    """Seconds of VGG forward+backward of one square image of ``pixels`` pixels (median of repeats)."""
+    side = max(16, round(math.sqrt(pixels)))
+    encoder = VGGEncoder(layers, weights="random")
+    image = torch.rand(1, 3, side, side, requires_grad=True)
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        feats = encoder(image)
+        sum(f.square().mean() for f in feats.values()).backward()
+        times.append(time.perf_counter() - start)
+    return sorted(times[1:])[len(times[1:]) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--no-end-to-end", action="store_true")
+    parser.add_argument("--weighting", default=None, help="gradient or gram (MeshOptions.weighting when the lead adds it)")
+    parser.add_argument("--level-blend", type=float, default=None, help="MeshOptions.level_blend when the lead adds it")
     args = parser.parse_args()
     timer = StepTimer()
     timer.patch(stylize3d)
-    result = stylize3d.stylize_mesh(SPOT, STYLE, iterations=args.steps, vgg_weights="random", callback=timer)
-    out = {"defaults": {k: getattr(stylize3d.MeshOptions(), k) for k in ("views", "resolution", "depth_levels", "batch_views")},
-           "uv_maps_s": round(result.timings["views"], 3), **timer.summary(),
+    kept = capture_loss()
+    mesh_options = MeshOptions()
+    if args.weighting:
+        mesh_options.weighting = args.weighting
+    if args.level_blend is not None:
+        mesh_options.level_blend = args.level_blend
+    result = stylize3d.stylize_mesh(SPOT, STYLE, mesh_options=mesh_options, iterations=args.steps, vgg_weights="random",
+                                    callback=timer)
+    pixels = level_pixels(kept[0], mesh_options.batch_views)
+    layers = list(EngineOptions().validated().style_layers) + ["relu4_2"]
+    floor = vgg_floor(pixels["all"]["weighted_px_per_step"], layers)
+    summary = timer.summary()
+    out = {"threads": torch.get_num_threads(),
+           "defaults": {k: getattr(mesh_options, k) for k in ("views", "resolution", "depth_levels", "batch_views")},
+           "plan": result.timings.get("plan"), "uv_maps_s": round(result.timings["views"], 3), "levels": pixels,
+           **summary, "vgg_floor_s": round(floor, 4), "step_over_floor": round(summary["s_per_step"] / floor, 3),
            "in_process_peak_rss_mb": round(peak_rss_mb(), 1)}
     if not args.no_end_to_end:
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, "-m", "meshstyle.cli", "mesh", str(SPOT), "--style", str(STYLE), "-o",
-                   f"{tmp}/spot.glb", "--preview", f"{tmp}/sheet.png", "--vgg-weights", "random", "--quiet"]
+                   f"{tmp}/spot.glb", "--vgg-weights", "random", "--quiet"]
             start = time.perf_counter()
             subprocess.run(cmd, check=True)
             out["end_to_end_s"] = round(time.perf_counter() - start, 1)

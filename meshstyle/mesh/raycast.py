@@ -212,7 +212,8 @@ def plan_levels(scene: RayScene, cameras: list[Camera], resolution: int, depth_l
 def compute_level_views(mesh: TexturedMesh, cameras: list[Camera], resolution: int, depth_levels: int = 3,
                         angle_threshold: float = 60.0, supersample: int = 1, depth_aware: bool = True,
                         percentile: float = weights.REFERENCE_PERCENTILE, min_side: int = 16,
-                        progress: Callable[[], None] | None = None) -> tuple[list[list[LevelView]], LevelPlan]:
+                        progress: Callable[[], None] | None = None,
+                        blend: float = weights.BLEND) -> tuple[list[list[LevelView]], LevelPlan]:
     """Every camera's :class:`~meshstyle.core.views.LevelView` s: the levels where it has surface, each
     ray-cast only inside the bounding box of its positive-weight pixels.
 
@@ -231,18 +232,18 @@ def compute_level_views(mesh: TexturedMesh, cameras: list[Camera], resolution: i
     for cam in cameras:
         full = _cast_stack(scene, cam, plan.base, (0, 0, plan.base, plan.base), supersample)
         mask, depth = full.mask[0, 0], full.depth[0, 0]
-        shares = weights.level_shares(depth, mask, plan.reference, plan.levels)
+        shares = weights.level_shares(depth, mask, plan.reference, plan.levels, blend)
         views = []
         for level in range(plan.levels):
             frame = plan.base << level
             active = (mask * weights.angle_weight(full.cos_angle[0, 0], angle_threshold)
-                      * weights.level_weight(depth, plan.reference, level, plan.levels)) > 0
+                      * weights.level_weight(depth, plan.reference, level, plan.levels, blend)) > 0
             window = _bbox(active, 1 << level, frame, min_side=min_side)
             if window is None or shares[level] <= 0:
                 continue
             stack = full.crop(window) if level == 0 else _cast_stack(scene, cam, frame, window, supersample)
             weight = (stack.mask * weights.angle_weight(stack.cos_angle, angle_threshold)
-                      * weights.level_weight(stack.depth, plan.reference, level, plan.levels))
+                      * weights.level_weight(stack.depth, plan.reference, level, plan.levels, blend))
             views.append(LevelView(stack, weight.float(), level, window, frame, shares[level]))
         out.append(views)
         for _ in range(depth_levels if progress is not None else 0):

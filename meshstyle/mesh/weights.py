@@ -34,6 +34,8 @@ import torch
 REFERENCE_PERCENTILE = 5.0
 FAR_PERCENTILE = 99.0
 LEVEL_TOLERANCE = 0.25  # octaves of depth range that do not open a new level
+#: Width in octaves of the band over which a pixel's weight moves from one level to the next.
+BLEND = 1.0
 
 
 def angle_weight(cos_angle: torch.Tensor, threshold_degrees: float) -> torch.Tensor:
@@ -63,16 +65,28 @@ def continuous_level(depth: torch.Tensor, reference: float, levels: int) -> torc
     return torch.where(depth > 0, level, torch.zeros_like(level)).clamp(0, levels - 1)
 
 
-def level_weight(depth: torch.Tensor, reference: float, level: int, levels: int) -> torch.Tensor:
-    """Soft weight ``w_l(d) = max(0, 1 - |c(d) - l|)`` of level ``level`` (0 where depth is 0)."""
-    weight = (1 - (continuous_level(depth, reference, levels) - level).abs()).clamp_min(0)
+def level_weight(depth: torch.Tensor, reference: float, level: int, levels: int,
+                 blend: float = BLEND) -> torch.Tensor:
+    """Soft weight of level ``level`` (0 where depth is 0): ``w_l(d) = max(0, 1 - |b(c(d)) - l|)``.
+
+    ``b`` keeps the integer part of c and ramps its fraction t linearly over a band of ``blend``
+    octaves centred between the levels: ``b(c) = floor(c) + clamp((t - (1 - blend) / 2) / blend, 0, 1)``.
+    ``blend=1`` (default) is StyleMesh's linear interpolation; smaller bands hand each pixel to one
+    level except near the mid-point, so each level's crop holds fewer pixels.
+    """
+    c = continuous_level(depth, reference, levels)
+    if blend < 1:
+        base = c.floor()
+        c = base + ((c - base - (1 - blend) / 2) / max(blend, 1e-6)).clamp(0, 1)
+    weight = (1 - (c - level).abs()).clamp_min(0)
     return torch.where(depth > 0, weight, torch.zeros_like(weight))
 
 
-def level_shares(depth: torch.Tensor, mask: torch.Tensor, reference: float, levels: int) -> list[float]:
+def level_shares(depth: torch.Tensor, mask: torch.Tensor, reference: float, levels: int,
+                 blend: float = BLEND) -> list[float]:
     """Share of a view's object pixels at each level: ``sum_p mask_p w_l(d_p) / sum_p mask_p`` (sums to 1)."""
     total = float(mask.sum())
     if total <= 0:
         return [0.0] * levels
-    return [float((mask * level_weight(depth, reference, k, levels)).sum()) / total for k in range(levels)]
+    return [float((mask * level_weight(depth, reference, k, levels, blend)).sum()) / total for k in range(levels)]
 

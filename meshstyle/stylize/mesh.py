@@ -39,7 +39,7 @@ from ..mesh.cameras import orbit_cameras
 from ..mesh.padding import island_mask, pad_texture
 from ..mesh.raycast import compute_level_views
 from ..mesh.textured import TexturedMesh
-from ..mesh.weights import REFERENCE_PERCENTILE
+from ..mesh.weights import BLEND, REFERENCE_PERCENTILE
 from .checkpoint import fingerprint, load_checkpoint, save_checkpoint, style_digest
 from .options import ENGINE_DEFAULTS, MeshOptions, split_overrides
 
@@ -179,7 +179,7 @@ def _prepare_views(source: TexturedMesh, mesh_options: MeshOptions, options: Eng
         source, cameras, mesh_options.resolution, mesh_options.depth_levels, mesh_options.angle_threshold,
         mesh_options.supersample, mesh_options.depth_aware,
         getattr(mesh_options, "depth_reference_percentile", REFERENCE_PERCENTILE),
-        min_input_size(layers, options.arch), progress)
+        min_input_size(layers, options.arch), progress, getattr(mesh_options, "level_blend", BLEND))
     return [[lv.to(device) for lv in per_view] for per_view in views], asdict(plan)
 
 
