@@ -37,6 +37,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 BLENDER_SCRIPT = r'''
 import json, sys, bpy
+try:  # Blender 3.4's glTF add-on uses numpy.bool, removed in numpy 1.24 (Debian bookworm pairs the two)
+    import numpy
+    if "bool" not in numpy.__dict__:
+        numpy.bool = bool
+except ImportError:
+    pass
 path = sys.argv[sys.argv.index("--") + 1]
 bpy.ops.wm.read_factory_settings(use_empty=True)
 if path.lower().endswith((".glb", ".gltf")):
@@ -106,11 +112,25 @@ def meshstyle_faces(path: Path) -> int:
 
 def demo_files(folder: Path) -> list[Path]:
     """Export the sample assets (textures inverted, no stylization) as GLB and OBJ into ``folder``."""
+    import numpy as np
+    import trimesh
+
+    from conftest import cube
     from meshstyle.mesh.textured import TexturedMesh
 
     assets = ROOT / "assets" / "meshes"
+    # a mixed scene: two textured boxes and an untextured (vertex-coloured) ball, as in CesiumMilkTruck
+    scene = trimesh.Scene()
+    ball = trimesh.creation.icosphere(subdivisions=1)
+    ball.visual = trimesh.visual.ColorVisuals(ball, vertex_colors=np.tile([200, 30, 30, 255], (len(ball.vertices), 1)))
+    for name, geom, offset in (("box", cube(), 0), ("ball", ball, 3), ("box2", cube(), 6)):
+        scene.add_geometry(geom, geom_name=name, node_name=name,
+                           transform=trimesh.transformations.translation_matrix([offset, 0, 0]))
+    (folder / "mixed").mkdir(parents=True, exist_ok=True)
+    scene.export(folder / "mixed" / "mixed.glb")
     out = []
-    for source in (assets / "spot" / "cow.obj", assets / "gltf" / "Fox.glb", assets / "gltf" / "BoxTextured.glb"):
+    for source in (assets / "spot" / "cow.obj", assets / "gltf" / "Fox.glb", assets / "gltf" / "BoxTextured.glb",
+                   folder / "mixed" / "mixed.glb"):
         mesh = TexturedMesh.load(source)
         for name in mesh.stylizable:
             mesh.set_texture(name, 255 - mesh.texture(name))

@@ -112,6 +112,7 @@ def texture_groups(mesh: TexturedMesh) -> list[TextureGroup]:
                                      map_kd=material.map_kd)
         if group is None:
             group = TextureGroup(("part", name), [], None, "PNG")
+        group.source_format = {"MPO": "JPEG"}.get(group.source_format, group.source_format)
         groups.setdefault(group.key, group).members.append(name)
     return list(groups.values())
 
