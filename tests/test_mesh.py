@@ -292,3 +292,10 @@ def test_huge_texture_is_downscaled_with_a_warning(caplog):
         mesh = TexturedMesh(quad(texture=big))
     assert mesh.texture(mesh.stylizable[0]).shape[1] == 8192
     assert "downscaled" in caplog.text
+
+
+def test_resource_files_name_every_file_read(spot_path, tmp_path):
+    mesh = TexturedMesh.load(spot_path)
+    folder = spot_path.parent.resolve()
+    assert mesh.resource_files() == [spot_path, folder / "cow.mtl", folder / "cow_texture.png"]
+    assert TexturedMesh.load(ASSETS / "meshes" / "gltf" / "Fox.glb").resource_files()[1:] == []

@@ -108,6 +108,7 @@ class TexturedMesh:
         self.scene = scene
         self.source = source
         self.origin = origin
+        self.resources: list[Path] = []
         self.generated_uv: set[str] = set()
         self.baked: set[str] = set()
         self.changed: set[str] = set()
@@ -179,7 +180,9 @@ class TexturedMesh:
         resolver.raise_problems()
         if isinstance(origin, gltf_io.GltfSource):
             _apply_texture_transforms(scene, origin, path)
-        return cls(scene, source=path, bake_size=bake_size, origin=origin)
+        mesh = cls(scene, source=path, bake_size=bake_size, origin=origin)
+        mesh.resources = sorted({resolver.path_of(name) for name in resolver.data})
+        return mesh
 
     def copy(self) -> TexturedMesh:
         """A deep copy (textures included)."""
@@ -295,6 +298,11 @@ class TexturedMesh:
 
         return save_mesh(self, path, texture_format=texture_format, jpeg_quality=jpeg_quality,
                          provenance=provenance)
+
+    def resource_files(self) -> list[Path]:
+        """Every file this mesh was read from: the mesh file first, then its MTL files, textures and
+        glTF buffers/images (absolute paths inside the mesh's folder). An export must replace none."""
+        return ([self.source] if self.source is not None else []) + list(self.resources)
 
     def output_paths(self, path: str | os.PathLike, *, texture_format: str | None = None) -> list[Path]:
         """Every file :meth:`save` would write for ``path`` (mesh file first), without writing."""
