@@ -462,3 +462,12 @@ def test_obj_with_uvs_but_no_material_keeps_its_lines(tmp_path):
     assert "map_Kd plain.png" in written[1].read_text().splitlines()
     back = TexturedMesh.load(written[0])
     assert np.array_equal(back.texture(back.stylizable[0]), mesh.texture(mesh.stylizable[0]))
+
+
+def test_gltf_uris_are_percent_decoded(tmp_path):
+    def rename(doc):
+        (tmp_path / "box data.bin").write_bytes((tmp_path / "box.bin").read_bytes())
+        doc["buffers"][0]["uri"] = "box%20data.bin"
+
+    mesh = TexturedMesh.load(_gltf_with(tmp_path, rename))
+    assert faces(mesh) == 12 and mesh.resource_files()[1].name == "box data.bin"

@@ -126,8 +126,9 @@ class ConfinedResolver(trimesh.resolvers.Resolver):
 
     def get(self, name: str) -> bytes:
         clean = name.strip()
-        if clean in self.data:
-            return self.data[clean]
+        for key in (clean, urllib.parse.unquote(clean)):  # glTF URIs are percent-encoded; trimesh passes them raw
+            if key in self.data:
+                return self.data[key]
         try:
             path = self.path_of(clean)
             if not path.exists():
