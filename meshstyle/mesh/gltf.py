@@ -8,6 +8,12 @@ every node, skin, animation, morph target, sampler, extension, extra and unknown
 was; pygltflib builds *new* documents (OBJ -> GLB, see :mod:`meshstyle.mesh.export`) and decodes
 data URIs. The GLB container (12-byte header, JSON chunk, BIN chunk) is read and written here.
 
+Inputs refused with one line: a ``extensionsRequired`` entry other than those in
+:data:`PRESERVABLE_REQUIRED`; Draco when required, meshopt always (its buffers are addressed by byte
+offset and have no uncompressed fallback that trimesh reads); a buffer or image URI that is absolute,
+has a scheme or leaves the input's folder. Passed through: Draco listed only in ``extensionsUsed``
+(the uncompressed fallback accessors are read, the compressed bufferViews kept as they are).
+
 Spec: https://registry.khronos.org/glTF/specs/2.0/glTF-2.0.html (GLB layout, section 4.4).
 """
 
