@@ -120,7 +120,7 @@ def test_mesh_fit_matches_the_stylized_views(nets):
     center, radius = mesh.bounding_sphere()
     cams = orbit_cameras(center, radius, views, fov=40.0, distance=1.0, seed=seed, points=mesh.points())
     stack = compute_views(mesh, cams, [res])[0]
-    weight = stack.mask * angle_weight(stack.cos_angle, 75.0)
+    weight = stack.mask * angle_weight(stack.cos_angle, 60.0)
     name = mesh.stylizable[0]
 
     def tex(m):

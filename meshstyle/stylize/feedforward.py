@@ -381,11 +381,11 @@ def seam_jump(mesh: TexturedMesh, samples: int = 5, inset_texels: float = 1.5) -
 
 
 def stylize_mesh_feedforward(mesh: TexturedMesh | str | os.PathLike, style: StyleInput | Sequence[StyleInput], *,
-                             views: int = 16, resolution: int = 320, rounds: int = 3, iterations: int = 40,
+                             views: int = 24, resolution: int = 384, rounds: int = 3, iterations: int = 40,
                              batch_views: int = 4,
                              lr: float = 0.02, levels: int = 1, texture_size: int | None = None,
                              style_blend: Sequence[float] | None = None, strength: float = 1.0,
-                             angle_threshold: float = 75.0, fov: float = 40.0, distance: float = 1.0,
+                             angle_threshold: float = 60.0, fov: float = 40.0, distance: float = 1.0,
                              elevation: tuple[float, float] = (-30.0, 75.0), seed: int = 0,
                              device: str = "auto", cache_dir: str | os.PathLike | None = None,
                              networks: FeedForward | None = None,
@@ -400,6 +400,10 @@ def stylize_mesh_feedforward(mesh: TexturedMesh | str | os.PathLike, style: Styl
     further round re-renders the fitted texture, re-stylizes the renders and re-fits, so neighbouring
     views converge to one painting. ``strength`` < 1 moves the embedding toward the renders' own mean
     embedding (presets: pixel mix).
+
+    Measured on the spot cow with Starry Night at these defaults (scripts/bench_feedforward.py, shared
+    2-core CPU, 1 torch thread): 36 s, 1.4 GB peak; reprojection error of the stylized views 0.077 ->
+    0.052 -> 0.046 over the 3 rounds (fitted texture's renders: 0.011); 16 views at 320 px: 23 s, 0.059.
 
     Returns:
         :class:`~meshstyle.stylize.mesh.MeshResult`: a new mesh (input unchanged), ``history`` with one
