@@ -86,17 +86,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--no-end-to-end", action="store_true")
-    parser.add_argument("--weighting", default=None, help="gradient or gram (MeshOptions.weighting when the lead adds it)")
-    parser.add_argument("--level-blend", type=float, default=None, help="MeshOptions.level_blend when the lead adds it")
+    parser.add_argument("--weighting", default=None, help="gradient or gram (default: stylize.mesh.DEFAULT_WEIGHTING)")
+    parser.add_argument("--level-blend", type=float, default=None, help="blend band in octaves (default: mesh.weights.BLEND)")
     args = parser.parse_args()
     timer = StepTimer()
     timer.patch(stylize3d)
     kept = capture_loss()
     mesh_options = MeshOptions()
-    if args.weighting:
-        mesh_options.weighting = args.weighting
+    if args.weighting:  # module defaults: options outside the option table do not survive dataclass replace()
+        stylize3d.DEFAULT_WEIGHTING = args.weighting
     if args.level_blend is not None:
-        mesh_options.level_blend = args.level_blend
+        stylize3d.BLEND = args.level_blend
     result = stylize3d.stylize_mesh(SPOT, STYLE, mesh_options=mesh_options, iterations=args.steps, vgg_weights="random",
                                     callback=timer)
     pixels = level_pixels(kept[0], mesh_options.batch_views)

@@ -6,9 +6,12 @@ import pytest
 import torch
 
 from meshstyle.engine.losses import (
+    LAYER_PRESETS,
     ContentLoss,
     GramStatistic,
     StyleLoss,
+    layer_size,
+    object_cells,
     resize_weight,
     total_variation,
     weighted_gram,
@@ -160,3 +163,48 @@ def test_mean_std_gradient_matches_autograd_of_the_definition(weighted):
     ((m * pm).sum() + (s * ps).sum()).backward()
     assert torch.allclose(mean, m) and torch.allclose(std, s)
     assert torch.allclose(fast, feat.grad)
+
+
+def test_layer_sizes_follow_vgg_pooling():
+    assert layer_size("relu1_1", 37, 20) == (37, 20)
+    assert layer_size("relu3_1", 37, 20) == (9, 5)     # two floor-halvings
+    assert layer_size("pool3", 37, 20) == (4, 2)
+    assert layer_size("relu5_1", 128, 100) == (8, 6)
+
+
+def test_object_cells_count_only_fully_covered_cells():
+    active = torch.zeros(1, 1, 16, 16)
+    active[..., 2:14, 4:16] = 1
+    cells = object_cells(active, ["relu1_1", "relu2_1", "relu3_1"])
+    assert torch.equal(cells["relu1_1"], active)
+    # relu2_1: 2x2 cells; rows 2..13 -> cells 1..6, columns 4..15 -> cells 2..7
+    expected = torch.zeros(1, 1, 8, 8)
+    expected[..., 1:7, 2:8] = 1
+    assert torch.equal(cells["relu2_1"], expected)
+    # relu3_1: 4x4 cells; only rows 4..11 (cells 1, 2) are fully inside, columns 4..15 (cells 1..3)
+    assert cells["relu3_1"][0, 0].nonzero().tolist() == [[r, c] for r in (1, 2) for c in (1, 2, 3)]
+    eroded = object_cells(active, ["relu2_1"], erode=1)["relu2_1"]
+    assert int(eroded.sum()) == 4 * 4   # one more cell off every side (the image border counts as outside)
+
+
+def test_per_layer_weight_maps_select_cells_per_layer():
+    feats = {"a": torch.rand(1, 4, 8, 8), "b": torch.rand(1, 4, 4, 4)}
+    loss = StyleLoss(GramStatistic(), {"a": 1.0, "b": 1.0})
+    loss.set_target([{k: torch.rand_like(v) for k, v in feats.items()}], [1.0])
+    mask = {"a": torch.zeros(1, 1, 8, 8), "b": torch.ones(1, 1, 4, 4)}
+    mask["a"][..., :4, :] = 1
+    changed = {"a": feats["a"].clone(), "b": feats["b"]}
+    changed["a"][..., 4:, :] = 7.0  # only cells outside layer a's mask change
+    assert torch.equal(loss(feats, mask), loss(changed, mask))
+    # a layer whose map is all zero adds nothing: the loss is that of layer b alone
+    only_b = StyleLoss(GramStatistic(), {"b": 1.0})
+    only_b.targets = {"b": loss.targets["b"]}
+    assert torch.allclose(loss(feats, {"a": torch.zeros(1, 1, 8, 8), "b": mask["b"]}), only_b(feats, mask))
+
+
+def test_stylemesh_preset_layer_weights():
+    preset = LAYER_PRESETS["stylemesh"]
+    assert list(preset["style_layers"]) == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    assert [w * preset["style_weight"] for w in preset["style_layers"].values()] == pytest.approx(
+        [0.1, 0.1, 0.001, 0.001, 0.1])
+    assert list(preset["content_layers"]) == ["relu4_2"]

@@ -10,7 +10,7 @@ from meshstyle.mesh.textured import TexturedMesh
 from meshstyle.stylize.mesh import _batch, stylize_mesh
 from test_mesh import multi_primitive_scene
 
-TINY = dict(views=4, resolution=64, depth_levels=2, batch_views=4, iterations=20, vgg_weights="random",
+TINY = dict(views=4, resolution=64, depth_levels=2, batch_views=4, iterations=12, vgg_weights="random",
             texture_size=128, seed=0)
 
 
@@ -79,6 +79,23 @@ def test_checkpoint_and_resume(tmp_path, spot_path, style_path):
         stylize_mesh(spot_path, style_path, **{**options, "views": 5, "resume": str(ckpt)})
 
 
+def test_ctrl_c_then_resume_equals_the_uninterrupted_run(tmp_path, spot_path, style_path):
+    ckpt = tmp_path / "run.ckpt"
+    options = {**TINY, "views": 2, "batch_views": 1, "iterations": 4, "checkpoint_every": 100, "checkpoint": str(ckpt)}
+    full = stylize_mesh(spot_path, style_path, **options)
+
+    def stop(info):
+        if info.iteration == 2:
+            raise KeyboardInterrupt
+
+    part = stylize_mesh(spot_path, style_path, **options, callback=stop)
+    assert part.interrupted and len(part.history) == 2 and ckpt.exists()
+    resumed = stylize_mesh(spot_path, style_path, **{**options, "resume": str(ckpt)})
+    assert part.history + resumed.history == full.history
+    a, b = (r.mesh.texture(r.mesh.stylizable[0]) for r in (full, resumed))
+    assert np.array_equal(a, b)
+
+
 def test_mesh_command_end_to_end(tmp_path, spot_path, style_path, capsys):
     out, sheet = tmp_path / "cow.obj", tmp_path / "turntable.gif"
     code = main(["mesh", str(spot_path), "--style", str(style_path), "-o", str(out), "--preview", str(sheet),
@@ -135,8 +152,8 @@ def test_public_api_mirrors_the_cli():
 
 
 def test_same_seed_same_texture(spot_path, style_path):
-    runs = [stylize_mesh(spot_path, style_path, **{**TINY, "iterations": 3, "batch_views": 2}) for _ in range(2)]
+    runs = [stylize_mesh(spot_path, style_path, **{**TINY, "iterations": 3, "views": 2, "batch_views": 2}) for _ in range(2)]
     textures = [r.mesh.texture(r.mesh.stylizable[0]) for r in runs]
     assert np.array_equal(textures[0], textures[1])
-    other = stylize_mesh(spot_path, style_path, **{**TINY, "iterations": 3, "batch_views": 2, "seed": 1})
+    other = stylize_mesh(spot_path, style_path, **{**TINY, "iterations": 3, "views": 2, "batch_views": 2, "seed": 1})
     assert not np.array_equal(other.mesh.texture(other.mesh.stylizable[0]), textures[0])

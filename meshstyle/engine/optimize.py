@@ -66,7 +66,7 @@ class RunSettings:
         start_iteration, optimizer_state: resume after ``start_iteration`` steps with this optimizer
             ``state_dict``.
         checkpoint, checkpoint_every: ``checkpoint(step, param, optimizer)`` is called every
-            ``checkpoint_every`` steps and once more when Ctrl-C stops the run.
+            ``checkpoint_every`` steps, at the end of the run, and when Ctrl-C stops it.
         start_time: ``time.perf_counter()`` value that ``StepInfo.elapsed`` counts from.
     """
 
@@ -173,6 +173,8 @@ def run(param: nn.Module, loss_fn: Callable[[int], dict[str, torch.Tensor]], ite
                 callback(StepInfo(s.scale, s.scales, step, iterations, losses, time.perf_counter() - start))
             if s.checkpoint is not None and s.checkpoint_every and step % s.checkpoint_every == 0 and step < iterations:
                 s.checkpoint(step, param, opt)
+        if s.checkpoint is not None and s.checkpoint_every and step > s.start_iteration:
+            s.checkpoint(step, param, opt)  # the finished state, so that a longer run can continue it
     except KeyboardInterrupt:
         result.interrupted = True
         if s.checkpoint is not None:

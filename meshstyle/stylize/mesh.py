@@ -46,6 +46,8 @@ from .options import ENGINE_DEFAULTS, MeshOptions, split_overrides
 #: Long edge of the optimized (working) texture when ``texture_size`` is not set, texels.
 WORKING_EDGE = 512
 WEIGHTINGS = ("gradient", "gram")
+#: Defaults of mesh options the option table does not have yet (read with getattr from MeshOptions).
+DEFAULT_WEIGHTING = "gradient"
 log = logging.getLogger("meshstyle")
 
 
@@ -191,6 +193,20 @@ def _run_settings(options: EngineOptions, mesh_options: MeshOptions, checkpoint)
                        checkpoint=checkpoint, checkpoint_every=mesh_options.checkpoint_every)
 
 
+def _inputs(mesh, style, mesh_options, options, overrides):
+    """Validated (mesh options, engine options, source mesh, (style images, blend weights))."""
+    mesh_over, engine_over = split_overrides(overrides, MeshOptions, EngineOptions)
+    mesh_options = replace(mesh_options or MeshOptions(), **mesh_over)
+    options = replace(options or ENGINE_DEFAULTS["mesh"], **engine_over).validated()
+    mesh_options.validate()
+    source = TexturedMesh.load(mesh) if not isinstance(mesh, TexturedMesh) else mesh
+    if not source.stylizable:
+        raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
+    styles = _style_images(style, options.style_blend, mesh_options,
+                           min_input_size(list(options.style_layers), options.arch))
+    return mesh_options, options, source, styles
+
+
 def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options: MeshOptions | None = None,
                  options: EngineOptions | None = None, callback: Callable[[StepInfo], None] | None = None,
                  view_progress: Callable[[], None] | None = None, **overrides) -> MeshResult:
@@ -212,16 +228,8 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     Raises:
         MeshstyleError: unreadable inputs, nothing stylizable, out-of-range options or a bad checkpoint.
     """
-    mesh_over, engine_over = split_overrides(overrides, MeshOptions, EngineOptions)
-    mesh_options = replace(mesh_options or MeshOptions(), **mesh_over)
-    options = replace(options or ENGINE_DEFAULTS["mesh"], **engine_over).validated()
-    mesh_options.validate()
     timings, t0 = {}, time.perf_counter()
-    source = TexturedMesh.load(mesh) if not isinstance(mesh, TexturedMesh) else mesh
-    if not source.stylizable:
-        raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
-    styles, blend = _style_images(style, options.style_blend, mesh_options,
-                                  min_input_size(list(options.style_layers), options.arch))
+    mesh_options, options, source, (styles, blend) = _inputs(mesh, style, mesh_options, options, overrides)
     torch.manual_seed(options.seed)
     device = resolve_device(options.device)
     views, timings["plan"] = _prepare_views(source, mesh_options, options, device, view_progress)
@@ -230,7 +238,7 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     params = torch.nn.ModuleList([PyramidTexture(start.to(device), mesh_options.levels) for _, start in parts])
     objective = Objective(options, device)
     objective.set_style(styles, blend)
-    loss = MultiViewLoss(objective, views, getattr(mesh_options, "weighting", "gradient"))
+    loss = MultiViewLoss(objective, views, getattr(mesh_options, "weighting", DEFAULT_WEIGHTING))
     loss.set_content([start.to(device) for _, start in parts])
     run_print = fingerprint(source, mesh_options, options, style_digest(styles))
     start_step, opt_state = 0, None
@@ -248,8 +256,6 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     result = run(_Textures(params), loss_fn, options.iterations, replace(settings, start_iteration=start_step,
                                                                          optimizer_state=opt_state), callback)
     timings["optimize"] = time.perf_counter() - t
-    if save and not result.interrupted:
-        save_checkpoint(mesh_options.checkpoint, result.steps, params, None, run_print)
     out = _export(source, parts, params, result.averaged)
     timings["total"] = time.perf_counter() - t0
     return MeshResult(out, result.history, result.interrupted, objective.encoder.random_weights, timings)
