@@ -299,3 +299,16 @@ def test_resource_files_name_every_file_read(spot_path, tmp_path):
     folder = spot_path.parent.resolve()
     assert mesh.resource_files() == [spot_path, folder / "cow.mtl", folder / "cow_texture.png"]
     assert TexturedMesh.load(ASSETS / "meshes" / "gltf" / "Fox.glb").resource_files()[1:] == []
+
+
+def test_mtl_comments_do_not_change_colours_or_textures(tmp_path):
+    Image.fromarray(np.full((4, 4, 3), 7, np.uint8)).save(tmp_path / "t.png")
+    (tmp_path / "k.mtl").write_text("newmtl grey # comment\nKd 0.5 0.25 1.0  # sRGB\n\n"
+                                    "newmtl tex  # textured\nKd 1 1 1 # white\nmap_Kd t.png\n")
+    (tmp_path / "k.obj").write_text("mtllib k.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
+                                    "usemtl grey\nf 1 2 3\nusemtl tex\nf 2/2 4/1 3/3\n")
+    mesh = TexturedMesh.load(tmp_path / "k.obj")
+    assert mesh.stylizable == ["tex"]
+    assert (mesh.texture("tex") == 7).all()
+    grey = mesh.scene.geometry["grey"].visual.material
+    assert list(grey.diffuse) == [128, 64, 255, 255]

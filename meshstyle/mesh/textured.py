@@ -180,6 +180,8 @@ class TexturedMesh:
         resolver.raise_problems()
         if isinstance(origin, gltf_io.GltfSource):
             _apply_texture_transforms(scene, origin, path)
+        else:
+            _apply_mtl(scene, origin)
         mesh = cls(scene, source=path, bake_size=bake_size, origin=origin)
         mesh.resources = sorted({resolver.path_of(name) for name in resolver.data})
         return mesh
@@ -367,6 +369,34 @@ def _read_materials(origin: obj_io.ObjSource, resolver: ConfinedResolver, path: 
         data = resolver.read(material.map_kd)
         check_image_bytes(data, material.map_kd)
         origin.textures[material.map_kd] = data
+
+
+def _apply_mtl(scene: trimesh.Scene, origin: obj_io.ObjSource) -> None:
+    """Give each OBJ part the colour, opacity and texture its MTL really states. trimesh's MTL parser
+    keeps end-of-line comments (``Kd 1 1 1  # white`` fails and falls back to grey; ``newmtl a # b``
+    never matches ``usemtl a``); :func:`meshstyle.mesh.obj.parse_mtl` strips them. ``Kd`` is sRGB, as
+    are texture pixels, so it is stored as is (x 255)."""
+    for name, geom in scene.geometry.items():
+        if not isinstance(geom, trimesh.Trimesh):
+            continue
+        found = origin.materials.get(_material_name(name, geom, origin) or "")
+        material = getattr(geom.visual, "material", None)
+        if found is None:
+            if isinstance(material, trimesh.visual.material.SimpleMaterial):
+                material.image = None  # trimesh's 2x2 grey placeholder for an unknown material
+            continue
+        matched = isinstance(material, trimesh.visual.material.SimpleMaterial) and material.name == found.name
+        if not isinstance(material, trimesh.visual.material.SimpleMaterial):
+            material = trimesh.visual.material.SimpleMaterial(name=found.name)
+            geom.visual = trimesh.visual.TextureVisuals(uv=getattr(geom.visual, "uv", None), material=material)
+        if not matched:
+            material.name = found.name
+            material.image = None
+            if found.map_kd in origin.textures and _has_uv(geom):
+                material.image = check_image_bytes(origin.textures[found.map_kd], found.map_kd)
+        rgb = np.clip(np.asarray(found.kd if found.kd is not None else (0.8, 0.8, 0.8)), 0, 1)
+        alpha = float(np.clip(found.d, 0, 1)) if found.d is not None else 1.0
+        material.diffuse = np.round(np.append(rgb, alpha) * 255).astype(np.uint8)
 
 
 def _apply_texture_transforms(scene: trimesh.Scene, origin: gltf_io.GltfSource, path: Path) -> None:
