@@ -38,6 +38,7 @@ from meshstyle.stylize.mesh import stylize_mesh
 
 ROOT = Path(__file__).resolve().parent.parent
 SPOT = ROOT / "assets" / "meshes" / "spot" / "cow.obj"
+SYNTH_SIZE = 256
 
 
 def circle_style(size: int = 256, radius: float = 10.0, spacing: float = 36.0, seed: int = 0) -> torch.Tensor:
@@ -114,9 +115,11 @@ def main() -> None:
     mesh_s = time.perf_counter() - start
     styled = result.mesh.texture(name)
     h, w = styled.shape[:2]
-    flat = synthesize_texture(style, size=(w, h), iterations=settings["iterations"], vgg_weights="random", seed=0,
-                              style_scale=256 / max(w, h), **extra)
-    pasted = tensor_to_rgb8(flat.image)
+    # the 2D baseline is synthesized at the style's size and scaled to the atlas (stretch and radius CV
+    # do not depend on the scale; a 1024 px synthesis would cost 16x more per step)
+    flat = synthesize_texture(style, size=SYNTH_SIZE, iterations=settings["iterations"], vgg_weights="random", seed=0,
+                              **extra)
+    pasted = tensor_to_rgb8(torch.nn.functional.interpolate(flat.image[None], size=(h, w), mode="bilinear")[0])
     if args.out:
         from PIL import Image
 

@@ -88,13 +88,16 @@ def _style_images(style, blend, options: MeshOptions, min_side: int = 16) -> tup
     return images, weights
 
 
-def _working_texture(mesh: TexturedMesh, name: str, size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(full-resolution original, working-size start) of part ``name``, both (3, H, W) in [0, 1]; the
-    original is padded beyond its UV islands before the antialiased downsampling (no seam band)."""
+def _working_texture(mesh: TexturedMesh, name: str, size: int | None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """(full-resolution original, working-size start, full-resolution island mask) of part ``name``;
+    textures (3, H, W) in [0, 1]. The original is padded beyond its UV islands before the antialiased
+    downsampling (no background blends into island borders)."""
     rgb = mesh.texture(name)
-    full = rgb8_to_tensor(pad_texture(rgb, island_mask(mesh.corner_uv(name), rgb.shape[:2])))
+    islands = island_mask(mesh.corner_uv(name), rgb.shape[:2])
+    full = rgb8_to_tensor(pad_texture(rgb, islands))
     edge = size if size is not None else min(WORKING_EDGE, max(rgb.shape[:2]))
-    return full, resize_tensor(full, long_edge_size(rgb.shape[1], rgb.shape[0], edge), mode="bilinear", antialias=True)
+    start = resize_tensor(full, long_edge_size(rgb.shape[1], rgb.shape[0], edge), mode="bilinear", antialias=True)
+    return full, start, islands
 
 
 def export_texture(full: torch.Tensor, start: torch.Tensor, current: torch.Tensor, islands: np.ndarray) -> np.ndarray:
@@ -235,11 +238,11 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     views, timings["plan"] = _prepare_views(source, mesh_options, options, device, view_progress)
     timings["views"] = time.perf_counter() - t0
     parts = [_working_texture(source, name, mesh_options.texture_size) for name in source.stylizable]
-    params = torch.nn.ModuleList([PyramidTexture(start.to(device), mesh_options.levels) for _, start in parts])
+    params = torch.nn.ModuleList([PyramidTexture(start.to(device), mesh_options.levels) for _, start, _ in parts])
     objective = Objective(options, device)
     objective.set_style(styles, blend)
     loss = MultiViewLoss(objective, views, getattr(mesh_options, "weighting", DEFAULT_WEIGHTING))
-    loss.set_content([start.to(device) for _, start in parts])
+    loss.set_content([start.to(device) for _, start, _ in parts])
     run_print = fingerprint(source, mesh_options, options, style_digest(styles))
     start_step, opt_state = 0, None
     if mesh_options.resume:
@@ -275,14 +278,16 @@ def _step_terms(loss: MultiViewLoss, params, objective: Objective, mesh_options:
 
 
 def _export(source: TexturedMesh, parts, params, averaged) -> TexturedMesh:
-    """A copy of ``source`` with each part's exported texture (from the EMA parameters when given)."""
+    """A copy of ``source`` with each part's exported texture (from the EMA parameters when given),
+    padded beyond the UV islands."""
     if averaged is not None:
         load_parameters(params, averaged)
     out = source.copy()
     with torch.no_grad():
-        for name, (full, start), p in zip(source.stylizable, parts, params):
-            islands = island_mask(source.corner_uv(name), tuple(start.shape[-2:]))
-            out.set_texture(name, export_texture(full, start, p().clamp(0, 1).cpu(), islands))
+        for name, (full, start, islands), p in zip(source.stylizable, parts, params):
+            small = F.adaptive_max_pool2d(torch.from_numpy(islands)[None, None].float(), tuple(start.shape[-2:]))
+            rgb = export_texture(full, start, p().clamp(0, 1).cpu(), small[0, 0].numpy() > 0)
+            out.set_texture(name, pad_texture(rgb, islands), pad=False)
     return out
 
 
