@@ -167,3 +167,31 @@ def test_styles_command_writes_a_labelled_sheet(tmp_path):
     # 27 tiles (original + 26) in 3 rows of 9; tiles 32 x 21 px plus 4 px gaps and 14 px labels
     assert sheet.size == (9 * 36 + 4, 3 * (21 + 14 + 4) + 4)
     assert "Dumoulin" in sheet.info["Description"]
+
+
+def _two_islands() -> TexturedMesh:
+    """Two unit squares side by side (x in -1..0 and 0..1, facing +z) whose shared edge is a UV seam:
+    the left square maps to u in [0, 0.45], the right one to u in [0.55, 1], over a noise texture."""
+    import trimesh
+
+    from conftest import textured
+
+    v = np.array([[-1, -1, 0], [0, -1, 0], [0, 1, 0], [-1, 1, 0],
+                  [0, -1, 0], [1, -1, 0], [1, 1, 0], [0, 1, 0]], float)
+    f = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
+    uv = np.array([[0, 0], [0.45, 0], [0.45, 1], [0, 1], [0.55, 0], [1, 0], [1, 1], [0.55, 1]], float)
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    return TexturedMesh(textured(trimesh.Trimesh(v, f, process=False), uv, noise))
+
+
+def test_seam_regularizer_lowers_the_seam_jump(nets):
+    """The seam term (weight 1) lowers the seam jump of the fitted texture against no seam term (same seed
+    and views). Measured 0.051 -> 0.041 here, where the seam faces the cameras and the pixel loss pins
+    both sides; on the spot cow (seams in less visible places) 0.121 -> 0.042."""
+    mesh = _two_islands()
+    jumps = []
+    for weight in (0.0, 1.0):
+        result = stylize_mesh_feedforward(mesh, STYLE, views=4, resolution=64, rounds=1, iterations=30,
+                                          elevation=(-20.0, 20.0), seed=1, seam_weight=weight, networks=nets)
+        jumps.append(seam_jump(result.mesh, inset_texels=0.5)["seam"])  # the border texels themselves
+    assert jumps[1] < jumps[0] * 0.9, jumps
