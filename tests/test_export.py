@@ -471,3 +471,30 @@ def test_gltf_uris_are_percent_decoded(tmp_path):
 
     mesh = TexturedMesh.load(_gltf_with(tmp_path, rename))
     assert faces(mesh) == 12 and mesh.resource_files()[1].name == "box data.bin"
+
+
+def test_obj_materials_sharing_a_texture_write_it_once(tmp_path):
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(tmp_path / "t.png")
+    (tmp_path / "s.mtl").write_text("newmtl a\nmap_Kd t.png\n\nnewmtl b\nmap_Kd t.png\n")
+    (tmp_path / "s.obj").write_text("mtllib s.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nvt 0 0\nvt 0.5 0\nvt 0 0.5\n"
+                                    "vt 1 1\nvt 0.5 1\nvt 1 0.5\nusemtl a\nf 1/1 2/2 3/3\nusemtl b\nf 2/4 4/5 3/6\n")
+    mesh = invert_textures(TexturedMesh.load(tmp_path / "s.obj"))
+    assert sorted(mesh.stylizable) == ["a", "b"]
+    written = mesh.save(tmp_path / "out" / "s.obj")
+    assert [p.name for p in written] == ["s.obj", "s.mtl", "s.png"]
+    assert written[1].read_text().count("map_Kd s.png") == 2
+    back = TexturedMesh.load(written[0])
+    assert (back.texture("a") == 165).all()
+
+
+def test_gltf_external_image_is_embedded(tmp_path):
+    def external(doc):
+        doc["images"][0] = {"uri": "logo%20file.png"}
+        Image.fromarray(np.full((16, 16, 3), 40, np.uint8)).save(tmp_path / "logo file.png")
+
+    path = _gltf_with(tmp_path, external)
+    written = invert_textures(TexturedMesh.load(path), pad=False).save(tmp_path / "out.glb")
+    assert_valid(written[0])
+    doc, blob = read_glb(written[0])
+    assert "uri" not in doc["images"][0] and doc["images"][0]["mimeType"] == "image/png"
+    assert (np.asarray(image_of(doc, blob, 0).convert("RGB")) == 215).all()
