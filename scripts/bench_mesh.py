@@ -68,6 +68,25 @@ def level_pixels(loss, batch_views: int) -> dict:
     return out
 
 
+def background_mass(loss) -> dict:
+    """Per style layer, the share of style-statistic weight mass that sits in feature cells whose pixels
+    include background (coverage < 1), over every level view (target < 0.1)."""
+    out = {}
+    for layer in loss.objective.options.style_layers:
+        total = touching = 0.0
+        for v, per_view in enumerate(loss.views):
+            for k, lv in enumerate(per_view):
+                if loss.weighting == "gradient":
+                    mass = loss.cells[v][k][layer]
+                else:
+                    mass = torch.nn.functional.adaptive_avg_pool2d(lv.weight, loss.cells[v][k][layer].shape[-2:])
+                covered = torch.nn.functional.adaptive_avg_pool2d(lv.view.mask, mass.shape[-2:])
+                total += float(mass.sum())
+                touching += float((mass * (covered < 1 - 1e-6)).sum())
+        out[layer] = round(touching / max(total, 1e-12), 4)
+    return out
+
+
 def vgg_floor(pixels: float, layers: list[str], repeats: int = 4) -> float:
     """Seconds of VGG forward+backward of one square image of ``pixels`` pixels (median of repeats)."""
     side = max(16, round(math.sqrt(pixels)))
@@ -100,6 +119,7 @@ def main() -> None:
     result = stylize3d.stylize_mesh(SPOT, STYLE, mesh_options=mesh_options, iterations=args.steps, vgg_weights="random",
                                     callback=timer)
     pixels = level_pixels(kept[0], mesh_options.batch_views)
+    pixels["background_mass_share"] = background_mass(kept[0])
     layers = list(EngineOptions().validated().style_layers) + ["relu4_2"]
     floor = vgg_floor(pixels["all"]["weighted_px_per_step"], layers)
     summary = timer.summary()
