@@ -12,7 +12,7 @@ import logging
 import torch
 from torch import nn
 
-from .features import VGGEncoder
+from .encoders import make_encoder
 from .losses import ContentLoss, StyleLoss, make_statistic, total_variation
 from .options import EngineOptions
 
@@ -29,7 +29,7 @@ class Objective(nn.Module):
         use_style: build the style loss (False for content reconstruction).
 
     Attributes:
-        encoder: the :class:`~meshstyle.engine.features.VGGEncoder` for the union of layers.
+        encoder: the encoder (:mod:`meshstyle.engine.encoders`) for the union of layers.
     """
 
     def __init__(self, options: EngineOptions, device: torch.device, use_content: bool = True,
@@ -37,8 +37,8 @@ class Objective(nn.Module):
         super().__init__()
         self.options = options
         layers = (list(options.style_layers) if use_style else []) + (list(options.content_layers) if use_content else [])
-        self.encoder = VGGEncoder(layers, arch=options.arch, weights=options.vgg_weights,
-                                  pooling=options.pooling).to(device)
+        self.encoder = make_encoder(options.encoder, layers, weights=options.vgg_weights, pooling=options.pooling,
+                                    seed=options.seed).to(device)
         if self.encoder.random_weights:
             log.warning("using seeded RANDOM VGG weights (%s): results are for testing only, not real style "
                         "transfer", self.encoder.weights_spec)

@@ -9,17 +9,20 @@ import torch
 
 from ..core.errors import MeshstyleError
 from ..core.optiontable import check, option
-from .features import check_layers
+from . import encoders
 from .optimize import OPTIMIZERS
 
 DEFAULT_STYLE_LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
 DEFAULT_CONTENT_LAYERS = "relu4_2"
 STYLE_LOSSES = ("gram", "meanstd", "sw")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+METHODS = ("optimize", "feedforward")
 
 
 def parse_layers(spec: str | dict[str, float], arch: str = "vgg19") -> dict[str, float]:
     """Parse ``"relu1_1,relu2_1:0.5"`` into ``{"relu1_1": 1.0, "relu2_1": 0.5}`` (weight 1 by default).
+
+    ``arch`` is the encoder whose layer names are valid (see :mod:`meshstyle.engine.encoders`).
 
     Raises:
         MeshstyleError: unknown layer, bad or negative weight, or an empty list.
@@ -39,7 +42,7 @@ def parse_layers(spec: str | dict[str, float], arch: str = "vgg19") -> dict[str,
                 raise MeshstyleError(f"bad layer weight in {item!r}; write name:weight, e.g. relu2_1:0.5") from None
     if not layers:
         raise MeshstyleError("empty layer list")
-    check_layers(list(layers), arch)
+    encoders.check_layers(arch, list(layers))
     for name, weight in layers.items():
         if not math.isfinite(weight) or weight < 0:
             raise MeshstyleError(f"layer weight of {name} must be a finite number >= 0, got {weight}")
@@ -122,26 +125,49 @@ class EngineOptions:
                                  commands=ALL_BUT_RECONSTRUCT, group="losses")
     tv_weight: float = option(0.0, "weight of the total-variation smoothness prior", kind="float", low=0,
                               high=1e9, group="losses")
-    content_layers: str | dict[str, float] = option(
-        DEFAULT_CONTENT_LAYERS, "network layers for content, 'name[:weight],...'", kind="custom",
-        check=_check_layer_spec, commands=WITH_CONTENT, group="losses", metavar="LAYERS")
-    style_layers: str | dict[str, float] = option(
-        DEFAULT_STYLE_LAYERS, "network layers for style, 'name[:weight],...'", kind="custom",
-        check=_check_layer_spec, commands=ALL_BUT_RECONSTRUCT, group="losses", metavar="LAYERS")
+    content_layers: str | dict[str, float] | None = option(
+        None, "network layers for content, 'name[:weight],...' (auto: the encoder's, relu4_2 for VGG)",
+        kind="custom", none=True, check=_check_layer_spec, commands=WITH_CONTENT, group="losses", metavar="LAYERS")
+    style_layers: str | dict[str, float] | None = option(
+        None, "network layers for style, 'name[:weight],...' (auto: the encoder's, relu1_1..relu5_1 for VGG)",
+        kind="custom", none=True, check=_check_layer_spec, commands=ALL_BUT_RECONSTRUCT, group="losses",
+        metavar="LAYERS")
     style_loss: str = option("gram", "style statistic: Gram matrices (Gatys), channel mean/std (AdaIN) or "
                              "sliced Wasserstein (Heitz 2021)", choices=STYLE_LOSSES,
                              commands=ALL_BUT_RECONSTRUCT, group="losses")
     style_blend: tuple[float, ...] | None = option(
         None, "weights of several --style images (auto: equal)", kind="floats", low=0, high=1e9, none=True,
         commands=ALL_BUT_RECONSTRUCT, group="losses", metavar="W1,W2,...")
+    method: str = option("optimize", "optimize: backpropagate a style loss into the pixels (slow, any style); "
+                         "feedforward: pretrained networks stylize in one pass (fast, needs meshstyle[pretrained])",
+                         choices=METHODS, commands=frozenset({"image", "mesh"}), group="method")
+    strength: float = option(1.0, "feedforward: style strength, 0 keeps the content, 1 is full style",
+                             kind="float", low=0, high=1, commands=frozenset({"image", "mesh"}), group="method")
+    encoder: str = option("auto", "network whose features define style and content (auto: ImageNet VGG-19 "
+                          "when its weights are on this machine, else the pretrained mobilenetv2-magenta)",
+                          choices=("auto", *encoders.ENCODERS), group="network")
     vgg_weights: str | None = option(None, "VGG weights: imagenet, a file, or random[:SEED] for untrained test "
                                      "weights (auto: $MESHSTYLE_VGG_WEIGHTS, else imagenet)", none=True,
                                      check=_check_weights, group="network", metavar="imagenet|PATH|random[:SEED]")
-    arch: str = option("vgg19", "VGG architecture", choices=("vgg19", "vgg16"), group="network")
     pooling: str = option("max", "VGG pooling", choices=("max", "average"), group="network")
 
+    @property
+    def arch(self) -> str:
+        """The encoder's name (``vgg19``, ``vgg16`` or ``mobilenetv2-magenta``) once validated."""
+        return self.encoder
+
     def validated(self) -> EngineOptions:
-        """A copy with layers parsed; raises :class:`MeshstyleError` (one line) for any bad value."""
+        """A copy with the encoder chosen and layers parsed; raises :class:`MeshstyleError` (one line).
+
+        ``encoder="auto"`` becomes ``vgg19`` when ``vgg_weights`` is given (a file, ``imagenet`` or
+        ``random``), else :func:`~meshstyle.engine.encoders.available_default_encoder`; unset layer
+        lists become that encoder's defaults.
+        """
         check(self)
-        return replace(self, content_layers=parse_layers(self.content_layers, self.arch),
-                       style_layers=parse_layers(self.style_layers, self.arch))
+        encoder = self.encoder
+        if encoder == "auto":
+            encoder = "vgg19" if self.vgg_weights is not None else encoders.available_default_encoder()
+        style_default, content_default = encoders.default_layers(encoder)
+        return replace(self, encoder=encoder,
+                       content_layers=parse_layers(self.content_layers or content_default, encoder),
+                       style_layers=parse_layers(self.style_layers or style_default, encoder))

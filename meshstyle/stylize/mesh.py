@@ -29,7 +29,7 @@ from torch import nn
 from ..core.errors import MeshstyleError
 from ..core.imageio import load_image, long_edge_size, resize_tensor, rgb8_to_tensor, tensor_to_rgb8
 from ..core.views import LevelView, ViewStack, render
-from ..engine.features import min_input_size
+from ..engine.encoders import min_input_size
 from ..engine.losses import object_cells
 from ..engine.objective import Objective, total
 from ..engine.optimize import RunSettings, StepInfo, load_parameters, run
@@ -184,7 +184,7 @@ def _prepare_views(source: TexturedMesh, mesh_options: MeshOptions, options: Eng
         source, cameras, mesh_options.resolution, mesh_options.depth_levels, mesh_options.angle_threshold,
         mesh_options.supersample, mesh_options.depth_aware,
         getattr(mesh_options, "depth_reference_percentile", REFERENCE_PERCENTILE),
-        min_input_size(layers, options.arch), progress, getattr(mesh_options, "level_blend", BLEND))
+        min_input_size(options.encoder, layers), progress, getattr(mesh_options, "level_blend", BLEND))
     return [[lv.to(device) for lv in per_view] for per_view in views], asdict(plan)
 
 
@@ -206,7 +206,7 @@ def _inputs(mesh, style, mesh_options, options, overrides):
     if not source.stylizable:
         raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
     styles = _style_images(style, options.style_blend, mesh_options,
-                           min_input_size(list(options.style_layers), options.arch))
+                           min_input_size(options.encoder, list(options.style_layers)))
     return mesh_options, options, source, styles
 
 
