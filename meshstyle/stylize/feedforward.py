@@ -394,6 +394,195 @@ def seam_jump(mesh: TexturedMesh, samples: int = 5, inset_texels: float = 1.5) -
     return {"seam": s, "interior": i, "ratio": s / i if i > 0 else float("nan")}
 
 
+@dataclass
+class _FitOptions:
+    """Settings of a feed-forward mesh job; the meaning of each is in :func:`stylize_mesh_feedforward`."""
+
+    views: int = 24
+    resolution: int = 384
+    rounds: int = 3
+    iterations: int = 40
+    batch_views: int = 4
+    seam_weight: float = 1.0
+    lr: float = 0.02
+    levels: int = 1
+    texture_size: int | None = None
+    strength: float = 1.0
+    angle_threshold: float = 60.0
+    fov: float = 40.0
+    distance: float = 1.0
+    elevation: tuple[float, float] = (-30.0, 75.0)
+    seed: int = 0
+
+    def check(self) -> None:
+        """Raise :class:`MeshstyleError` for out-of-range settings."""
+        if (not 1 <= self.views <= 1024 or not 32 <= self.resolution <= 4096 or self.rounds < 1
+                or self.iterations < 0):
+            raise MeshstyleError("need 1 <= views <= 1024, 32 <= resolution <= 4096, rounds >= 1, iterations >= 0")
+        if not 0.0 <= self.strength <= 1.0:
+            raise MeshstyleError(f"--strength must be in [0, 1], got {self.strength}")
+
+
+@dataclass
+class _Scene:
+    """What a mesh job renders through: the views (``stack``, ``weight`` (V, 1, H, W) = mask x angle
+    weight, camera directions ``dirs`` (V, 3)) and, per stylizable part, the working texture (3, H_t, W_t),
+    its original (width, height), its corner UVs (F, 3, 2) and its seam point pairs (or None)."""
+
+    stack: ViewStack
+    weight: torch.Tensor
+    dirs: np.ndarray
+    textures: list[torch.Tensor]
+    sizes: list[tuple[int, int]]
+    corner_uvs: list[np.ndarray]
+    seam_grids: list[torch.Tensor | None]
+
+
+def _views(source: TexturedMesh, opts: _FitOptions) -> tuple[ViewStack, torch.Tensor, np.ndarray]:
+    """Orbit views of ``source``: the view stack, its pixel weights and the camera directions."""
+    center, radius = source.bounding_sphere()
+    cameras = orbit_cameras(center, radius, opts.views, fov=opts.fov, distance=opts.distance,
+                            elevation=opts.elevation, seed=opts.seed, points=source.points())
+    stack = compute_views(source, cameras, [opts.resolution])[0]
+    weight = stack.mask * angle_weight(stack.cos_angle, opts.angle_threshold)
+    dirs = np.stack([c.position - center for c in cameras])
+    return stack, weight, dirs
+
+
+def _scene(source: TexturedMesh, opts: _FitOptions, timings: dict[str, float]) -> _Scene:
+    """Views (timed as ``timings["views"]``) and working textures of ``source``."""
+    t = time.perf_counter()
+    stack, weight, dirs = _views(source, opts)
+    timings["views"] = time.perf_counter() - t
+    textures, sizes, seam_grids = [], [], []
+    for name in source.stylizable:
+        tex, size = _texture_tensor(source, name, opts.texture_size)
+        textures.append(tex)
+        sizes.append(size)
+        side1, side2 = edge_samples(source, name, 8, 0.5 / max(tex.shape[-2:]))[True]
+        seam_grids.append(_pair_grid(side1, side2) if len(side1) else None)
+    corner_uvs = [source.corner_uv(name) for name in source.stylizable]
+    return _Scene(stack, weight, dirs, textures, sizes, corner_uvs, seam_grids)
+
+
+def _start_fit(targets: torch.Tensor, scene: _Scene, opts: _FitOptions
+               ) -> tuple[list[PlainTexture | PyramidTexture], torch.optim.Optimizer]:
+    """Texture parameters initialized by back-projecting ``targets`` (V, 3, H, W), and their Adam."""
+    init = backproject(targets, scene.weight, scene.stack, scene.textures)
+    init = [_pad(x, uv) for x, uv in zip(init, scene.corner_uvs)]
+    params = [PyramidTexture(x, opts.levels) if opts.levels > 1 else PlainTexture(x) for x in init]
+    return params, torch.optim.Adam([p for m in params for p in m.parameters()], lr=opts.lr)
+
+
+def _add_seam_loss(loss: torch.Tensor, params: list, seam_grids: list, weight: float) -> torch.Tensor:
+    """``loss`` plus ``weight * mean((tex(uv_1) - tex(uv_2))^2)`` over each part's seam point pairs."""
+    for p, grid in zip(params, seam_grids):
+        if grid is not None:
+            colours = sample_texture(p(), grid)[0, :, 0]
+            half = colours.shape[1] // 2
+            loss = loss + weight * (colours[:, :half] - colours[:, half:]).pow(2).mean()
+    return loss
+
+
+def _fit_steps(params: list, opt: torch.optim.Optimizer, scene: _Scene, targets: torch.Tensor,
+               opts: _FitOptions, gen: torch.Generator) -> None:
+    """``opts.iterations`` Adam steps on the weighted pixel loss (+ seam term) of random view batches."""
+    for _ in range(opts.iterations):
+        idx = torch.randperm(opts.views, generator=gen)[:opts.batch_views]
+        opt.zero_grad(set_to_none=True)
+        renders = render([p() for p in params], scene.stack.select(idx))
+        w = scene.weight[idx]
+        loss = ((renders - targets[idx]).pow(2) * w).sum() / (3 * w.sum().clamp_min(1e-8))
+        if opts.seam_weight > 0:
+            loss = _add_seam_loss(loss, params, scene.seam_grids, opts.seam_weight)
+        loss.backward()
+        opt.step()
+        for p in params:
+            p.project_()
+
+
+def _settle(params: list, scene: _Scene, targets: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Pad plain textures outside their islands, re-render all views; returns the renders (V, 3, H, W)
+    and their weighted MSE to ``targets``."""
+    with torch.no_grad():
+        for p, uv in zip(params, scene.corner_uvs):
+            if isinstance(p, PlainTexture):
+                p.texels.copy_(_pad(p.texels, uv))
+        current = render([p() for p in params], scene.stack)
+        wsum = scene.weight.sum().clamp_min(1e-8)
+        loss = float(((current - targets).pow(2) * scene.weight).sum() / (3 * wsum))
+    return current, loss
+
+
+def _content_embedding(nets: FeedForward, parsed: _Style, renders: torch.Tensor, strength: float
+                       ) -> torch.Tensor | None:
+    """The renders' mean embedding (100,) when an arbitrary style is weakened (``strength`` < 1), else None."""
+    if parsed.embedding is None or strength >= 1.0:
+        return None
+    with torch.no_grad():
+        return nets.predictor(renders.to(nets.device)).mean(0)
+
+
+def _run_rounds(nets: FeedForward, parsed: _Style, scene: _Scene, opts: _FitOptions, timings: dict[str, float],
+                callback: Callable[[dict], None] | None) -> tuple[list, list[dict]]:
+    """Stylize the current renders, fit the texture to them, repeat ``opts.rounds`` times; returns the
+    texture parameters and one history dict per round (timings ``stylize`` and ``fit`` accumulate)."""
+    gen = torch.Generator().manual_seed(opts.seed)
+    with torch.no_grad():
+        current = render(scene.textures, scene.stack)
+    content_embedding = _content_embedding(nets, parsed, current, opts.strength)
+    history: list[dict] = []
+    params, opt = None, None
+    for rnd in range(opts.rounds):
+        t = time.perf_counter()
+        targets = nets.stylize(current, parsed, opts.strength, content_embedding).cpu()
+        timings["stylize"] += time.perf_counter() - t
+        t = time.perf_counter()
+        if params is None:
+            params, opt = _start_fit(targets, scene, opts)
+        _fit_steps(params, opt, scene, targets, opts, gen)
+        current, loss_value = _settle(params, scene, targets)
+        timings["fit"] += time.perf_counter() - t
+        entry = {"round": rnd, "fit_loss": loss_value,
+                 "target_reprojection": reprojection_error(targets, scene.weight, scene.stack, scene.dirs),
+                 "render_reprojection": reprojection_error(current, scene.weight, scene.stack, scene.dirs)}
+        history.append(entry)
+        if callback is not None:
+            callback(entry)
+    return params, history
+
+
+@dataclass
+class _Fitted:
+    """A finished feed-forward mesh fit: the loaded ``source``, per-part ``textures`` (3, H, W) in [0, 1]
+    at the original texture sizes, round ``history``, the parsed style and ``timings``."""
+
+    source: TexturedMesh
+    textures: list[torch.Tensor]
+    history: list[dict]
+    style: _Style
+    timings: dict[str, float]
+
+
+def _fit_mesh(mesh: TexturedMesh | str | os.PathLike, style, opts: _FitOptions, style_blend, device: str,
+              cache_dir, networks: FeedForward | None, callback) -> _Fitted:
+    """Load, render, stylize and fit (see :func:`stylize_mesh_feedforward`)."""
+    opts.check()
+    timings = {"views": 0.0, "stylize": 0.0, "fit": 0.0}
+    torch.manual_seed(opts.seed)
+    source = TexturedMesh.load(mesh) if not isinstance(mesh, TexturedMesh) else mesh
+    if not source.stylizable:
+        raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
+    nets = networks or FeedForward(resolve_device(device), cache_dir)
+    parsed = nets.parse_style(style, style_blend)
+    scene = _scene(source, opts, timings)
+    params, history = _run_rounds(nets, parsed, scene, opts, timings, callback)
+    with torch.no_grad():
+        textures = [resize_tensor(_pad(p(), uv), size, mode="bicubic", antialias=False).clamp(0, 1)
+                    for p, size, uv in zip(params, scene.sizes, scene.corner_uvs)]
+    return _Fitted(source, textures, history, parsed, timings)
+
+
 def stylize_mesh_feedforward(mesh: TexturedMesh | str | os.PathLike, style: StyleInput | Sequence[StyleInput], *,
                              views: int = 24, resolution: int = 384, rounds: int = 3, iterations: int = 40,
                              batch_views: int = 4, seam_weight: float = 1.0,
@@ -408,14 +597,15 @@ def stylize_mesh_feedforward(mesh: TexturedMesh | str | os.PathLike, style: Styl
 
     Round 0 renders ``views`` orbit views (``resolution`` px square) of the original texture, stylizes
     each with one embedding (or preset), and initializes the texture by back-projecting the stylized
-    renders (weighted mean per texel), then refines the texels (a :class:`~meshstyle.engine.texture.PlainTexture`,
-    or a :class:`~meshstyle.engine.texture.PyramidTexture` of ``levels`` > 1; the plain one is 4x faster here) with Adam (``iterations`` steps of ``batch_views`` random views, ``lr``) on the pixel loss
-    ``sum w (render - target)^2 / sum w`` with ``w = mask x angle_weight(cos, angle_threshold)``. Each
-    further round re-renders the fitted texture, re-stylizes the renders and re-fits, so neighbouring
-    views converge to one painting. ``seam_weight`` > 0 adds
-    ``seam_weight * mean((tex(uv_1) - tex(uv_2))^2)`` over point pairs on both sides of every UV seam
-    (:func:`edge_samples`, half a texel inside each face), so the two islands meet without a colour jump. ``strength`` < 1 moves the embedding toward the renders' own mean
-    embedding (presets: pixel mix).
+    renders (weighted mean per texel), then refines the texels (a
+    :class:`~meshstyle.engine.texture.PlainTexture`, or a :class:`~meshstyle.engine.texture.PyramidTexture`
+    of ``levels`` > 1; the plain one is 4x faster here) with Adam (``iterations`` steps of ``batch_views``
+    random views, ``lr``) on the pixel loss ``sum w (render - target)^2 / sum w`` with
+    ``w = mask x angle_weight(cos, angle_threshold)``. Each further round re-renders the fitted texture,
+    re-stylizes the renders and re-fits, so neighbouring views converge to one painting. ``seam_weight`` > 0
+    adds ``seam_weight * mean((tex(uv_1) - tex(uv_2))^2)`` over point pairs on both sides of every UV seam
+    (:func:`edge_samples`, half a texel inside each face), so the two islands meet without a colour jump.
+    ``strength`` < 1 moves the embedding toward the renders' own mean embedding (presets: pixel mix).
 
     Measured on the spot cow with Starry Night at these defaults (scripts/bench_feedforward.py, shared
     2-core CPU, 1 torch thread): 27-36 s, 1.4 GB peak; reprojection error of the stylized views 0.077
@@ -433,101 +623,17 @@ def stylize_mesh_feedforward(mesh: TexturedMesh | str | os.PathLike, style: Styl
     Raises:
         MeshstyleError: unreadable inputs, nothing stylizable, bad options, the ``pretrained`` extra missing.
     """
-    if not 1 <= views <= 1024 or not 32 <= resolution <= 4096 or rounds < 1 or iterations < 0:
-        raise MeshstyleError("need 1 <= views <= 1024, 32 <= resolution <= 4096, rounds >= 1, iterations >= 0")
-    if not 0.0 <= strength <= 1.0:
-        raise MeshstyleError(f"--strength must be in [0, 1], got {strength}")
     t0 = time.perf_counter()
-    timings = {"views": 0.0, "stylize": 0.0, "fit": 0.0}
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    source = TexturedMesh.load(mesh) if not isinstance(mesh, TexturedMesh) else mesh
-    if not source.stylizable:
-        raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
-    dev = resolve_device(device)
-    nets = networks or FeedForward(dev, cache_dir)
-    parsed = nets.parse_style(style, style_blend)
-
-    t = time.perf_counter()
-    center, radius = source.bounding_sphere()
-    cameras = orbit_cameras(center, radius, views, fov=fov, distance=distance, elevation=elevation, seed=seed,
-                            points=source.points())
-    stack = compute_views(source, cameras, [resolution])[0]
-    weight = stack.mask * angle_weight(stack.cos_angle, angle_threshold)
-    dirs = np.stack([c.position - center for c in cameras])
-    timings["views"] = time.perf_counter() - t
-
-    sizes, textures = [], []
-    for name in source.stylizable:
-        tex, size = _texture_tensor(source, name, texture_size)
-        sizes.append(size)
-        textures.append(tex)
-    corner_uvs = [source.corner_uv(name) for name in source.stylizable]
-    seam_grids = []
-    for name, tex in zip(source.stylizable, textures):
-        side1, side2 = edge_samples(source, name, 8, 0.5 / max(tex.shape[-2:]))[True]
-        seam_grids.append(_pair_grid(side1, side2) if len(side1) else None)
-    seam_before = seam_jump(source)
-
-    history: list[dict] = []
-    params: list[PyramidTexture] | None = None
-    opt = None
-    content_embedding = None
-    with torch.no_grad():
-        current = render(textures, stack)
-    if parsed.embedding is not None and strength < 1.0:
-        with torch.no_grad():
-            content_embedding = nets.predictor(current.to(nets.device)).mean(0)
-    for rnd in range(rounds):
-        t = time.perf_counter()
-        targets = nets.stylize(current, parsed, strength, content_embedding).cpu()
-        timings["stylize"] += time.perf_counter() - t
-        t = time.perf_counter()
-        if params is None:
-            init = backproject(targets, weight, stack, textures)
-            init = [_pad(x, uv) for x, uv in zip(init, corner_uvs)]
-            params = [PyramidTexture(x, levels) if levels > 1 else PlainTexture(x) for x in init]
-            opt = torch.optim.Adam([p for m in params for p in m.parameters()], lr=lr)
-        wsum = weight.sum().clamp_min(1e-8)
-        for _ in range(iterations):
-            idx = torch.randperm(views, generator=gen)[:batch_views]
-            opt.zero_grad(set_to_none=True)
-            renders = render([p() for p in params], stack.select(idx))
-            w = weight[idx]
-            loss = ((renders - targets[idx]).pow(2) * w).sum() / (3 * w.sum().clamp_min(1e-8))
-            if seam_weight > 0:
-                for p, grid in zip(params, seam_grids):
-                    if grid is not None:
-                        colours = sample_texture(p(), grid)[0, :, 0]
-                        half = colours.shape[1] // 2
-                        loss = loss + seam_weight * (colours[:, :half] - colours[:, half:]).pow(2).mean()
-            loss.backward()
-            opt.step()
-            for p in params:
-                p.project_()
-        with torch.no_grad():
-            for p, uv in zip(params, corner_uvs):
-                if isinstance(p, PlainTexture):
-                    p.texels.copy_(_pad(p.texels, uv))
-            current = render([p() for p in params], stack)
-            loss_value = float(((current - targets).pow(2) * weight).sum() / (3 * wsum))
-        timings["fit"] += time.perf_counter() - t
-        entry = {"round": rnd, "fit_loss": loss_value,
-                 "target_reprojection": reprojection_error(targets, weight, stack, dirs),
-                 "render_reprojection": reprojection_error(current, weight, stack, dirs)}
-        history.append(entry)
-        if callback is not None:
-            callback(entry)
-
-    out = source.copy()
-    with torch.no_grad():
-        for name, p, size, uv in zip(source.stylizable, params, sizes, corner_uvs):
-            out.set_texture(name, tensor_to_rgb8(resize_tensor(_pad(p(), uv), size, mode="bicubic",
-                                                               antialias=False)))
-    history.append({"summary": True, "seams_before": seam_before, "seams_after": seam_jump(out),
-                    "provenance": [provenance(m) for m in parsed.models]})
-    timings["total"] = time.perf_counter() - t0
-    return MeshResult(out, history, False, False, timings)
+    opts = _FitOptions(views, resolution, rounds, iterations, batch_views, seam_weight, lr, levels, texture_size,
+                       strength, angle_threshold, fov, distance, elevation, seed)
+    fit = _fit_mesh(mesh, style, opts, style_blend, device, cache_dir, networks, callback)
+    out = fit.source.copy()
+    for name, texture in zip(fit.source.stylizable, fit.textures):
+        out.set_texture(name, tensor_to_rgb8(texture))
+    fit.history.append({"summary": True, "seams_before": seam_jump(fit.source), "seams_after": seam_jump(out),
+                        "provenance": [provenance(m) for m in fit.style.models]})
+    fit.timings["total"] = time.perf_counter() - t0
+    return MeshResult(out, fit.history, False, False, fit.timings)
 
 
 def preset_sheet(image: StyleInput, *, tile: int = 160, columns: int = 7, device: str = "auto",
