@@ -195,3 +195,25 @@ def test_seam_regularizer_lowers_the_seam_jump(nets):
                                           elevation=(-20.0, 20.0), seed=1, seam_weight=weight, networks=nets)
         jumps.append(seam_jump(result.mesh, inset_texels=0.5)["seam"])  # the border texels themselves
     assert jumps[1] < jumps[0] * 0.9, jumps
+
+
+def test_feedforward_textures_start_textures_at_the_original_size(nets):
+    """The ``--init feedforward`` textures: one (3, H, W) float texture per part at the original size
+    (a non-square 48 x 32 texture here), in [0, 1], visibly changed from the input, and equal (to 8-bit
+    rounding) to the texture stylize_mesh_feedforward writes with the same settings."""
+    from meshstyle.stylize.feedforward import feedforward_textures
+
+    texture = np.kron(QUADRANT_COLOURS, np.ones((16, 24, 1), np.uint8))
+    mesh = TexturedMesh(cube(texture))
+    name = mesh.stylizable[0]
+    settings = dict(views=5, resolution=48, rounds=1, iterations=10, seed=3)
+    textures = feedforward_textures(mesh, STYLE, networks=nets, **settings)
+    assert list(textures) == [name]
+    tex = textures[name]
+    assert tex.shape == (3, 32, 48) and tex.dtype == torch.float32
+    assert 0.0 <= float(tex.min()) and float(tex.max()) <= 1.0
+    original = torch.from_numpy(texture.astype(np.float32) / 255).permute(2, 0, 1)
+    assert (tex - original).abs().mean() > 0.05
+    written = stylize_mesh_feedforward(mesh, STYLE, networks=nets, **settings).mesh.texture(name)
+    assert np.abs(written.astype(int) - np.round(tex.permute(1, 2, 0).numpy() * 255).astype(int)).max() <= 1
+    assert np.array_equal(mesh.texture(name), texture)  # input untouched

@@ -6,6 +6,8 @@
   the same embedding, fit the texture to the stylized renders through the differentiable renderer (pixel
   loss weighted by mask x angle weight), then re-render, re-stylize and re-fit for a few rounds, so the
   views agree (docs/ARCHITECTURE.md, "feed-forward" path).
+- :func:`feedforward_textures`: the same fit, one round by default, returning float textures to start the
+  optimization method from (``--init feedforward``).
 
 Quality measures reported by the mesh job: the mean *reprojection error* between neighbouring views
 (StyleMesh's multi-view consistency measure; here colours of the texels seen by two neighbouring views
@@ -634,6 +636,36 @@ def stylize_mesh_feedforward(mesh: TexturedMesh | str | os.PathLike, style: Styl
                         "provenance": [provenance(m) for m in fit.style.models]})
     fit.timings["total"] = time.perf_counter() - t0
     return MeshResult(out, fit.history, False, False, fit.timings)
+
+
+def feedforward_textures(mesh: TexturedMesh, style: StyleInput | Sequence[StyleInput], *,
+                         style_blend: Sequence[float] | None = None, strength: float = 1.0, seed: int = 0,
+                         device: str = "auto", views: int = 16, resolution: int = 320, rounds: int = 1,
+                         iterations: int = 40, cache_dir: str | os.PathLike | None = None,
+                         networks: FeedForward | None = None) -> dict[str, torch.Tensor]:
+    """Feed-forward textures of ``mesh`` for starting the optimization method (``--init feedforward``).
+
+    Runs the fit of :func:`stylize_mesh_feedforward` (same cameras for the same ``seed``, seam term,
+    ``strength`` and ``style_blend`` as there) with fewer views and one round by default, so it is cheap
+    next to the optimization that follows (spot cow: a few seconds on 2 CPU cores).
+
+    Args:
+        mesh: the loaded mesh (unchanged). style: a painting (path or tensor (3, H, W)), ``"preset:N"``
+            or a list of one kind, as in :func:`stylize_image_feedforward`.
+        views, resolution: orbit views and their size in px; rounds, iterations: render-stylize-fit
+            rounds and Adam steps per round.
+
+    Returns:
+        ``{part name: texture (3, H, W) float32 in [0, 1]}`` for every stylizable part, at that part's
+        original texture size (H, W of ``mesh.texture(name)``).
+
+    Raises:
+        MeshstyleError: nothing stylizable, bad options, unreadable style, the ``pretrained`` extra missing.
+    """
+    opts = _FitOptions(views=views, resolution=resolution, rounds=rounds, iterations=iterations,
+                       strength=strength, seed=seed)
+    fit = _fit_mesh(mesh, style, opts, style_blend, device, cache_dir, networks, None)
+    return {name: texture.float().cpu() for name, texture in zip(fit.source.stylizable, fit.textures)}
 
 
 def preset_sheet(image: StyleInput, *, tile: int = 160, columns: int = 7, device: str = "auto",
