@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import StepTimer, peak_rss_mb  # noqa: E402
 
 from meshstyle.engine.features import VGGEncoder  # noqa: E402
+from meshstyle.engine.losses import layer_size  # noqa: E402
 from meshstyle.engine.options import EngineOptions  # noqa: E402
 from meshstyle.stylize import mesh as stylize3d  # noqa: E402
 from meshstyle.stylize.options import MeshOptions  # noqa: E402
@@ -76,10 +77,11 @@ def background_mass(loss) -> dict:
         total = touching = 0.0
         for v, per_view in enumerate(loss.views):
             for k, lv in enumerate(per_view):
+                size = layer_size(layer, *lv.weight.shape[-2:])
                 if loss.weighting == "gradient":
-                    mass = loss.cells[v][k][layer]
+                    mass = loss.cells[v][k].at(size)
                 else:
-                    mass = torch.nn.functional.adaptive_avg_pool2d(lv.weight, loss.cells[v][k][layer].shape[-2:])
+                    mass = torch.nn.functional.adaptive_avg_pool2d(lv.weight, size)
                 covered = torch.nn.functional.adaptive_avg_pool2d(lv.view.mask, mass.shape[-2:])
                 total += float(mass.sum())
                 touching += float((mass * (covered < 1 - 1e-6)).sum())

@@ -43,35 +43,59 @@ def layer_size(layer: str, height: int, width: int) -> tuple[int, int]:
     return height >> pools, width >> pools
 
 
+def cells_at(active: torch.Tensor, size: tuple[int, int], erode: int = 0) -> torch.Tensor:
+    """(N, 1, H_l, W_l) float {0, 1}: the cells of an (H_l, W_l) feature grid whose image pixels are all
+    active (area average of ``active`` (N, 1, H, W) equal to 1), eroded by ``erode`` more cells."""
+    cells = (F.adaptive_avg_pool2d(active.float(), size) >= 1 - 1e-6).float()
+    for _ in range(erode):
+        cells = -F.max_pool2d(-F.pad(cells, (1, 1, 1, 1), value=0.0), 3, stride=1)
+    return cells
+
+
+class ObjectCells:
+    """StyleMesh's per-layer masks as a weight for :class:`StyleLoss`: at every layer, only the cells
+    whose image pixels all belong to ``active`` (N, 1, H, W) count, so background and pixels of zero
+    weight never enter the statistics. The cell grid is taken from each layer's actual feature size,
+    so any encoder works. ``erode`` removes that many more cells around excluded ones."""
+
+    def __init__(self, active: torch.Tensor, erode: int = 0):
+        self.active, self.erode = active, erode
+        self._cache: dict[tuple[int, int], torch.Tensor] = {}
+
+    def at(self, size: tuple[int, int]) -> torch.Tensor:
+        """The (N, 1, H_l, W_l) mask for a feature grid of ``size``."""
+        size = tuple(size)
+        if size not in self._cache:
+            self._cache[size] = cells_at(self.active, size, self.erode)
+        return self._cache[size]
+
+
 def object_cells(active: torch.Tensor, layers, erode: int = 0) -> dict[str, torch.Tensor]:
-    """Per-layer cell masks (StyleMesh's eroded, downsampled masks): a cell of a layer counts when every
-    image pixel it covers is active and so are its neighbours within ``erode`` cells.
+    """Per-VGG-layer cell masks (StyleMesh's eroded, downsampled masks): a cell of a layer counts when
+    every image pixel it covers is active and so are its neighbours within ``erode`` cells.
 
     Args:
         active: (N, 1, H, W) bool or {0, 1} map of pixels that belong to the statistics.
-        layers: VGG layer names.
+        layers: VGG layer names (sizes from :func:`layer_size`; :class:`ObjectCells` works for any encoder).
         erode: extra cells of erosion (3 x 3 min filter applied ``erode`` times; 0: a cell counts when
             its own pixels are all active, so no counted cell covers background).
 
     Returns:
-        ``{layer: (N, 1, H_l, W_l) float {0, 1}}``; use as the ``weight`` of :class:`StyleLoss`.
+        ``{layer: (N, 1, H_l, W_l) float {0, 1}}``; usable as the ``weight`` of :class:`StyleLoss`.
     """
-    active = active.float()
     out = {}
     for layer in layers:
         h, w = layer_size(layer, *active.shape[-2:])
-        if h < 1 or w < 1:
-            out[layer] = active.new_zeros(active.shape[0], 1, max(h, 1), max(w, 1))
-            continue
-        cells = (F.adaptive_avg_pool2d(active, (h, w)) >= 1 - 1e-6).float()
-        for _ in range(erode):
-            cells = -F.max_pool2d(-F.pad(cells, (1, 1, 1, 1), value=0.0), 3, stride=1)
-        out[layer] = cells
+        out[layer] = cells_at(active, (max(h, 1), max(w, 1)), erode) if h >= 1 and w >= 1 else \
+            active.new_zeros(active.shape[0], 1, max(h, 1), max(w, 1)).float()
     return out
 
 
-def _layer_weight(weight, layer: str):
-    """The weight map of ``layer``: ``weight[layer]`` for a per-layer dict, else ``weight`` itself."""
+def _layer_weight(weight, layer: str, size: tuple[int, int]):
+    """The weight map of ``layer`` (feature grid ``size``): from an :class:`ObjectCells`, a per-layer
+    dict, or ``weight`` itself."""
+    if isinstance(weight, ObjectCells):
+        return weight.at(size)
     return weight.get(layer) if isinstance(weight, dict) else weight
 
 
@@ -358,8 +382,8 @@ class StyleLoss(nn.Module):
         layer_weights: ``{layer: weight}``.
 
     Call :meth:`set_target` once with the style images' features (no gradient is kept), then call the
-    module with the features of a batch (N, C, H, W) and an optional weight map (N, 1, H, W), or a dict
-    of per-layer maps ``{layer: (N, 1, H_l, W_l)}`` (e.g. :func:`object_cells`). Returns a scalar: per
+    module with the features of a batch (N, C, H, W) and an optional weight map (N, 1, H, W), a dict
+    of per-layer maps ``{layer: (N, 1, H_l, W_l)}`` (e.g. :func:`object_cells`) or an :class:`ObjectCells`. Returns a scalar: per
     layer, the mean over items that have any weight at that layer.
     """
 
@@ -380,7 +404,7 @@ class StyleLoss(nn.Module):
     def forward(self, feats: dict[str, torch.Tensor], weight: torch.Tensor | None = None) -> torch.Tensor:
         total = 0.0
         for layer, lw in self.layer_weights.items():
-            w = _layer_weight(weight, layer)
+            w = _layer_weight(weight, layer, feats[layer].shape[-2:])
             per_item = self.statistic.distance(feats[layer], w, self.targets[layer])
             total = total + lw * _mean_over_items(per_item, w)
         return total

@@ -30,7 +30,7 @@ from ..core.errors import MeshstyleError
 from ..core.imageio import load_image, long_edge_size, resize_tensor, rgb8_to_tensor, tensor_to_rgb8
 from ..core.views import LevelView, ViewStack, render
 from ..engine.encoders import min_input_size
-from ..engine.losses import object_cells
+from ..engine.losses import ObjectCells
 from ..engine.objective import Objective, total
 from ..engine.optimize import RunSettings, StepInfo, load_parameters, run
 from ..engine.options import EngineOptions, normalize_blend, resolve_device
@@ -143,8 +143,7 @@ class MultiViewLoss(nn.Module):
         if weighting not in WEIGHTINGS:
             raise MeshstyleError(f"unknown weighting {weighting!r}; use one of {', '.join(WEIGHTINGS)}")
         self.objective, self.views, self.weighting = objective, views, weighting
-        layers = list(objective.options.style_layers)
-        self.cells = [[object_cells(lv.weight > 0, layers) for lv in per_view] for per_view in views]
+        self.cells = [[ObjectCells(lv.weight > 0) for lv in per_view] for per_view in views]
         self.content: list[list[dict | None]] = [[None] * len(per_view) for per_view in views]
 
     @torch.no_grad()
