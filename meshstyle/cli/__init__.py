@@ -13,6 +13,7 @@ import argparse
 import logging
 import re
 import sys
+import warnings
 
 from .. import __version__
 from ..core.errors import MeshstyleError, one_line
@@ -20,9 +21,11 @@ from ..core.errors import MeshstyleError, one_line
 log = logging.getLogger("meshstyle")
 RANDOM_LABEL = "made with RANDOM (untrained) VGG weights: a test output, not a real stylization"
 
-EPILOG_WEIGHTS = """VGG weights: by default torchvision's ImageNet VGG-19 is downloaded once and cached. Offline,
-pass --vgg-weights PATH (a torchvision vgg19 state dict) or set MESHSTYLE_VGG_WEIGHTS=PATH.
---vgg-weights random runs with seeded untrained weights (for tests; outputs are labelled)."""
+EPILOG_WEIGHTS = """Networks: --encoder auto uses torchvision's ImageNet VGG-19 when its weights are on this machine
+(--encoder vgg19 downloads them once; offline: --vgg-weights PATH or MESHSTYLE_VGG_WEIGHTS=PATH), and
+otherwise the pretrained mobilenetv2-magenta shipped with meshstyle[pretrained], so offline runs are
+real stylizations. --vgg-weights random runs untrained VGG weights (tests only; outputs are labelled).
+--method feedforward uses pretrained feed-forward networks instead of optimization (seconds, not minutes)."""
 
 #: Arguments that name inputs and outputs rather than options of the run (not in the option tables).
 IO_ARGUMENTS = ("content", "input", "style", "output", "preview", "quiet")
@@ -42,7 +45,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``meshstyle`` argument parser with every subcommand."""
-    from . import image, mesh
+    from . import image, mesh, styles
 
     parser = Parser(
         prog="meshstyle",
@@ -53,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     image.add_commands(sub)
     mesh.add_commands(sub)
+    styles.add_styles_command(sub)
     return parser
 
 
@@ -69,6 +73,8 @@ def setup_logging(quiet: bool) -> None:
     log.handlers[:] = [handler]
     log.setLevel(logging.ERROR if quiet else logging.INFO)
     log.propagate = False
+    # onnx2torch's converted graphs index with lists, which torch flags; nothing for users to act on
+    warnings.filterwarnings("ignore", message="Using a non-tuple sequence", category=UserWarning)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from ..core import optiontable
+from ..core.errors import MeshstyleError
 from ..core.imageio import check_image_output, open_image, save_image
 from ..core.outputs import OutputPlan
 from ..engine.features import is_random_weights
@@ -15,6 +16,7 @@ from . import EPILOG_WEIGHTS, RANDOM_LABEL
 from .progress import ProgressBar
 
 log = logging.getLogger("meshstyle")
+PRESET = "preset:"
 FMT = argparse.RawDescriptionHelpFormatter
 
 COMMANDS = {
@@ -22,7 +24,10 @@ COMMANDS = {
               "Repaint CONTENT in the style of one or more paintings (Gatys et al. 2016).",
               ["meshstyle image photo.jpg --style starry.jpg -o out.png",
                "meshstyle image photo.jpg --style a.jpg --style b.jpg --style-blend 0.7,0.3 -o out.png",
-               "meshstyle image photo.jpg --style wave.jpg --preserve-color luminance -o out.png"]),
+               "meshstyle image photo.jpg --style wave.jpg --preserve-color luminance -o out.png",
+               "meshstyle image photo.jpg --style starry.jpg --method feedforward -o out.png   # pretrained, 1 s",
+               "meshstyle image photo.jpg --style preset:3 --style preset:7 --style-blend 0.5,0.5 "
+               "--method feedforward -o out.png"]),
     "texture": ("texture synthesis from a painting",
                 "Synthesize a new texture with the style statistics of STYLE (Gatys et al. 2015).",
                 ["meshstyle texture --style wave.jpg --size 512x512 -o wave_texture.png"]),
@@ -30,6 +35,11 @@ COMMANDS = {
                     "Reconstruct CONTENT from its features at one layer, starting from noise.",
                     ["meshstyle reconstruct photo.jpg --layer relu3_1 -o recon.png"]),
 }
+
+
+def is_preset(style) -> bool:
+    """True for a ``preset:N`` style (one of the 26 feed-forward styles), which is no file."""
+    return isinstance(style, str) and style.startswith(PRESET)
 
 
 def add_option_flags(parser: argparse.ArgumentParser, command: str, *tables) -> None:
@@ -50,7 +60,10 @@ def add_commands(sub) -> None:
         if command != "texture":
             p.add_argument("content", help="content image (any format Pillow reads)")
         if command != "reconstruct":
-            p.add_argument("--style", action="append", required=True, help="style image; repeat to blend several")
+            p.add_argument("--style", action="append", required=True,
+                           help="style image; repeat to blend several" + (
+                               "; preset:N (0..25) picks a pretrained style for --method feedforward "
+                               "('meshstyle styles' shows them)" if command == "image" else ""))
         p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")
         add_option_flags(p, command, ImageOptions)
         p.set_defaults(func=run_image_command)
@@ -65,8 +78,8 @@ def run_image_command(args) -> int:
     image_options.validate()
     styles = list(getattr(args, "style", None) or [])
     content = getattr(args, "content", None)
-    init = image_options.init if image_options.init not in (None, "content", "noise") else None
-    inputs = [p for p in (content, *styles, init) if p is not None]
+    init = image_options.init if image_options.init not in (None, "content", "noise", "feedforward") else None
+    inputs = [p for p in (content, *styles, init) if p is not None and not is_preset(p)]
     out = check_image_output(args.output)
     plan = OutputPlan(inputs)
     plan.add(out)
@@ -79,6 +92,8 @@ def run_image_command(args) -> int:
     def on_checkpoint(image):
         save_image(image, out, label)
 
+    if any(is_preset(s) for s in styles) and options.method != "feedforward":
+        raise MeshstyleError("--style preset:N needs --method feedforward (the presets are networks, not images)")
     kwargs = {"options": options, "image_options": image_options, "callback": bar, "on_checkpoint": on_checkpoint}
     try:
         if args.command == "image":

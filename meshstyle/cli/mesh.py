@@ -7,12 +7,14 @@ import logging
 from pathlib import Path
 
 from ..core import optiontable
+from ..core.errors import MeshstyleError
 from ..core.imageio import check_image_output, open_image
 from ..core.outputs import OutputPlan
 from ..engine.options import EngineOptions
+from ..stylize.guards import ensure_finite
 from ..stylize.options import ENGINE_DEFAULTS, MeshOptions
 from . import EPILOG_WEIGHTS, RANDOM_LABEL
-from .image import add_option_flags
+from .image import add_option_flags, is_preset
 from .progress import ProgressBar
 
 log = logging.getLogger("meshstyle")
@@ -53,6 +55,8 @@ def add_commands(sub) -> None:
     p.add_argument("-o", "--output", required=True, help=".png/.jpg/.webp contact sheet or .gif turntable")
     p.add_argument("--views", type=_positive_int, default=None, help="views in the sheet (8) or frames of the GIF (36)")
     p.add_argument("--size", type=_positive_int, default=256, help="size of each view, px (default: 256)")
+    p.add_argument("--allow-missing-textures", action="store_true",
+                   help="draw parts whose texture files are missing in their base colour instead of stopping")
     p.add_argument("--quiet", "-q", action="store_true", help="only errors")
     p.set_defaults(func=cmd_render)
 
@@ -72,24 +76,18 @@ def _check_preview(path: str | None) -> None:
         check_image_output(path)
 
 
-def _mesh_sibling_guesses(out: Path) -> list[Path]:
-    """Files an export writes beside ``out`` (checked against the inputs before the run)."""
-    stem = out.with_suffix("")
-    if out.suffix.lower() == ".obj":
-        return [out.with_suffix(".mtl"), out.with_suffix(".png"), out.with_suffix(".jpg")]
-    return [Path(f"{stem}_texture.png"), Path(f"{stem}_texture.jpg")]
-
-
-def plan_mesh_outputs(args, mesh_options: MeshOptions) -> tuple[OutputPlan, Path]:
-    """The output plan of ``meshstyle mesh``: mesh, its siblings, preview and checkpoint, checked."""
+def plan_mesh_outputs(args, mesh_options: MeshOptions, mesh) -> tuple[OutputPlan, Path]:
+    """The output plan of ``meshstyle mesh``: the mesh and the siblings its export writes, the preview and
+    the checkpoint, checked against every input file (the mesh's own MTL and textures included)."""
     from ..mesh.textured import check_mesh_output
 
     out = check_mesh_output(args.output)
-    plan = OutputPlan([args.input, *args.style, mesh_options.resume])
-    plan.add(out)
-    for sibling in _mesh_sibling_guesses(out):
-        if sibling.resolve() in {Path(p).resolve() for p in [args.input, *args.style]}:
-            plan.add(sibling)  # raises: it would replace an input
+    resume = mesh_options.resume
+    if resume and mesh_options.checkpoint and Path(resume).resolve() == Path(mesh_options.checkpoint).resolve():
+        resume = None  # continuing a checkpoint and saving it again is the documented workflow
+    plan = OutputPlan([args.input, *[s for s in args.style if not is_preset(s)], resume, *mesh.resource_files()])
+    for path in mesh.output_paths(out, texture_format=mesh_options.texture_format):
+        plan.add(path)
     if args.preview:
         _check_preview(args.preview)
         plan.add(args.preview)
@@ -102,7 +100,7 @@ def plan_mesh_outputs(args, mesh_options: MeshOptions) -> tuple[OutputPlan, Path
 def cmd_mesh(args) -> int:
     """``meshstyle mesh``: validate everything, stylize, export, preview; returns the exit status."""
     from ..mesh.preview import before_after_sheet, render_turntable
-    from ..mesh.textured import TexturedMesh
+    from ..mesh.textured import TexturedMesh, check_mesh_output
     from ..stylize.mesh import stylize_mesh
 
     options = optiontable.from_args(EngineOptions, args, ENGINE_DEFAULTS["mesh"]).validated()
@@ -110,10 +108,14 @@ def cmd_mesh(args) -> int:
     if mesh_options.checkpoint_every and not mesh_options.checkpoint:
         mesh_options.checkpoint = str(Path(args.output).with_suffix(".ckpt"))
     mesh_options.validate()
-    plan, out = plan_mesh_outputs(args, mesh_options)
+    check_mesh_output(args.output)
     for style in args.style:
-        open_image(style)  # fail fast on a bad style before the slow work
-    mesh = TexturedMesh.load(args.input)
+        if not is_preset(style):
+            open_image(style)  # fail fast on a bad style before the slow work
+    if any(is_preset(s) for s in args.style) and options.method != "feedforward":
+        raise MeshstyleError("--style preset:N needs --method feedforward (the presets are networks, not images)")
+    mesh = TexturedMesh.load(args.input, allow_missing_textures=mesh_options.allow_missing_textures)
+    plan, out = plan_mesh_outputs(args, mesh_options, mesh)
     log.info("loaded %s: %d stylizable part(s), %d faces", args.input, len(mesh.stylizable),
              sum(len(i.faces) for i in mesh.instances()))
     views_bar = ProgressBar("ray casting views", quiet=args.quiet, unit="view")
@@ -124,13 +126,21 @@ def cmd_mesh(args) -> int:
         bar(info)
 
     try:
-        result = stylize_mesh(mesh, args.style, mesh_options=mesh_options, options=options, callback=on_step,
-                              view_progress=lambda: views_bar.tick(mesh_options.views * mesh_options.depth_levels))
+        if options.method == "feedforward":
+            result = _feedforward(mesh, args.style, options, mesh_options)
+        else:
+            result = stylize_mesh(mesh, args.style, mesh_options=mesh_options, options=options, callback=on_step,
+                                  view_progress=lambda: views_bar.tick(mesh_options.views * mesh_options.depth_levels))
     finally:
         views_bar.close()
         bar.close()
+    ensure_finite([h for h in result.history if all(isinstance(v, float) for v in h.values())])
     note = RANDOM_LABEL if result.random_weights else None
-    writers = {out: lambda tmp: result.mesh.save(tmp)}
+    provenance = {"style": ", ".join(Path(s).name if not is_preset(s) else s for s in args.style),
+                  "method": options.method, "encoder": options.encoder if options.method == "optimize" else "none",
+                  "vgg_weights": "random" if result.random_weights else "pretrained", "seed": options.seed}
+    writers = {out: lambda tmp: result.mesh.save(tmp, texture_format=mesh_options.texture_format,
+                                                 jpeg_quality=mesh_options.jpeg_quality, provenance=provenance)}
     if args.preview and Path(args.preview).suffix.lower() == GIF:
         writers[Path(args.preview)] = lambda tmp: render_turntable(result.mesh, tmp)
     elif args.preview:
@@ -145,6 +155,31 @@ def cmd_mesh(args) -> int:
     return 0
 
 
+def _feedforward(mesh, styles: list[str], options: EngineOptions, mesh_options: MeshOptions):
+    """``--method feedforward``: the pretrained networks stylize the views and the texture is fitted to them.
+
+    Options left at their optimization defaults (``--resolution``, ``--iterations``) take the feed-forward
+    job's own (384 px, 40 fitting steps per round)."""
+    from ..stylize.feedforward import stylize_mesh_feedforward
+
+    chosen = {}
+    if mesh_options.resolution != MeshOptions().resolution:
+        chosen["resolution"] = mesh_options.resolution
+    if options.iterations != ENGINE_DEFAULTS["mesh"].iterations:
+        chosen["iterations"] = options.iterations
+    result = stylize_mesh_feedforward(
+        mesh, styles, views=mesh_options.views, rounds=mesh_options.rounds, texture_size=mesh_options.texture_size,
+        style_blend=options.style_blend, strength=options.strength, angle_threshold=mesh_options.angle_threshold,
+        fov=mesh_options.fov, distance=mesh_options.distance, elevation=mesh_options.elevation, seed=options.seed,
+        device=options.device, **chosen)
+    summary = result.history[-1] if result.history else {}
+    seams = summary.get("seams_after")
+    if isinstance(seams, dict) and {"seam", "interior"} <= set(seams):
+        log.info("feed-forward fit: mean colour jump across UV seams %.3f (across ordinary edges %.3f)",
+                 seams["seam"], seams["interior"])
+    return result
+
+
 def cmd_render(args) -> int:
     """``meshstyle render``: contact sheet or turntable GIF of a mesh; returns the exit status."""
     from ..mesh.preview import render_sheet, render_turntable
@@ -155,7 +190,7 @@ def cmd_render(args) -> int:
     plan = OutputPlan([args.input])
     plan.add(out)
     plan.check()
-    mesh = TexturedMesh.load(args.input)
+    mesh = TexturedMesh.load(args.input, allow_missing_textures=args.allow_missing_textures)
     if out.suffix.lower() == GIF:
         plan.commit({out: lambda tmp: render_turntable(mesh, tmp, frames=args.views or 36, size=args.size)})
     else:

@@ -273,9 +273,9 @@ def markdown_table(tables: Iterable[tuple[type, Any]]) -> str:
         first = next(iter(per_command.values()))
         for field, spec in specs(cls):
             flag = flag_name(field, spec)
-            if flag in seen:
+            if (flag, spec.commands) in seen:
                 continue
-            seen.add(flag)
+            seen.add((flag, spec.commands))
             commands = "all" if spec.commands == ALL_COMMANDS else ", ".join(sorted(spec.commands))
             shown = _cell(getattr(first, field.name), spec)
             others = [f"{cmd}: {_cell(getattr(inst, field.name), spec)}" for cmd, inst in per_command.items()

@@ -108,7 +108,8 @@ class EngineOptions:
     :mod:`meshstyle.engine.losses`), so content and style weights of 1 and 1 balance.
     """
 
-    iterations: int = option(300, "optimization steps (per coarse-to-fine scale for images)", kind="int",
+    iterations: int = option(300, "optimization steps (per coarse-to-fine scale for images; mesh feedforward: "
+                             "fitting steps per round, 40 unless given)", kind="int",
                              low=1, high=1_000_000, group="optimization")
     optimizer: str = option("lbfgs", "L-BFGS converges in fewer steps on one image; Adam suits minibatches of views",
                             choices=OPTIMIZERS, group="optimization")
@@ -165,8 +166,9 @@ class EngineOptions:
         """
         check(self)
         encoder = self.encoder
-        if encoder == "auto":
-            encoder = "vgg19" if self.vgg_weights is not None else encoders.available_default_encoder()
+        if encoder == "auto":  # the feed-forward method needs no encoder: no notice then
+            encoder = ("vgg19" if self.vgg_weights is not None or self.method == "feedforward"
+                       else encoders.available_default_encoder())
         style_default, content_default = encoders.default_layers(encoder)
         return replace(self, encoder=encoder,
                        content_layers=parse_layers(self.content_layers or content_default, encoder),

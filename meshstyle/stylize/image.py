@@ -161,6 +161,20 @@ _COMMON_ARGS = """        options: :class:`~meshstyle.engine.options.EngineOptio
             ``style_blend=(0.7, 0.3)``, ``vgg_weights="random"``); they win over ``options``."""
 
 
+def _or(value, default):
+    return default if value is None else value
+
+
+def _feedforward(content, styles: list, options: EngineOptions, image_options: ImageOptions) -> ImageResult:
+    """The pretrained feed-forward networks instead of the optimization (``method="feedforward"``)."""
+    from .feedforward import stylize_image_feedforward
+
+    size = None if image_options.size is None else parse_size(image_options.size)
+    return stylize_image_feedforward(content, styles, size=size, style_blend=options.style_blend,
+                                     strength=options.strength, preserve_color=image_options.preserve_color,
+                                     device=options.device)
+
+
 def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
                   options: EngineOptions | None = None, image_options: ImageOptions | None = None,
                   callback: Callable[[StepInfo], None] | None = None,
@@ -174,6 +188,9 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
 
     ``preserve_color``: ``"luminance"`` (luminance-only transfer) or ``"histogram"`` (style colours
     matched to the content), see :mod:`meshstyle.engine.color`. ``size``: long edge in px or (W, H).
+    ``method="feedforward"`` runs the pretrained networks of
+    :func:`~meshstyle.stylize.feedforward.stylize_image_feedforward` instead (styles may then be
+    ``"preset:N"``; ``strength`` applies); ``init="feedforward"`` starts the optimization from their result.
 
     Returns:
         :class:`ImageResult`: the image (3, H, W) in [0, 1] at the requested size.
@@ -183,9 +200,14 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
     """
     options, image_options, device = _prepare("image", options, image_options, overrides)
     styles_in = style if isinstance(style, list | tuple) else [style]
+    if options.method == "feedforward":
+        return _feedforward(content, styles_in, options, image_options)
     blend = normalize_blend(options.style_blend, len(styles_in))
     preserve_color = image_options.preserve_color
     content_img = _as_image(content, parse_size(image_options.size))
+    if image_options.init == "feedforward":
+        image_options = replace(image_options, init=_feedforward(content_img, styles_in, options,
+                                                                 replace(image_options, size=None)).image)
     out_size = (content_img.shape[2], content_img.shape[1])
     styles = [_as_image(s) for s in styles_in]
     original = content_img
@@ -203,7 +225,7 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
     objective = Objective(options, device)
     checkpoint = (lambda img: on_checkpoint(finish(img))) if on_checkpoint else None
     image, results = _run_scales(objective, options, scale_sizes(*out_size, image_options.scales), content_img,
-                                 styles, blend, image_options.style_scale, image_options.init or "content",
+                                 styles, blend, image_options.style_scale, _or(image_options.init, "content"),
                                  callback, checkpoint, image_options.save_every)
     return _result(finish(image), results, objective)
 
@@ -227,6 +249,8 @@ def synthesize_texture(style: ImageInput | list[ImageInput], *, options: EngineO
         MeshstyleError: unreadable inputs or out-of-range options.
     """
     options, image_options, device = _prepare("texture", options, image_options, overrides)
+    if image_options.init == "feedforward":
+        raise MeshstyleError("--init feedforward needs a content image (use it with 'meshstyle image')")
     styles_in = style if isinstance(style, list | tuple) else [style]
     blend = normalize_blend(options.style_blend, len(styles_in))
     size = parse_size(image_options.size)
@@ -234,7 +258,7 @@ def synthesize_texture(style: ImageInput | list[ImageInput], *, options: EngineO
     styles = [_as_image(s) for s in styles_in]
     objective = Objective(options, device, use_content=False)
     image, results = _run_scales(objective, options, scale_sizes(*out_size, image_options.scales), None, styles,
-                                 blend, image_options.style_scale, image_options.init or "noise", callback,
+                                 blend, image_options.style_scale, _or(image_options.init, "noise"), callback,
                                  on_checkpoint, image_options.save_every)
     return _result(image, results, objective)
 
@@ -259,12 +283,14 @@ def reconstruct_content(content: ImageInput, *, options: EngineOptions | None = 
         MeshstyleError: unreadable inputs or out-of-range options.
     """
     options, image_options, device = _prepare("reconstruct", options, image_options, overrides)
+    if image_options.init == "feedforward":
+        raise MeshstyleError("--init feedforward needs a style (use it with 'meshstyle image')")
     options = replace(options, content_layers=parse_layers(image_options.layer, options.arch))
     content_img = _as_image(content, parse_size(image_options.size))
     out_size = (content_img.shape[2], content_img.shape[1])
     objective = Objective(options, device, use_style=False)
     image, results = _run_scales(objective, options, scale_sizes(*out_size, image_options.scales or 1),
-                                 content_img, [], [], 1.0, image_options.init or "noise", callback, on_checkpoint,
+                                 content_img, [], [], 1.0, _or(image_options.init, "noise"), callback, on_checkpoint,
                                  image_options.save_every)
     return _result(image, results, objective)
 

@@ -76,9 +76,9 @@ class ImageOptions:
     style_scale: float = option(1.0, "style image size relative to the output; smaller gives smaller strokes",
                                 kind="float", low=0, low_open=True, high=16,
                                 commands=frozenset({"image", "texture"}), group="image")
-    init: object = option(None, "start from 'content', 'noise' or an image file (auto: content for image, "
-                          "noise otherwise)", kind="custom", none=True, check=_init_problem,
-                          commands=IMAGE_COMMANDS, group="image")
+    init: object = option(None, "start from 'content', 'noise', 'feedforward' (the pretrained network's "
+                          "result) or an image file (auto: content for image, noise otherwise)", kind="custom",
+                          none=True, check=_init_problem, commands=IMAGE_COMMANDS, group="image")
     preserve_color: str = option("none", "keep the content's colours: luminance-only transfer or style colour "
                                  "histogram matching", choices=("none", "luminance", "histogram"),
                                  commands=frozenset({"image"}), group="image")
@@ -113,8 +113,8 @@ class MeshOptions:
     """
 
     views: int = option(24, "cameras around the object", kind="int", low=1, high=1024, commands=MESH, group="views")
-    resolution: int = option(256, "render size of the finest level, px", kind="int", low=16, high=4096,
-                             commands=MESH, group="views")
+    resolution: int = option(256, "render size of the finest level, px (feedforward: 384 unless given)", kind="int",
+                             low=16, high=4096, commands=MESH, group="views")
     depth_levels: int = option(3, "render resolution levels, each half the previous", kind="int", low=1, high=5,
                                commands=MESH, group="views")
     batch_views: int = option(2, "views per optimization step", kind="int", low=1, high=1024, commands=MESH,
@@ -145,6 +145,18 @@ class MeshOptions:
                                              group="texture and style", metavar="S1,S2,...")
     pyramid_weight: float = option(1.0, "regularizer pushing detail toward coarse texture levels", kind="float",
                                    low=0, high=1e9, commands=MESH, group="texture and style")
+    init: str = option("original", "starting texture: the original, or 'feedforward' (the pretrained networks' "
+                       "fitted texture, then optimized)", choices=("original", "feedforward"), commands=MESH,
+                       group="texture and style")
+    rounds: int = option(3, "feedforward: render, stylize and fit rounds (more rounds agree better across views)",
+                         kind="int", low=1, high=20, commands=MESH, group="texture and style")
+    texture_format: str | None = option(None, "format of the written textures (auto: as the input's)", none=True,
+                                        choices=("png", "jpeg", "webp"), commands=MESH, group="results")
+    jpeg_quality: int = option(95, "quality of JPEG/WebP textures, 1..100", kind="int", low=1, high=100,
+                               commands=MESH, group="results")
+    allow_missing_textures: bool = option(False, "load a mesh whose MTL or texture files are missing (their parts "
+                                          "keep their base colour, with a warning) instead of stopping",
+                                          kind="bool", commands=MESH, group="results")
     checkpoint_every: int = option(0, "save the optimization state every N steps (0: never)", kind="int", low=0,
                                    high=1_000_000, commands=MESH, group="results", metavar="N")
     checkpoint: str | None = option(None, "checkpoint file (auto: OUTPUT's stem + .ckpt)", none=True,
