@@ -73,7 +73,7 @@ def run_image_command(args) -> int:
     """Run one of the 2D commands from parsed arguments; returns the exit status."""
     from ..stylize import image as jobs
 
-    options = optiontable.from_args(EngineOptions, args, ENGINE_DEFAULTS[args.command]).validated()
+    options = optiontable.from_args(EngineOptions, args, ENGINE_DEFAULTS[args.command])
     image_options = optiontable.from_args(ImageOptions, args)
     image_options.validate()
     styles = list(getattr(args, "style", None) or [])
@@ -86,6 +86,7 @@ def run_image_command(args) -> int:
     plan.check()
     for path in inputs:
         open_image(path)  # fail fast on a bad input before the slow work
+    options = options.validated()
     label = RANDOM_LABEL if is_random_weights(options.vgg_weights) else None
     bar = ProgressBar(quiet=args.quiet)
 

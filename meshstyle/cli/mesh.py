@@ -103,7 +103,7 @@ def cmd_mesh(args) -> int:
     from ..mesh.textured import TexturedMesh, check_mesh_output
     from ..stylize.mesh import stylize_mesh
 
-    options = optiontable.from_args(EngineOptions, args, ENGINE_DEFAULTS["mesh"]).validated()
+    options = optiontable.from_args(EngineOptions, args, ENGINE_DEFAULTS["mesh"])
     mesh_options = optiontable.from_args(MeshOptions, args)
     if mesh_options.checkpoint_every and not mesh_options.checkpoint:
         mesh_options.checkpoint = str(Path(args.output).with_suffix(".ckpt"))
@@ -115,6 +115,7 @@ def cmd_mesh(args) -> int:
     if any(is_preset(s) for s in args.style) and options.method != "feedforward":
         raise MeshstyleError("--style preset:N needs --method feedforward (the presets are networks, not images)")
     mesh = TexturedMesh.load(args.input, allow_missing_textures=mesh_options.allow_missing_textures)
+    options = options.validated()
     plan, out = plan_mesh_outputs(args, mesh_options, mesh)
     log.info("loaded %s: %d stylizable part(s), %d faces", args.input, len(mesh.stylizable),
              sum(len(i.faces) for i in mesh.instances()))
