@@ -11,10 +11,12 @@ the synthesis size): 1 means as much fine detail as the style, > 1 means added n
 Spectra are of the mean-free image under a 2D Hann window, summed over RGB; "above half Nyquist" is a
 radial frequency > 0.25 cycles/px.
 
-Remedies: ``none``; ``tv`` (total variation, weight 0.3); ``swag`` (softmax-transformed activations,
-Wang et al. CVPR 2021); ``jitter`` (random sub-pixel shift of the optimized image, +-1 px); ``multiscale``
-(coarse to fine: half size, then full size from the upsampled result, as the 2D commands do by
-default); ``antialias`` (strided convolutions -> stride 1 + blur-pool); and combinations.
+Remedies: ``none``; ``tv`` (total variation, weight 0.3 or as named); ``swag`` (softmax-transformed
+activations, Wang et al. CVPR 2021); ``jitter`` (random sub-pixel shift of the optimized image, +-1 px);
+``multiscale`` (coarse to fine: half size, then full size from the upsampled result, as the 2D commands
+do by default); ``antialias`` (strided convolutions -> stride 1 + ReLU6 + blur-pool, Zhang ICML 2019);
+combinations; and ``/smooth-init`` rows that start from smooth noise, as a mesh run starts from its
+texture, which isolates the checkerboard the gradient paints.
 
 Usage: python scripts/eval_highfreq.py [--size 256] [--steps 400] [--remedies none,antialias] [--save DIR]
 """
@@ -41,18 +43,25 @@ from meshstyle.engine.texture import PlainTexture  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 STARRY = ROOT / "assets" / "styles" / "starry_night_google.jpg"
 
-#: name -> (encoder keyword arguments, TV weight, coarse-to-fine)
+NONE, AA = {"smoothing": "none"}, {"smoothing": "antialias"}
+#: name -> (encoder keyword arguments, TV weight, coarse-to-fine, initial image)
 REMEDIES = {
-    "none": ({"smoothing": "none"}, 0.0, False),
-    "tv": ({"smoothing": "none"}, 0.3, False),
-    "swag": ({"smoothing": "swag"}, 0.0, False),
-    "jitter": ({"smoothing": "none", "jitter": 1.0}, 0.0, False),
-    "multiscale": ({"smoothing": "none"}, 0.0, True),
-    "antialias": ({"smoothing": "antialias"}, 0.0, False),
-    "antialias+multiscale": ({"smoothing": "antialias"}, 0.0, True),
-    "antialias+jitter+multiscale": ({"smoothing": "antialias", "jitter": 1.0}, 0.0, True),
-    "antialias+tv+multiscale": ({"smoothing": "antialias"}, 0.05, True),
-    "swag+multiscale": ({"smoothing": "swag"}, 0.0, True),
+    "none": (NONE, 0.0, False, "noise"),
+    "tv": (NONE, 0.3, False, "noise"),
+    "swag": ({"smoothing": "swag"}, 0.0, False, "noise"),
+    "jitter": ({"smoothing": "none", "jitter": 1.0}, 0.0, False, "noise"),
+    "multiscale": (NONE, 0.0, True, "noise"),
+    "antialias": (AA, 0.0, False, "noise"),
+    "swag+multiscale": ({"smoothing": "swag"}, 0.0, True, "noise"),
+    "jitter+multiscale": ({"smoothing": "none", "jitter": 1.0}, 0.0, True, "noise"),
+    "antialias+multiscale": (AA, 0.0, True, "noise"),
+    "antialias+jitter+multiscale": ({"smoothing": "antialias", "jitter": 1.0}, 0.0, True, "noise"),
+    "antialias+tv0.01+multiscale": (AA, 0.01, True, "noise"),
+    "antialias+tv0.03+multiscale": (AA, 0.03, True, "noise"),
+    # a smooth start (as a mesh's own texture is): only the gradient's checkerboard is left to remove
+    "none/smooth-init": (NONE, 0.0, False, "smooth"),
+    "antialias/smooth-init": (AA, 0.0, False, "smooth"),
+    "antialias+tv0.01/smooth-init": (AA, 0.01, False, "smooth"),
 }
 
 
@@ -86,9 +95,19 @@ def highfreq_share(image: torch.Tensor) -> float:
     return float(power[radius > 0.25].sum() / power.sum().clamp_min(1e-20))
 
 
+def initial(kind: str, side: int, gen: torch.Generator) -> torch.Tensor:
+    """``"noise"``: uniform noise (the 2D commands' start); ``"smooth"``: uniform noise at 1/8 size,
+    upsampled bilinearly (no fine detail)."""
+    if kind == "noise":
+        return torch.rand(3, side, side, generator=gen)
+    coarse = torch.rand(1, 3, max(1, side // 8), max(1, side // 8), generator=gen)
+    return F.interpolate(coarse, size=(side, side), mode="bilinear", align_corners=False)[0]
+
+
 def synthesize(style: torch.Tensor, encoder_kw: dict, tv: float, coarse_to_fine: bool, steps: int,
-               size: int, seed: int = 0, lr: float = 0.02) -> tuple[torch.Tensor, list[float]]:
-    """Gram texture synthesis from noise; returns the texture (3, size, size) and the loss per step."""
+               size: int, init: str = "noise", seed: int = 0,
+               lr: float = 0.02) -> tuple[torch.Tensor, list[float]]:
+    """Gram texture synthesis; returns the texture (3, size, size) and the style loss per step."""
     layers = DEFAULT_STYLE_LAYERS.split(",")
     encoder = MobileNetEncoder(layers, seed=seed, **encoder_kw)
     gen = torch.Generator().manual_seed(seed)
@@ -100,7 +119,7 @@ def synthesize(style: torch.Tensor, encoder_kw: dict, tv: float, coarse_to_fine:
         with torch.no_grad():
             loss.set_target([encoder(target)], [1.0])
         if texture is None:
-            start = torch.rand(3, side, side, generator=gen)
+            start = initial(init, side, gen)
         else:
             start = F.interpolate(texture[None], size=(side, side), mode="bilinear", align_corners=False)[0]
         param = PlainTexture(start)
@@ -141,16 +160,16 @@ def main(argv: list[str] | None = None) -> None:
         for name, img in styles.items():
             save_png(img, args.save / f"style_{name}.png")
     for remedy in args.remedies.split(","):
-        encoder_kw, tv, c2f = REMEDIES[remedy]
+        encoder_kw, tv, c2f, init = REMEDIES[remedy]
         row = {"remedy": remedy}
         start = time.perf_counter()
         drops = []
         for name, style in styles.items():
-            texture, history = synthesize(style, encoder_kw, tv, c2f, args.steps, args.size)
+            texture, history = synthesize(style, encoder_kw, tv, c2f, args.steps, args.size, init)
             row[f"ratio_{name}"] = round(highfreq_share(texture) / shares[name], 3)
             drops.append(history[-1] / history[0])
             if args.save:
-                save_png(texture, args.save / f"{name}_{remedy.replace('+', '_')}.png")
+                save_png(texture, args.save / f"{name}_{remedy.replace('+', '_').replace('/', '_')}.png")
         row["ratio_max"] = max(row[f"ratio_{name}"] for name in styles)
         row["loss_final_over_first"] = round(max(drops), 4)
         row["s"] = round(time.perf_counter() - start, 1)

@@ -102,6 +102,33 @@ def test_gradients_reach_the_input(smoothing):
     assert (x.grad.abs().sum(1) > 0).float().mean() > 0.99
 
 
+def _highfreq_share(image: torch.Tensor) -> float:
+    """Share of the spectral power of (3, H, W) above half Nyquist (radial frequency > 0.25 cycles/px)."""
+    power = torch.fft.fft2(image - image.mean((1, 2), keepdim=True)).abs().pow(2).sum(0)
+    fy, fx = torch.fft.fftfreq(image.shape[1])[:, None], torch.fft.fftfreq(image.shape[2])[None]
+    return float(power[(fx ** 2 + fy ** 2).sqrt() > 0.25].sum() / power.sum())
+
+
+def test_antialias_keeps_the_features_and_removes_the_checkerboard_of_the_gradient():
+    from meshstyle.core.imageio import load_image
+    from tests.conftest import CONTENT
+
+    image = load_image(CONTENT, (64, 64))[None]
+    plain, smooth = MobileNetEncoder(STYLE_LAYERS, smoothing="none"), MobileNetEncoder(STYLE_LAYERS)
+    assert smooth.smoothing == "antialias"
+    a, b = plain(image), smooth(image)
+    for name in STYLE_LAYERS:
+        assert a[name].shape == b[name].shape
+        assert torch.nn.functional.cosine_similarity(a[name].flatten(), b[name].flatten(), 0) > 0.93, name
+    shares = []
+    for enc in (plain, smooth):
+        x = image.clone().requires_grad_()
+        sum(f.pow(2).mean() for f in enc(x).values()).backward()
+        shares.append(_highfreq_share(x.grad[0]))
+    # measured: 0.46 of the plain network's input gradient is above half Nyquist, 0.07 with antialias
+    assert shares[0] > 0.3 and shares[1] < 0.15
+
+
 def test_jitter_moves_only_optimized_images():
     enc = MobileNetEncoder(["stem_relu6"], smoothing="none", jitter=1.0, seed=3)
     image = torch.rand(1, 3, 32, 32)
@@ -168,6 +195,10 @@ def test_registry_round_trip(monkeypatch, tmp_path, caplog):
         assert encoders.available_default_encoder() == "mobilenetv2-magenta"
     notices = [r for r in caplog.records if "mobilenetv2-magenta" in r.getMessage()]
     assert len(notices) == 1 and "\n" not in notices[0].getMessage()
+    assert encoders.resolve_encoder(None, weights="random") == "vgg19"
+    assert encoders.resolve_encoder("vgg16") == "vgg16"
+    with pytest.raises(MeshstyleError, match="unknown encoder"):
+        encoders.resolve_encoder("mobilenet")
     monkeypatch.setenv(features.WEIGHTS_ENV, str(tmp_path / "vgg19.pth"))
     assert encoders.available_default_encoder() == "vgg19"
     monkeypatch.delenv(features.WEIGHTS_ENV)

@@ -131,3 +131,18 @@ def available_default_encoder() -> str:
                  "encoder (--encoder vgg19 to download VGG)", features.expected_cache_file("vgg19"))
         _noticed = True
     return MOBILENET
+
+
+def resolve_encoder(name: str | None, weights: str | os.PathLike | None = None) -> str:
+    """The encoder a run uses: ``name`` when given (checked); VGG-19 when ``weights`` (``--vgg-weights``)
+    is given, since only VGG reads it; else :func:`available_default_encoder`.
+
+    Raises:
+        MeshstyleError: unknown ``name``.
+    """
+    if name is not None and name != "":
+        check_encoder(name)
+        return name
+    if weights is not None and str(weights) != "":
+        return "vgg19"
+    return available_default_encoder()
