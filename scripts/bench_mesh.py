@@ -29,7 +29,6 @@ from benchlib import StepTimer, peak_rss_mb  # noqa: E402
 
 from meshstyle.engine.features import VGGEncoder  # noqa: E402
 from meshstyle.engine.losses import layer_size  # noqa: E402
-from meshstyle.engine.options import EngineOptions  # noqa: E402
 from meshstyle.stylize import mesh as stylize3d  # noqa: E402
 from meshstyle.stylize.options import MeshOptions  # noqa: E402
 
@@ -122,7 +121,8 @@ def main() -> None:
                                     callback=timer)
     pixels = level_pixels(kept[0], mesh_options.batch_views)
     pixels["background_mass_share"] = background_mass(kept[0])
-    layers = list(EngineOptions().validated().style_layers) + ["relu4_2"]
+    used = kept[0].objective.options
+    layers = list(used.style_layers) + list(used.content_layers)
     floor = vgg_floor(pixels["all"]["weighted_px_per_step"], layers)
     summary = timer.summary()
     out = {"threads": torch.get_num_threads(),
