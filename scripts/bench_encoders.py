@@ -2,7 +2,7 @@
 
 One step = encoder forward on a (1, 3, S, S) image + Gram style loss on the encoder's default style layers
 (plus its content layer, as in style transfer) + backward + Adam update. Encoders: VGG-19 with seeded random
-weights (same cost as ImageNet weights) and the MobileNetV2 of Magenta with each smoothing. Rounds
+weights (same cost as ImageNet weights) and the MobileNetV2 of Magenta with its defaults and as trained. Rounds
 alternate between encoders so that load changes on a shared machine hit all of them alike; the ratio
 ``vgg19 / encoder`` is the number to quote.
 
@@ -29,8 +29,9 @@ from meshstyle.engine.texture import PlainTexture  # noqa: E402
 
 CONFIGS = {
     "vgg19 (random weights)": ("vgg19", {"weights": "random:0"}),
-    "mobilenetv2-magenta antialias": ("mobilenetv2-magenta", {"smoothing": "antialias"}),
-    "mobilenetv2-magenta none": ("mobilenetv2-magenta", {"smoothing": "none"}),
+    "mobilenetv2-magenta default (antialias, jitter 1 px)": ("mobilenetv2-magenta", {}),
+    "mobilenetv2-magenta as trained (no smoothing, no jitter)": ("mobilenetv2-magenta",
+                                                                 {"smoothing": "none", "jitter": 0.0}),
 }
 
 

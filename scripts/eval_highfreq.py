@@ -38,29 +38,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from meshstyle.core.imageio import load_image  # noqa: E402
 from meshstyle.engine.losses import StyleLoss, make_statistic, total_variation  # noqa: E402
 from meshstyle.engine.mobilenet import DEFAULT_STYLE_LAYERS, MobileNetEncoder  # noqa: E402
+from meshstyle.engine.optimize import make_optimizer  # noqa: E402
 from meshstyle.engine.texture import PlainTexture  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 STARRY = ROOT / "assets" / "styles" / "starry_night_google.jpg"
 
-NONE, AA = {"smoothing": "none"}, {"smoothing": "antialias"}
+NONE, AA = {"smoothing": "none", "jitter": 0.0}, {"smoothing": "antialias", "jitter": 0.0}
 #: name -> (encoder keyword arguments, TV weight, coarse-to-fine, initial image)
 REMEDIES = {
     "none": (NONE, 0.0, False, "noise"),
     "tv": (NONE, 0.3, False, "noise"),
-    "swag": ({"smoothing": "swag"}, 0.0, False, "noise"),
+    "swag": ({"smoothing": "swag", "jitter": 0.0}, 0.0, False, "noise"),
     "jitter": ({"smoothing": "none", "jitter": 1.0}, 0.0, False, "noise"),
     "multiscale": (NONE, 0.0, True, "noise"),
     "antialias": (AA, 0.0, False, "noise"),
-    "swag+multiscale": ({"smoothing": "swag"}, 0.0, True, "noise"),
+    "swag+multiscale": ({"smoothing": "swag", "jitter": 0.0}, 0.0, True, "noise"),
     "jitter+multiscale": ({"smoothing": "none", "jitter": 1.0}, 0.0, True, "noise"),
     "antialias+multiscale": (AA, 0.0, True, "noise"),
     "antialias+jitter+multiscale": ({"smoothing": "antialias", "jitter": 1.0}, 0.0, True, "noise"),
+    # the encoder's defaults (antialias, jitter 1 px) with the 2D commands' default coarse-to-fine run
+    "default": ({}, 0.0, True, "noise"),
     "antialias+tv0.01+multiscale": (AA, 0.01, True, "noise"),
     "antialias+tv0.03+multiscale": (AA, 0.03, True, "noise"),
     # a smooth start (as a mesh's own texture is): only the gradient's checkerboard is left to remove
     "none/smooth-init": (NONE, 0.0, False, "smooth"),
     "antialias/smooth-init": (AA, 0.0, False, "smooth"),
+    "antialias+jitter/smooth-init": ({"smoothing": "antialias", "jitter": 1.0}, 0.0, False, "smooth"),
     "antialias+tv0.01/smooth-init": (AA, 0.01, False, "smooth"),
 }
 
@@ -105,8 +109,8 @@ def initial(kind: str, side: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def synthesize(style: torch.Tensor, encoder_kw: dict, tv: float, coarse_to_fine: bool, steps: int,
-               size: int, init: str = "noise", seed: int = 0,
-               lr: float = 0.02) -> tuple[torch.Tensor, list[float]]:
+               size: int, init: str = "noise", seed: int = 0, lr: float = 0.02,
+               optimizer: str = "adam") -> tuple[torch.Tensor, list[float]]:
     """Gram texture synthesis; returns the texture (3, size, size) and the style loss per step."""
     layers = DEFAULT_STYLE_LAYERS.split(",")
     encoder = MobileNetEncoder(layers, seed=seed, **encoder_kw)
@@ -123,17 +127,21 @@ def synthesize(style: torch.Tensor, encoder_kw: dict, tv: float, coarse_to_fine:
         else:
             start = F.interpolate(texture[None], size=(side, side), mode="bilinear", align_corners=False)[0]
         param = PlainTexture(start)
-        opt = torch.optim.Adam(param.parameters(), lr=lr)
+        opt = make_optimizer(optimizer, param.parameters(), None if optimizer == "lbfgs" else lr)
         for _ in range(steps // len(sizes)):
-            opt.zero_grad()
-            image = param()
-            value = loss(encoder(image[None]))
-            total = value + tv * total_variation(image) if tv else value
-            total.backward()
-            opt.step()
-            param.project_()
-            history.append(float(value.detach()))
-        texture = param().detach()
+            def closure(opt=opt, param=param, loss=loss):
+                opt.zero_grad()
+                image = param()
+                value = loss(encoder(image[None]))
+                total = value + tv * total_variation(image) if tv else value
+                total.backward()
+                history.append(float(value.detach()))
+                return total
+
+            opt.step(closure)
+            if optimizer == "adam":
+                param.project_()
+        texture = param().detach().clamp(0, 1)
     return texture, history
 
 
@@ -148,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=400, help="Adam steps in all (split over scales)")
     parser.add_argument("--remedies", default=",".join(REMEDIES))
+    parser.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam",
+                        help="adam (lr 0.02) or the engine's L-BFGS (lr 1, one evaluation per step)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 is much faster than 2 on a CPU shared with other jobs)")
     parser.add_argument("--save", type=Path, default=None, help="folder for the PNGs")
@@ -161,11 +171,12 @@ def main(argv: list[str] | None = None) -> None:
             save_png(img, args.save / f"style_{name}.png")
     for remedy in args.remedies.split(","):
         encoder_kw, tv, c2f, init = REMEDIES[remedy]
-        row = {"remedy": remedy}
+        row = {"remedy": remedy, "optimizer": args.optimizer}
         start = time.perf_counter()
         drops = []
         for name, style in styles.items():
-            texture, history = synthesize(style, encoder_kw, tv, c2f, args.steps, args.size, init)
+            texture, history = synthesize(style, encoder_kw, tv, c2f, args.steps, args.size, init,
+                                          optimizer=args.optimizer)
             row[f"ratio_{name}"] = round(highfreq_share(texture) / shares[name], 3)
             drops.append(history[-1] / history[0])
             if args.save:

@@ -168,7 +168,7 @@ def test_registry_round_trip(monkeypatch, tmp_path, caplog):
     layers = style.split(",") + content.split(",")
     enc = encoders.make_encoder("mobilenetv2-magenta", layers)
     assert isinstance(enc, MobileNetEncoder) and not enc.random_weights
-    assert enc.smoothing == mobilenet.DEFAULT_SMOOTHING
+    assert enc.smoothing == mobilenet.DEFAULT_SMOOTHING == "antialias" and enc.jitter == mobilenet.DEFAULT_JITTER
     size = encoders.min_input_size("mobilenetv2-magenta", layers)
     out = enc(torch.rand(1, 3, size, size))
     assert set(out) == set(layers) and min(f.shape[-1] for f in out.values()) == 1
@@ -184,6 +184,8 @@ def test_registry_round_trip(monkeypatch, tmp_path, caplog):
         encoders.check_layers("mobilenetv2-magenta", ["relu1_1"])
     with pytest.raises(MeshstyleError, match="stem_relu6"):
         encoders.check_layers("vgg19", ["stem_relu6"])
+    with pytest.raises(MeshstyleError, match="mobilenetv2-magenta only"):
+        encoders.make_encoder("vgg19", ["relu1_1"], smoothing="swag")
     with pytest.raises(MeshstyleError, match="VGG encoders only"):
         encoders.make_encoder("mobilenetv2-magenta", ["stem_relu6"], weights="random")
 

@@ -74,7 +74,8 @@ def min_input_size(name: str, layers: list[str]) -> int:
 
 
 def make_encoder(name: str, layers: list[str], weights: str | os.PathLike | None = None, pooling: str = "max",
-                 smoothing: str | None = None, seed: int = 0, cache_dir: str | os.PathLike | None = None) -> nn.Module:
+                 smoothing: str | None = None, jitter: float | None = None, seed: int = 0,
+                 cache_dir: str | os.PathLike | None = None) -> nn.Module:
     """Build encoder ``name`` for ``layers`` (frozen, eval mode, on the CPU).
 
     Args:
@@ -86,6 +87,8 @@ def make_encoder(name: str, layers: list[str], weights: str | os.PathLike | None
         pooling: VGG only: ``"max"`` or ``"average"`` (ignored by the MobileNetV2, which has no pooling).
         smoothing: MobileNetV2 only: ``None`` for its default (:data:`mobilenet.DEFAULT_SMOOTHING`),
             or one of :data:`mobilenet.SMOOTHINGS`.
+        jitter: MobileNetV2 only: random sub-pixel shift (px) of optimized images; ``None`` for its
+            default (:data:`mobilenet.DEFAULT_JITTER`).
         seed: seeds the MobileNetV2's jitter.
         cache_dir: folder of the folded-model cache (MobileNetV2).
 
@@ -98,10 +101,11 @@ def make_encoder(name: str, layers: list[str], weights: str | os.PathLike | None
         if weights is not None and str(weights) != "":
             raise MeshstyleError("--vgg-weights applies to the VGG encoders only; mobilenetv2-magenta has "
                                  "its own pretrained weights")
-        return mobilenet.MobileNetEncoder(layers, smoothing=smoothing or mobilenet.DEFAULT_SMOOTHING, seed=seed,
-                                          cache_dir=cache_dir)
-    if smoothing not in (None, "none"):
-        raise MeshstyleError(f"smoothing {smoothing!r} applies to mobilenetv2-magenta only")
+        return mobilenet.MobileNetEncoder(
+            layers, smoothing=smoothing or mobilenet.DEFAULT_SMOOTHING, seed=seed, cache_dir=cache_dir,
+            jitter=mobilenet.DEFAULT_JITTER if jitter is None else jitter)
+    if smoothing not in (None, "none") or jitter:
+        raise MeshstyleError("smoothing and jitter apply to mobilenetv2-magenta only")
     return features.VGGEncoder(layers, arch=name, weights=weights, pooling=pooling)
 
 
