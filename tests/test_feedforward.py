@@ -53,9 +53,11 @@ def content():
 
 def test_blend_one_zero_equals_first_style(nets):
     alone = stylize_image_feedforward(CONTENT, STYLE, size=SIZE, networks=nets).image
-    blended = stylize_image_feedforward(CONTENT, [STYLE, WAVE], size=SIZE, style_blend=[1, 0], networks=nets).image
+    blended = stylize_image_feedforward(CONTENT, [STYLE, WAVE], size=SIZE, style_blend=[1, 0],
+                                        networks=nets).image
     assert torch.allclose(alone, blended, atol=1e-6)
-    other = stylize_image_feedforward(CONTENT, [STYLE, WAVE], size=SIZE, style_blend=[0, 1], networks=nets).image
+    other = stylize_image_feedforward(CONTENT, [STYLE, WAVE], size=SIZE, style_blend=[0, 1],
+                                      networks=nets).image
     assert (other - alone).abs().mean() > 0.03  # the second style does change the result
 
 
@@ -91,7 +93,8 @@ def test_strength_zero_is_close_to_the_content(nets):
 def test_preserve_color_luminance_keeps_content_chroma(nets, content):
     from meshstyle.engine.color import rgb_to_yiq
 
-    out = stylize_image_feedforward(CONTENT, STYLE, size=SIZE, preserve_color="luminance", networks=nets).image
+    out = stylize_image_feedforward(CONTENT, STYLE, size=SIZE, preserve_color="luminance",
+                                    networks=nets).image
     chroma_gap = (rgb_to_yiq(out)[1:] - rgb_to_yiq(content)[1:]).abs().mean()
     plain = stylize_image_feedforward(CONTENT, STYLE, size=SIZE, networks=nets).image
     assert chroma_gap < 0.01 < (rgb_to_yiq(plain)[1:] - rgb_to_yiq(content)[1:]).abs().mean()

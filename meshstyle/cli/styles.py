@@ -24,7 +24,8 @@ def add_styles_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="SHEET", help="output image (.png, .jpg, .webp)")
     p.add_argument("--image", default=None, metavar="IMAGE",
                    help="image to stylize (default: the sample cat photo in the source tree's assets)")
-    p.add_argument("--tile", type=int, default=160, metavar="PX", help="long edge of each tile, px (16..1024)")
+    p.add_argument("--tile", type=int, default=160, metavar="PX",
+                   help="long edge of each tile, px (16..1024)")
     p.add_argument("--columns", type=int, default=7, metavar="N", help="tiles per row (1..27)")
     p.add_argument("--work", type=int, default=384, metavar="PX",
                    help="long edge the networks run at before the results shrink to the tile, px (16..2048)")

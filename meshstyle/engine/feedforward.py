@@ -50,7 +50,8 @@ def _check_images(images: torch.Tensor, what: str = "images") -> torch.Tensor:
     if images.dim() != 4 or images.shape[1] != 3:
         raise MeshstyleError(f"{what} must be (N, 3, H, W), got {tuple(images.shape)}")
     if min(images.shape[-2:]) < 8:
-        raise MeshstyleError(f"{what} are too small ({images.shape[-1]}x{images.shape[-2]}); need >= 8 px a side")
+        raise MeshstyleError(f"{what} are too small ({images.shape[-1]}x{images.shape[-2]}); "
+                             "need >= 8 px a side")
     return images
 
 
@@ -173,7 +174,8 @@ class ArbitraryStylizer(nn.Module):
 
 
 class PresetStylizer(nn.Module):
-    """The 26 CIN styles (Dumoulin et al. 2017): content (N, 3, H, W) in [0, 1] + weights (26,) -> (N, 3, H, W).
+    """The 26 CIN styles (Dumoulin et al. 2017): content (N, 3, H, W) in [0, 1] + weights (26,)
+    -> (N, 3, H, W).
 
     ``weights``: non-negative, normalized here to sum 1 (one-hot picks a style; several non-zero entries
     blend the CIN parameters). Any H, W >= 8; tiles above ``max_pixels``. Differentiable w.r.t. the images.
@@ -224,7 +226,8 @@ def blend_embeddings(embeddings: torch.Tensor, weights: Sequence[float] | torch.
     return (w[:, None] * embeddings).sum(0) / w.sum()
 
 
-def apply_strength(style_embedding: torch.Tensor, content_embedding: torch.Tensor, strength: float) -> torch.Tensor:
+def apply_strength(style_embedding: torch.Tensor, content_embedding: torch.Tensor, strength: float
+                   ) -> torch.Tensor:
     """``strength * style + (1 - strength) * content`` (Ghiasi et al. 2017 §4), broadcasting over the batch.
 
     Raises:

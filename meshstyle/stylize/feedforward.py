@@ -135,7 +135,8 @@ class FeedForward:
             images = [color.match_color_histogram(img, recolour) for img in images]
         with torch.no_grad():
             emb = torch.cat([self.predictor(img[None].to(self.device)) for img in images])
-        return _Style(embedding=blend_embeddings(emb, weights), models=("arbitrary_predict", "arbitrary_transform"))
+        return _Style(embedding=blend_embeddings(emb, weights),
+                      models=("arbitrary_predict", "arbitrary_transform"))
 
     def stylize(self, images: torch.Tensor, style: _Style, strength: float = 1.0,
                 content_embedding: torch.Tensor | None = None, batch: int = 4) -> torch.Tensor:
@@ -175,7 +176,8 @@ def _out_size(img: torch.Tensor, size: int | tuple[int, int] | None) -> tuple[in
 
 
 def stylize_image_feedforward(content: StyleInput, style: StyleInput | Sequence[StyleInput], *,
-                              size: int | tuple[int, int] | None = 512, style_blend: Sequence[float] | None = None,
+                              size: int | tuple[int, int] | None = 512,
+                              style_blend: Sequence[float] | None = None,
                               strength: float = 1.0, preserve_color: str = "none", device: str = "auto",
                               cache_dir: str | os.PathLike | None = None,
                               networks: FeedForward | None = None) -> ImageResult:
@@ -204,7 +206,8 @@ def stylize_image_feedforward(content: StyleInput, style: StyleInput | Sequence[
         MeshstyleError: unreadable inputs, bad options, or the ``pretrained`` extra missing.
     """
     if preserve_color not in color.MODES:
-        raise MeshstyleError(f"--preserve-color must be one of {', '.join(color.MODES)}, got {preserve_color!r}")
+        raise MeshstyleError(f"--preserve-color must be one of {', '.join(color.MODES)}, "
+                             f"got {preserve_color!r}")
     if not 0.0 <= strength <= 1.0:
         raise MeshstyleError(f"--strength must be in [0, 1], got {strength}")
     nets = networks or FeedForward(resolve_device(device), cache_dir)
@@ -328,7 +331,8 @@ def reprojection_error(images: torch.Tensor, weights: torch.Tensor, views: ViewS
     return errors / total_w if total_w > 0 else float("nan")
 
 
-def edge_samples(mesh: TexturedMesh, name: str, samples: int, inset: float) -> dict[bool, tuple[np.ndarray, np.ndarray]]:
+def edge_samples(mesh: TexturedMesh, name: str, samples: int, inset: float
+                 ) -> dict[bool, tuple[np.ndarray, np.ndarray]]:
     """UV sample pairs across the edges of part ``name``: ``{True: seam pairs, False: ordinary edges}``,
     each ``(uv_side1, uv_side2)`` of shape (E * samples, 2).
 
@@ -420,7 +424,8 @@ class _FitOptions:
         """Raise :class:`MeshstyleError` for out-of-range settings."""
         if (not 1 <= self.views <= 1024 or not 32 <= self.resolution <= 4096 or self.rounds < 1
                 or self.iterations < 0):
-            raise MeshstyleError("need 1 <= views <= 1024, 32 <= resolution <= 4096, rounds >= 1, iterations >= 0")
+            raise MeshstyleError("need 1 <= views <= 1024, 32 <= resolution <= 4096, rounds >= 1, "
+                                 "iterations >= 0")
         if not 0.0 <= self.strength <= 1.0:
             raise MeshstyleError(f"--strength must be in [0, 1], got {self.strength}")
 
@@ -518,15 +523,17 @@ def _settle(params: list, scene: _Scene, targets: torch.Tensor) -> tuple[torch.T
 
 def _content_embedding(nets: FeedForward, parsed: _Style, renders: torch.Tensor, strength: float
                        ) -> torch.Tensor | None:
-    """The renders' mean embedding (100,) when an arbitrary style is weakened (``strength`` < 1), else None."""
+    """The renders' mean embedding (100,) when an arbitrary style is weakened (``strength`` < 1), else
+    None."""
     if parsed.embedding is None or strength >= 1.0:
         return None
     with torch.no_grad():
         return nets.predictor(renders.to(nets.device)).mean(0)
 
 
-def _run_rounds(nets: FeedForward, parsed: _Style, scene: _Scene, opts: _FitOptions, timings: dict[str, float],
-                callback: Callable[[dict], None] | None) -> tuple[list, list[dict]]:
+def _run_rounds(nets: FeedForward, parsed: _Style, scene: _Scene, opts: _FitOptions,
+                timings: dict[str, float], callback: Callable[[dict], None] | None
+                ) -> tuple[list, list[dict]]:
     """Stylize the current renders, fit the texture to them, repeat ``opts.rounds`` times; returns the
     texture parameters and one history dict per round (timings ``stylize`` and ``fit`` accumulate)."""
     gen = torch.Generator().manual_seed(opts.seed)
@@ -585,7 +592,8 @@ def _fit_mesh(mesh: TexturedMesh | str | os.PathLike, style, opts: _FitOptions, 
     return _Fitted(source, textures, history, parsed, timings)
 
 
-def stylize_mesh_feedforward(mesh: TexturedMesh | str | os.PathLike, style: StyleInput | Sequence[StyleInput], *,
+def stylize_mesh_feedforward(mesh: TexturedMesh | str | os.PathLike,
+                             style: StyleInput | Sequence[StyleInput], *,
                              views: int = 24, resolution: int = 384, rounds: int = 3, iterations: int = 40,
                              batch_views: int = 4, seam_weight: float = 1.0,
                              lr: float = 0.02, levels: int = 1, texture_size: int | None = None,
@@ -626,8 +634,8 @@ def stylize_mesh_feedforward(mesh: TexturedMesh | str | os.PathLike, style: Styl
         MeshstyleError: unreadable inputs, nothing stylizable, bad options, the ``pretrained`` extra missing.
     """
     t0 = time.perf_counter()
-    opts = _FitOptions(views, resolution, rounds, iterations, batch_views, seam_weight, lr, levels, texture_size,
-                       strength, angle_threshold, fov, distance, elevation, seed)
+    opts = _FitOptions(views, resolution, rounds, iterations, batch_views, seam_weight, lr, levels,
+                       texture_size, strength, angle_threshold, fov, distance, elevation, seed)
     fit = _fit_mesh(mesh, style, opts, style_blend, device, cache_dir, networks, callback)
     out = fit.source.copy()
     for name, texture in zip(fit.source.stylizable, fit.textures):
@@ -668,8 +676,9 @@ def feedforward_textures(mesh: TexturedMesh, style: StyleInput | Sequence[StyleI
     return {name: texture.float().cpu() for name, texture in zip(fit.source.stylizable, fit.textures)}
 
 
-def preset_sheet(image: StyleInput, *, tile: int = 160, columns: int = 7, work: int = 384, device: str = "auto",
-                 cache_dir: str | os.PathLike | None = None, networks: FeedForward | None = None):
+def preset_sheet(image: StyleInput, *, tile: int = 160, columns: int = 7, work: int = 384,
+                 device: str = "auto", cache_dir: str | os.PathLike | None = None,
+                 networks: FeedForward | None = None):
     """Contact sheet (a Pillow RGB image) of ``image`` and the 26 preset styles (Dumoulin et al. 2017)
     applied to it, each tile labelled with the ``preset:N`` name to pass as ``--style``.
 
@@ -691,8 +700,8 @@ def preset_sheet(image: StyleInput, *, tile: int = 160, columns: int = 7, work: 
     img = _image(image, tile)
     w, h = img.shape[2], img.shape[1]
     big = _image(image, max(tile, work))[None]
-    outs = [img] + [resize_tensor(nets.stylize(big, _Style(preset=preset_weights(k).to(nets.device)))[0].cpu(),
-                                  (w, h)) for k in range(26)]
+    styles = [_Style(preset=preset_weights(k).to(nets.device)) for k in range(26)]
+    outs = [img] + [resize_tensor(nets.stylize(big, s)[0].cpu(), (w, h)) for s in styles]
     names = ["original"] + [f"preset:{k}" for k in range(26)]
     label, pad = 14, 4
     rows = -(-len(outs) // columns)
