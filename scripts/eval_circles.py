@@ -13,8 +13,8 @@ Targets on the spot cow: median stretch <= 1.25 and radius CV <= 0.35.
 
     python scripts/eval_circles.py [--iterations 200] [--encoder vgg] [--quick]
 
-Random VGG weights (labelled in the output); ``--encoder`` is a hook for other encoders: it is
-passed to the engine options as ``encoder`` when they have that field.
+Random VGG weights by default (labelled in the output); ``--encoder`` picks another encoder of the
+engine (e.g. ``mobilenetv2-magenta``, pretrained).
 """
 
 from __future__ import annotations
@@ -99,13 +99,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mesh", default=str(SPOT))
     parser.add_argument("--iterations", type=int, default=200)
-    parser.add_argument("--encoder", default="vgg", help="hook: passed as EngineOptions.encoder when it exists")
+    parser.add_argument("--encoder", default="vgg19", help="EngineOptions.encoder (vgg19 with random weights by "
+                        "default; e.g. mobilenetv2-magenta)")
     parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test of the script)")
     parser.add_argument("--out", default=None, help="folder for the textures (PNG)")
     args = parser.parse_args()
     style = circle_style()
     extra = {"encoder": args.encoder} if "encoder" in EngineOptions.__dataclass_fields__ else {}
-    settings = dict(iterations=args.iterations, content_weight=0.0, vgg_weights="random", seed=0, **extra)
+    if args.encoder.startswith("vgg"):
+        extra["vgg_weights"] = "random"
+    settings = dict(iterations=args.iterations, content_weight=0.0, seed=0, **extra)
     if args.quick:
         settings.update(iterations=3, views=4, resolution=64, depth_levels=2, batch_views=2)
     mesh = white_mesh(Path(args.mesh))
@@ -117,8 +120,7 @@ def main() -> None:
     h, w = styled.shape[:2]
     # the 2D baseline is synthesized at the style's size and scaled to the atlas (stretch and radius CV
     # do not depend on the scale; a 1024 px synthesis would cost 16x more per step)
-    flat = synthesize_texture(style, size=SYNTH_SIZE, iterations=settings["iterations"], vgg_weights="random", seed=0,
-                              **extra)
+    flat = synthesize_texture(style, size=SYNTH_SIZE, iterations=settings["iterations"], seed=0, **extra)
     pasted = tensor_to_rgb8(torch.nn.functional.interpolate(flat.image[None], size=(h, w), mode="bilinear")[0])
     if args.out:
         from PIL import Image
@@ -126,7 +128,7 @@ def main() -> None:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         Image.fromarray(styled).save(Path(args.out) / "circles_mesh.png")
         Image.fromarray(pasted).save(Path(args.out) / "circles_2d_pasted.png")
-    out = {"random_vgg_weights": True, "encoder": args.encoder, "settings": settings, "mesh_s": round(mesh_s, 1),
+    out = {"random_vgg_weights": result.random_weights, "encoder": args.encoder, "settings": settings, "mesh_s": round(mesh_s, 1),
            "stylemesh": blob_stats(mesh, name, styled), "pasted_2d": blob_stats(mesh, name, pasted),
            "targets": {"median_stretch": 1.25, "radius_cv": 0.35}}
     print(json.dumps(out))
