@@ -179,6 +179,7 @@ def test_registry_round_trip(monkeypatch, tmp_path, caplog):
     enc = encoders.make_encoder("mobilenetv2-magenta", layers)
     assert isinstance(enc, MobileNetEncoder) and not enc.random_weights
     assert enc.smoothing == mobilenet.DEFAULT_SMOOTHING == "antialias" and enc.jitter == mobilenet.DEFAULT_JITTER
+    assert encoders.make_encoder("mobilenetv2-magenta", ["stem_relu6"], optimizer="lbfgs").jitter == 0
     size = encoders.min_input_size("mobilenetv2-magenta", layers)
     out = enc(torch.rand(1, 3, size, size))
     assert set(out) == set(layers) and min(f.shape[-1] for f in out.values()) == 1

@@ -75,7 +75,7 @@ def min_input_size(name: str, layers: list[str]) -> int:
 
 def make_encoder(name: str, layers: list[str], weights: str | os.PathLike | None = None, pooling: str = "max",
                  smoothing: str | None = None, jitter: float | None = None, seed: int = 0,
-                 cache_dir: str | os.PathLike | None = None) -> nn.Module:
+                 cache_dir: str | os.PathLike | None = None, optimizer: str = "adam") -> nn.Module:
     """Build encoder ``name`` for ``layers`` (frozen, eval mode, on the CPU).
 
     Args:
@@ -87,10 +87,13 @@ def make_encoder(name: str, layers: list[str], weights: str | os.PathLike | None
         pooling: VGG only: ``"max"`` or ``"average"`` (ignored by the MobileNetV2, which has no pooling).
         smoothing: MobileNetV2 only: ``None`` for its default (:data:`mobilenet.DEFAULT_SMOOTHING`),
             or one of :data:`mobilenet.SMOOTHINGS`.
-        jitter: MobileNetV2 only: random sub-pixel shift (px) of optimized images; ``None`` for its
-            default (:data:`mobilenet.DEFAULT_JITTER`).
+        jitter: MobileNetV2 only: random sub-pixel shift (px) of optimized images; ``None`` for the
+            default: :data:`mobilenet.DEFAULT_JITTER` with Adam, 0 with L-BFGS (a random objective breaks
+            its curvature pairs: a 256 px, 400-step L-BFGS synthesis with jitter diverged to saturated
+            pixels, the same without jitter converged; see scripts/eval_highfreq.py).
         seed: seeds the MobileNetV2's jitter.
         cache_dir: folder of the folded-model cache (MobileNetV2).
+        optimizer: ``"adam"`` or ``"lbfgs"``, the optimizer the encoder will serve (sets the jitter default).
 
     Raises:
         MeshstyleError: unknown encoder, layer or option, weights that cannot be loaded, or the
@@ -103,10 +106,16 @@ def make_encoder(name: str, layers: list[str], weights: str | os.PathLike | None
                                  "its own pretrained weights")
         return mobilenet.MobileNetEncoder(
             layers, smoothing=smoothing or mobilenet.DEFAULT_SMOOTHING, seed=seed, cache_dir=cache_dir,
-            jitter=mobilenet.DEFAULT_JITTER if jitter is None else jitter)
+            jitter=default_jitter(optimizer) if jitter is None else jitter)
     if smoothing not in (None, "none") or jitter:
         raise MeshstyleError("smoothing and jitter apply to mobilenetv2-magenta only")
     return features.VGGEncoder(layers, arch=name, weights=weights, pooling=pooling)
+
+
+def default_jitter(optimizer: str) -> float:
+    """The MobileNetV2's jitter (px) for ``optimizer``: :data:`mobilenet.DEFAULT_JITTER` for Adam, 0 for
+    L-BFGS, which needs the same objective at every evaluation."""
+    return 0.0 if optimizer == "lbfgs" else mobilenet.DEFAULT_JITTER
 
 
 def vgg_weights_available(arch: str = "vgg19") -> bool:
