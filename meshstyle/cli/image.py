@@ -87,7 +87,9 @@ def run_image_command(args) -> int:
     for path in inputs:
         open_image(path)  # fail fast on a bad input before the slow work
     options = options.validated()
-    label = RANDOM_LABEL if is_random_weights(options.vgg_weights) else None
+    random_vgg = options.method == "optimize" and options.encoder.startswith("vgg") and is_random_weights(
+        options.vgg_weights)
+    label = RANDOM_LABEL if random_vgg else None
     bar = ProgressBar(quiet=args.quiet)
 
     def on_checkpoint(image):

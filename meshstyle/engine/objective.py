@@ -38,7 +38,7 @@ class Objective(nn.Module):
         self.options = options
         layers = (list(options.style_layers) if use_style else []) + (list(options.content_layers) if use_content else [])
         self.encoder = make_encoder(options.encoder, layers, weights=options.vgg_weights, pooling=options.pooling,
-                                    seed=options.seed).to(device)
+                                    seed=options.seed, optimizer=options.optimizer).to(device)
         if self.encoder.random_weights:
             log.warning("using seeded RANDOM VGG weights (%s): results are for testing only, not real style "
                         "transfer", self.encoder.weights_spec)

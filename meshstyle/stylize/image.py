@@ -285,7 +285,8 @@ def reconstruct_content(content: ImageInput, *, options: EngineOptions | None = 
     options, image_options, device = _prepare("reconstruct", options, image_options, overrides)
     if image_options.init == "feedforward":
         raise MeshstyleError("--init feedforward needs a style (use it with 'meshstyle image')")
-    options = replace(options, content_layers=parse_layers(image_options.layer, options.arch))
+    if image_options.layer is not None:
+        options = replace(options, content_layers=parse_layers(image_options.layer, options.encoder))
     content_img = _as_image(content, parse_size(image_options.size))
     out_size = (content_img.shape[2], content_img.shape[1])
     objective = Objective(options, device, use_style=False)

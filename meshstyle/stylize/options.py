@@ -85,8 +85,8 @@ class ImageOptions:
     scales: int | None = option(None, "coarse-to-fine scales, halving the size each time (auto: coarsest long "
                                 "edge >= 128 px; reconstruct: 1)", kind="int", low=1, high=8, none=True,
                                 commands=IMAGE_COMMANDS, group="image")
-    layer: str = option("relu4_2", "network layer to reconstruct from", commands=frozenset({"reconstruct"}),
-                        group="image")
+    layer: str | None = option(None, "network layer to reconstruct from (auto: the encoder's content layer, "
+                               "relu4_2 for VGG)", none=True, commands=frozenset({"reconstruct"}), group="image")
     save_every: int = option(0, "also write the current result to the output every N steps (0: never)",
                              kind="int", low=0, high=1_000_000, commands=IMAGE_COMMANDS, group="image",
                              metavar="N")
