@@ -127,15 +127,16 @@ def cmd_mesh(args) -> int:
         bar(info)
 
     try:
-        if options.method == "feedforward":
-            result = _feedforward(mesh, args.style, options, mesh_options)
-        else:
-            result = stylize_mesh(mesh, args.style, mesh_options=mesh_options, options=options, callback=on_step,
-                                  view_progress=lambda: views_bar.tick(mesh_options.views * mesh_options.depth_levels))
+        result = stylize_mesh(mesh, args.style, mesh_options=mesh_options, options=options, callback=on_step,
+                              view_progress=lambda: views_bar.tick(mesh_options.views * mesh_options.depth_levels))
     finally:
         views_bar.close()
         bar.close()
     ensure_finite([h for h in result.history if all(isinstance(v, float) for v in h.values())])
+    seams = (result.history[-1] if result.history else {}).get("seams_after")
+    if isinstance(seams, dict) and {"seam", "interior"} <= set(seams):
+        log.info("feed-forward fit: mean colour jump across UV seams %.3f (across ordinary edges %.3f)",
+                 seams["seam"], seams["interior"])
     note = RANDOM_LABEL if result.random_weights else None
     provenance = {"style": ", ".join(Path(s).name if not is_preset(s) else s for s in args.style),
                   "method": options.method, "encoder": options.encoder if options.method == "optimize" else "none",
@@ -154,31 +155,6 @@ def cmd_mesh(args) -> int:
         log.warning("interrupted after %d steps: wrote the texture so far", len(result.history))
         return 130
     return 0
-
-
-def _feedforward(mesh, styles: list[str], options: EngineOptions, mesh_options: MeshOptions):
-    """``--method feedforward``: the pretrained networks stylize the views and the texture is fitted to them.
-
-    Options left at their optimization defaults (``--resolution``, ``--iterations``) take the feed-forward
-    job's own (384 px, 40 fitting steps per round)."""
-    from ..stylize.feedforward import stylize_mesh_feedforward
-
-    chosen = {}
-    if mesh_options.resolution != MeshOptions().resolution:
-        chosen["resolution"] = mesh_options.resolution
-    if options.iterations != ENGINE_DEFAULTS["mesh"].iterations:
-        chosen["iterations"] = options.iterations
-    result = stylize_mesh_feedforward(
-        mesh, styles, views=mesh_options.views, rounds=mesh_options.rounds, texture_size=mesh_options.texture_size,
-        style_blend=options.style_blend, strength=options.strength, angle_threshold=mesh_options.angle_threshold,
-        fov=mesh_options.fov, distance=mesh_options.distance, elevation=mesh_options.elevation, seed=options.seed,
-        device=options.device, **chosen)
-    summary = result.history[-1] if result.history else {}
-    seams = summary.get("seams_after")
-    if isinstance(seams, dict) and {"seam", "interior"} <= set(seams):
-        log.info("feed-forward fit: mean colour jump across UV seams %.3f (across ordinary edges %.3f)",
-                 seams["seam"], seams["interior"])
-    return result
 
 
 def cmd_render(args) -> int:

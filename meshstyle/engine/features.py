@@ -211,7 +211,8 @@ class VGGEncoder(nn.Module):
         self.names = names[:depth]
         self.min_size = min_input_size(self.layers, arch)
 
-        full = torchvision.models.__dict__[arch](weights=None).features
+        # only the convolutional part: building the whole model costs seconds for a 120M-parameter classifier
+        full = torchvision.models.vgg.make_layers(VGG_CONFIGS[arch], batch_norm=False)
         state = load_vgg_state_dict(self.weights_spec, arch)
         if state is None:
             seed = int(self.weights_spec.split(":", 1)[1]) if ":" in self.weights_spec else 0

@@ -10,6 +10,7 @@ import torch
 from ..core.errors import MeshstyleError
 from ..core.optiontable import check, option
 from . import encoders
+from .losses import LAYER_PRESETS
 from .optimize import OPTIMIZERS
 
 DEFAULT_STYLE_LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
@@ -143,6 +144,11 @@ class EngineOptions:
     style_blend: tuple[float, ...] | None = option(
         None, "weights of several --style images (auto: equal)", kind="floats", low=0, high=1e9, none=True,
         commands=ALL_BUT_RECONSTRUCT, group="losses", metavar="W1,W2,...")
+    line_search: str = option("none", "L-BFGS line search (strong_wolfe: more loss evaluations per step)",
+                              choices=("none", "strong_wolfe"), group="optimization")
+    preset: str = option("none", "loss preset: stylemesh sets StyleMesh's layer weights (relu1_1..relu5_1 = "
+                         "1000,1000,10,10,1000, style weight 1e-4, content relu4_2) where not given",
+                         choices=("none", *LAYER_PRESETS), commands=ALL_BUT_RECONSTRUCT, group="losses")
     method: str = option("optimize", "optimize: backpropagate a style loss into the pixels (slow, any style); "
                          "feedforward: pretrained networks stylize in one pass (fast, needs meshstyle[pretrained])",
                          choices=METHODS, commands=frozenset({"image", "mesh"}), group="method")
@@ -174,7 +180,14 @@ class EngineOptions:
             encoder = ("vgg19" if self.vgg_weights is not None or self.method == "feedforward"
                        else encoders.available_default_encoder())
         style_default, content_default = encoders.default_layers(encoder)
-        style_weight = DEFAULT_STYLE_WEIGHT[encoder] if self.style_weight is None else self.style_weight
+        weight_default = DEFAULT_STYLE_WEIGHT[encoder]
+        if self.preset != "none":
+            if not encoder.startswith("vgg"):
+                raise MeshstyleError(f"--preset {self.preset} names VGG layers; use it with --encoder vgg19")
+            preset = LAYER_PRESETS[self.preset]
+            style_default, content_default = preset["style_layers"], preset["content_layers"]
+            weight_default = preset["style_weight"]
+        style_weight = weight_default if self.style_weight is None else self.style_weight
         return replace(self, encoder=encoder, style_weight=style_weight,
                        content_layers=parse_layers(self.content_layers or content_default, encoder),
                        style_layers=parse_layers(self.style_layers or style_default, encoder))

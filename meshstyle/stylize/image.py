@@ -124,6 +124,7 @@ def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[
             on_checkpoint(p().detach().cpu())
 
         result = run(param, loss_fn, options.iterations, optimizer=options.optimizer, lr=options.lr,
+                     line_search=options.line_search,
                      ema_decay=options.ema or None, callback=callback, scale=scale, scales=len(sizes),
                      checkpoint=checkpoint if on_checkpoint and save_every else None, checkpoint_every=save_every)
         ensure_finite(result.history, result.texture)

@@ -204,9 +204,44 @@ def _inputs(mesh, style, mesh_options, options, overrides):
     source = TexturedMesh.load(mesh) if not isinstance(mesh, TexturedMesh) else mesh
     if not source.stylizable:
         raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
+    if options.method == "feedforward":  # the networks read the styles themselves (paths or preset:N)
+        return mesh_options, options, source, ([], [])
+    if mesh_options.init == "feedforward":
+        source = _feedforward_start(source, style, options)
     styles = _style_images(style, options.style_blend, mesh_options,
                            min_input_size(options.encoder, list(options.style_layers)))
     return mesh_options, options, source, styles
+
+
+def _feedforward_start(source: TexturedMesh, style, options: EngineOptions) -> TexturedMesh:
+    """A copy of ``source`` whose stylizable textures are the feed-forward networks' fitted textures
+    (``init="feedforward"``); the optimization then starts from them and keeps them as content."""
+    from .feedforward import feedforward_textures
+
+    start = source.copy()
+    for name, texture in feedforward_textures(source, style, style_blend=options.style_blend,
+                                              strength=options.strength, seed=options.seed,
+                                              device=options.device).items():
+        start.set_texture(name, tensor_to_rgb8(texture))
+    return start
+
+
+def mesh_feedforward(mesh, style, options: EngineOptions, mesh_options: MeshOptions) -> MeshResult:
+    """``method="feedforward"``: :func:`~meshstyle.stylize.feedforward.stylize_mesh_feedforward` with the
+    run's options; ``resolution`` and ``iterations`` left at the optimization defaults take the
+    feed-forward job's own (384 px, 40 fitting steps per round)."""
+    from .feedforward import stylize_mesh_feedforward
+
+    chosen = {}
+    if mesh_options.resolution != MeshOptions().resolution:
+        chosen["resolution"] = mesh_options.resolution
+    if options.iterations != ENGINE_DEFAULTS["mesh"].iterations:
+        chosen["iterations"] = options.iterations
+    return stylize_mesh_feedforward(
+        mesh, style, views=mesh_options.views, rounds=mesh_options.rounds, texture_size=mesh_options.texture_size,
+        style_blend=options.style_blend, strength=options.strength, angle_threshold=mesh_options.angle_threshold,
+        fov=mesh_options.fov, distance=mesh_options.distance, elevation=mesh_options.elevation, seed=options.seed,
+        device=options.device, **chosen)
 
 
 def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options: MeshOptions | None = None,
@@ -224,6 +259,9 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
         callback: receives a :class:`~meshstyle.engine.optimize.StepInfo` per step.
         view_progress: called ``depth_levels`` times per camera while views are ray-cast.
 
+    ``method="feedforward"`` runs the pretrained networks instead (:func:`mesh_feedforward`);
+    ``init="feedforward"`` starts the optimization from their fitted texture.
+
     Returns:
         :class:`MeshResult` with a new mesh; the input mesh is not modified.
 
@@ -232,6 +270,8 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     """
     timings, t0 = {}, time.perf_counter()
     mesh_options, options, source, (styles, blend) = _inputs(mesh, style, mesh_options, options, overrides)
+    if options.method == "feedforward":
+        return mesh_feedforward(source, style, options, mesh_options)
     torch.manual_seed(options.seed)
     device = resolve_device(options.device)
     views, timings["plan"] = _prepare_views(source, mesh_options, options, device, view_progress)

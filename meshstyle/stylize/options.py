@@ -113,9 +113,10 @@ class MeshOptions:
     """
 
     views: int = option(24, "cameras around the object", kind="int", low=1, high=1024, commands=MESH, group="views")
-    resolution: int = option(256, "render size of the finest level, px (feedforward: 384 unless given)", kind="int",
-                             low=16, high=4096, commands=MESH, group="views")
-    depth_levels: int = option(3, "render resolution levels, each half the previous", kind="int", low=1, high=5,
+    resolution: int = option(256, "render size of the finest depth level (farthest surfaces), px (feedforward: "
+                             "384 unless given)", kind="int", low=16, high=4096, commands=MESH, group="views")
+    depth_levels: int = option(3, "at most this many depth levels; each renders surfaces twice as far at twice "
+                               "the resolution", kind="int", low=1, high=5,
                                commands=MESH, group="views")
     batch_views: int = option(2, "views per optimization step", kind="int", low=1, high=1024, commands=MESH,
                               group="views")
@@ -132,7 +133,23 @@ class MeshOptions:
                          group="texture and style")
     texture_size: int | None = option(
         None, "optimized texture long edge, texels (auto: the original, at most 512); the output keeps the "
-        "original size", kind="int", low=16, high=8192, none=True, commands=MESH, group="texture and style")
+        "original resolution, the change is upsampled and added to it", kind="int", low=16, high=8192, none=True,
+        commands=MESH, group="texture and style")
+    depth_reference_percentile: float = option(
+        5.0, "percentile of visible depth seen at the coarsest depth level; surfaces twice as far get twice the "
+        "resolution", kind="float", low=0, low_open=True, high=99.9, commands=MESH, group="texture and style")
+    level_blend: float = option(1.0, "octaves over which a pixel passes from one depth level to the next (1: "
+                                "StyleMesh's linear blend)", kind="float", low=0, low_open=True, high=1,
+                                commands=MESH, group="texture and style")
+    weighting: str = option("gradient", "angle/depth weights on render gradients with statistics over object "
+                            "cells (StyleMesh), or inside the statistics", choices=("gradient", "gram"),
+                            commands=MESH, group="texture and style")
+    lr_decay: float = option(0.1, "Adam's learning rate is multiplied by this at each --lr-milestones fraction of "
+                             "the run (1: constant)", kind="float", low=0, low_open=True, high=1, commands=MESH,
+                             group="texture and style")
+    lr_milestones: tuple[float, ...] = option((0.8,), "fractions of the run where Adam's learning rate decays",
+                                              kind="floats", low=0, low_open=True, high=0.999, commands=MESH,
+                                              group="texture and style", metavar="F1,F2,...")
     angle_threshold: float = option(60.0, "pixels seen more obliquely than this many degrees do not count for "
                                     "style", kind="float", low=0, low_open=True, high=90, commands=MESH,
                                     group="texture and style")
