@@ -144,17 +144,26 @@ class StylePredictor(nn.Module):
         return self.net(x.permute(0, 2, 3, 1).contiguous()).reshape(x.shape[0], EMBEDDING_SIZE)
 
 
-class ArbitraryStylizer(nn.Module):
+class _TiledNetwork(nn.Module):
+    """A pretrained image-to-image graph (:attr:`MODEL` of :mod:`meshstyle.engine.pretrained`) that runs in
+    overlapping tiles above ``max_pixels`` pixels per image."""
+
+    MODEL = ""
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None, max_pixels: int = MAX_PIXELS):
+        super().__init__()
+        self.max_pixels = max_pixels
+        self.net = load_model(self.MODEL, cache_dir)
+
+
+class ArbitraryStylizer(_TiledNetwork):
     """Content (N, 3, H, W) in [0, 1] + embedding (N, 100) or (100,) -> stylized (N, 3, H, W) in [0, 1].
 
     Any H, W >= 8 (reflect-padded to a multiple of 4 internally); above ``max_pixels`` the image is
     processed in overlapping tiles (:func:`tiled`). Differentiable with respect to both inputs.
     """
 
-    def __init__(self, cache_dir: str | os.PathLike | None = None, max_pixels: int = MAX_PIXELS):
-        super().__init__()
-        self.max_pixels = max_pixels
-        self.net = load_model("arbitrary_transform", cache_dir)
+    MODEL = "arbitrary_transform"
 
     def _run(self, images: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         x, h, w = _pad4(images)
@@ -173,7 +182,7 @@ class ArbitraryStylizer(nn.Module):
         return self._run(images, embedding)
 
 
-class PresetStylizer(nn.Module):
+class PresetStylizer(_TiledNetwork):
     """The 26 CIN styles (Dumoulin et al. 2017): content (N, 3, H, W) in [0, 1] + weights (26,)
     -> (N, 3, H, W).
 
@@ -181,10 +190,7 @@ class PresetStylizer(nn.Module):
     blend the CIN parameters). Any H, W >= 8; tiles above ``max_pixels``. Differentiable w.r.t. the images.
     """
 
-    def __init__(self, cache_dir: str | os.PathLike | None = None, max_pixels: int = MAX_PIXELS):
-        super().__init__()
-        self.max_pixels = max_pixels
-        self.net = load_model("multistyle26", cache_dir)
+    MODEL = "multistyle26"
 
     def _run(self, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         x, h, w = _pad4(images)

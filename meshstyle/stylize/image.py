@@ -142,6 +142,8 @@ def _prepare(command: str, options: EngineOptions | None, image_options: ImageOp
     image_over, engine_over = split_overrides(overrides, ImageOptions, EngineOptions)
     image_options = merged(image_options or ImageOptions(), image_over)
     image_options.validate()
+    if image_options.init == "feedforward" and command != "image":
+        raise MeshstyleError("--init feedforward needs a content image and a style: use it with 'meshstyle image'")
     options = merged(options or ENGINE_DEFAULTS[command], engine_over).validated()
     torch.manual_seed(options.seed)
     return options, image_options, resolve_device(options.device)
@@ -159,7 +161,13 @@ _COMMON_ARGS = """        options: :class:`~meshstyle.engine.options.EngineOptio
         callback: receives a :class:`~meshstyle.engine.optimize.StepInfo` per step.
         on_checkpoint: ``on_checkpoint(image)`` every ``save_every`` steps.
         **overrides: any field of either options class by name (``iterations=50``, ``size=256``,
-            ``style_blend=(0.7, 0.3)``, ``vgg_weights="random"``); they win over ``options``."""
+            ``style_blend=(0.7, 0.3)``, ``vgg_weights="random"``); they win over ``options``.
+
+    Returns:
+        :class:`ImageResult` (the image (3, H, W) in [0, 1]).
+
+    Raises:
+        MeshstyleError: unreadable inputs or out-of-range options."""
 
 
 def _or(value, default):
@@ -242,16 +250,8 @@ def synthesize_texture(style: ImageInput | list[ImageInput], *, options: EngineO
     Args:
         style: one or several styles (paths or tensors (3, H, W) in [0, 1]).
     {common}
-
-    Returns:
-        :class:`ImageResult`.
-
-    Raises:
-        MeshstyleError: unreadable inputs or out-of-range options.
     """
     options, image_options, device = _prepare("texture", options, image_options, overrides)
-    if image_options.init == "feedforward":
-        raise MeshstyleError("--init feedforward needs a content image (use it with 'meshstyle image')")
     styles_in = style if isinstance(style, list | tuple) else [style]
     blend = normalize_blend(options.style_blend, len(styles_in))
     size = parse_size(image_options.size)
@@ -276,16 +276,8 @@ def reconstruct_content(content: ImageInput, *, options: EngineOptions | None = 
     Args:
         content: path or tensor (3, H, W) in [0, 1].
     {common}
-
-    Returns:
-        :class:`ImageResult`.
-
-    Raises:
-        MeshstyleError: unreadable inputs or out-of-range options.
     """
     options, image_options, device = _prepare("reconstruct", options, image_options, overrides)
-    if image_options.init == "feedforward":
-        raise MeshstyleError("--init feedforward needs a style (use it with 'meshstyle image')")
     if image_options.layer is not None:
         options = replace(options, content_layers=parse_layers(image_options.layer, options.encoder))
     content_img = _as_image(content, parse_size(image_options.size))
