@@ -226,13 +226,21 @@ def _feedforward_start(source: TexturedMesh, style, options: EngineOptions) -> T
     return start
 
 
-def mesh_feedforward(mesh, style, options: EngineOptions, mesh_options: MeshOptions) -> MeshResult:
+def mesh_feedforward(mesh, style, options: EngineOptions, mesh_options: MeshOptions,
+                     callback: Callable[[StepInfo], None] | None = None) -> MeshResult:
     """``method="feedforward"``: :func:`~meshstyle.stylize.feedforward.stylize_mesh_feedforward` with the
     run's options; ``resolution`` and ``iterations`` left at the optimization defaults take the
     feed-forward job's own (384 px, 40 fitting steps per round)."""
     from .feedforward import stylize_mesh_feedforward
 
-    chosen = {}
+    chosen, start = {}, time.perf_counter()
+
+    def on_round(entry: dict) -> None:  # one progress step per render-stylize-fit round
+        if callback is not None:
+            losses = {k: float(v) for k, v in entry.items() if k != "round" and isinstance(v, int | float)}
+            callback(StepInfo(0, 1, int(entry["round"]) + 1, mesh_options.rounds, losses,
+                              time.perf_counter() - start))
+
     if mesh_options.resolution != MeshOptions().resolution:
         chosen["resolution"] = mesh_options.resolution
     if options.iterations != ENGINE_DEFAULTS["mesh"].iterations:
@@ -241,7 +249,7 @@ def mesh_feedforward(mesh, style, options: EngineOptions, mesh_options: MeshOpti
         mesh, style, views=mesh_options.views, rounds=mesh_options.rounds, texture_size=mesh_options.texture_size,
         style_blend=options.style_blend, strength=options.strength, angle_threshold=mesh_options.angle_threshold,
         fov=mesh_options.fov, distance=mesh_options.distance, elevation=mesh_options.elevation, seed=options.seed,
-        device=options.device, **chosen)
+        device=options.device, callback=on_round, **chosen)
 
 
 def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options: MeshOptions | None = None,
@@ -271,7 +279,7 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     timings, t0 = {}, time.perf_counter()
     mesh_options, options, source, (styles, blend) = _inputs(mesh, style, mesh_options, options, overrides)
     if options.method == "feedforward":
-        return mesh_feedforward(source, style, options, mesh_options)
+        return mesh_feedforward(source, style, options, mesh_options, callback)
     torch.manual_seed(options.seed)
     device = resolve_device(options.device)
     views, timings["plan"] = _prepare_views(source, mesh_options, options, device, view_progress)
