@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 from PIL import Image
 
@@ -66,6 +67,17 @@ def checker(size: int = 64, cells: int = 8) -> np.ndarray:
     idx = (np.arange(size) * cells // size)
     board = (idx[:, None] + idx[None, :]) % 2
     return np.repeat((board * 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
+    on a CPU shared with other busy processes, 2 OpenMP threads made the pretrained networks 4-6x slower
+    (they wait on each other); results do not depend on it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -20,14 +20,7 @@ from meshstyle.engine.texture import PlainTexture  # noqa: E402
 STYLE_LAYERS = mobilenet.DEFAULT_STYLE_LAYERS.split(",")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """These small graphs run fastest on one thread; two threads on a CPU shared with other jobs
-    spin-wait (measured 0.15 s vs 1-5 s per synthesis step at 128 px)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,15 +21,7 @@ import onnxruntime as ort  # noqa: E402
 
 from meshstyle.core.imageio import load_image  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a CPU shared with other busy processes, 2 OpenMP threads made these networks
-    4-6x slower here (they wait on each other); results do not depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,17 +6,15 @@ import argparse
 import logging
 
 from ..core import optiontable
-from ..core.errors import MeshstyleError
 from ..core.imageio import check_image_output, open_image, save_image
 from ..core.outputs import OutputPlan
 from ..engine.features import is_random_weights
 from ..engine.options import EngineOptions
-from ..stylize.options import ENGINE_DEFAULTS, ImageOptions
+from ..stylize.options import ENGINE_DEFAULTS, ImageOptions, check_style_kinds, is_preset
 from . import EPILOG_WEIGHTS, RANDOM_LABEL
 from .progress import ProgressBar
 
 log = logging.getLogger("meshstyle")
-PRESET = "preset:"
 FMT = argparse.RawDescriptionHelpFormatter
 
 COMMANDS = {
@@ -35,11 +33,6 @@ COMMANDS = {
                     "Reconstruct CONTENT from its features at one layer, starting from noise.",
                     ["meshstyle reconstruct photo.jpg --layer relu3_1 -o recon.png"]),
 }
-
-
-def is_preset(style) -> bool:
-    """True for a ``preset:N`` style (one of the 26 feed-forward styles), which is no file."""
-    return isinstance(style, str) and style.startswith(PRESET)
 
 
 def add_option_flags(parser: argparse.ArgumentParser, command: str, *tables) -> None:
@@ -95,8 +88,7 @@ def run_image_command(args) -> int:
     def on_checkpoint(image):
         save_image(image, out, label)
 
-    if any(is_preset(s) for s in styles) and options.method != "feedforward":
-        raise MeshstyleError("--style preset:N needs --method feedforward (the presets are networks, not images)")
+    check_style_kinds(styles, options.method)
     kwargs = {"options": options, "image_options": image_options, "callback": bar, "on_checkpoint": on_checkpoint}
     try:
         if args.command == "image":

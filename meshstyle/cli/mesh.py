@@ -7,14 +7,13 @@ import logging
 from pathlib import Path
 
 from ..core import optiontable
-from ..core.errors import MeshstyleError
 from ..core.imageio import check_image_output, open_image
 from ..core.outputs import OutputPlan
 from ..engine.options import EngineOptions
 from ..stylize.guards import ensure_finite
-from ..stylize.options import ENGINE_DEFAULTS, MeshOptions
+from ..stylize.options import ENGINE_DEFAULTS, MeshOptions, check_style_kinds, is_preset
 from . import EPILOG_WEIGHTS, RANDOM_LABEL
-from .image import add_option_flags, is_preset
+from .image import add_option_flags
 from .progress import ProgressBar
 
 log = logging.getLogger("meshstyle")
@@ -76,12 +75,9 @@ def _check_preview(path: str | None) -> None:
         check_image_output(path)
 
 
-def plan_mesh_outputs(args, mesh_options: MeshOptions, mesh) -> tuple[OutputPlan, Path]:
-    """The output plan of ``meshstyle mesh``: the mesh and the siblings its export writes, the preview and
-    the checkpoint, checked against every input file (the mesh's own MTL and textures included)."""
-    from ..mesh.textured import check_mesh_output
-
-    out = check_mesh_output(args.output)
+def plan_mesh_outputs(args, mesh_options: MeshOptions, mesh, out: Path) -> OutputPlan:
+    """The output plan of ``meshstyle mesh``: the mesh ``out`` and the siblings its export writes, the
+    preview and the checkpoint, checked against every input file (the mesh's own MTL and textures too)."""
     resume = mesh_options.resume
     if resume and mesh_options.checkpoint and Path(resume).resolve() == Path(mesh_options.checkpoint).resolve():
         resume = None  # continuing a checkpoint and saving it again is the documented workflow
@@ -94,7 +90,7 @@ def plan_mesh_outputs(args, mesh_options: MeshOptions, mesh) -> tuple[OutputPlan
     if mesh_options.checkpoint:
         plan.add(mesh_options.checkpoint)
     plan.check()
-    return plan, out
+    return plan
 
 
 def cmd_mesh(args) -> int:
@@ -108,15 +104,14 @@ def cmd_mesh(args) -> int:
     if mesh_options.checkpoint_every and not mesh_options.checkpoint:
         mesh_options.checkpoint = str(Path(args.output).with_suffix(".ckpt"))
     mesh_options.validate()
-    check_mesh_output(args.output)
+    out = check_mesh_output(args.output)
     for style in args.style:
         if not is_preset(style):
             open_image(style)  # fail fast on a bad style before the slow work
-    if any(is_preset(s) for s in args.style) and options.method != "feedforward":
-        raise MeshstyleError("--style preset:N needs --method feedforward (the presets are networks, not images)")
+    check_style_kinds(args.style, options.method)
     mesh = TexturedMesh.load(args.input, allow_missing_textures=mesh_options.allow_missing_textures)
     options = options.validated()
-    plan, out = plan_mesh_outputs(args, mesh_options, mesh)
+    plan = plan_mesh_outputs(args, mesh_options, mesh, out)
     log.info("loaded %s: %d stylizable part(s), %d faces", args.input, len(mesh.stylizable),
              sum(len(i.faces) for i in mesh.instances()))
     views_bar = ProgressBar("ray casting views", quiet=args.quiet, unit="view")
@@ -132,7 +127,7 @@ def cmd_mesh(args) -> int:
     finally:
         views_bar.close()
         bar.close()
-    ensure_finite([h for h in result.history if all(isinstance(v, float) for v in h.values())])
+    ensure_finite(result.history)
     seams = (result.history[-1] if result.history else {}).get("seams_after")
     if isinstance(seams, dict) and {"seam", "interior"} <= set(seams):
         log.info("feed-forward fit: mean colour jump across UV seams %.3f (across ordinary edges %.3f)",

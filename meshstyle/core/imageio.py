@@ -9,7 +9,6 @@ WebP) and is atomic.
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .atomic import atomic_path
 from .errors import MeshstyleError
+from .files import check_regular_file
 
 #: Largest image (pixels) meshstyle decodes: 8192 x 8192.
 MAX_PIXELS = 8192 * 8192
@@ -52,24 +52,6 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
     return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-
-
-def check_regular_file(path: Path, what: str = "file") -> None:
-    """Refuse anything but a regular file (folders, FIFOs, sockets, devices), without opening it.
-
-    Raises:
-        MeshstyleError: missing, or not a regular file (a FIFO would block forever, a device never ends).
-    """
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise MeshstyleError(f"{what} not found: {path}") from None
-    except OSError as exc:
-        raise MeshstyleError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(mode):
-        raise MeshstyleError(f"expected an {what} file, got a folder: {path}")
-    if not stat.S_ISREG(mode):
-        raise MeshstyleError(f"{what} {path} is not a regular file (a pipe or a device?)")
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:

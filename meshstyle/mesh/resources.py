@@ -25,20 +25,7 @@ import trimesh
 from PIL import Image, UnidentifiedImageError
 
 from ..core.errors import MeshstyleError
-
-
-def _regular_file_size(path: Path, what: str) -> int:
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise MeshstyleError(f"{what} not found: {path}") from None
-    except OSError as exc:
-        raise MeshstyleError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise MeshstyleError(f"expected a file, got a folder: {path}")
-    if not stat.S_ISREG(info.st_mode):
-        raise MeshstyleError(f"{what} is not a regular file (a FIFO, socket or device?): {path}")
-    return info.st_size
+from ..core.files import check_regular_file
 
 
 def read_regular_file(path: str | os.PathLike, what: str = "file") -> bytes:
@@ -48,7 +35,7 @@ def read_regular_file(path: str | os.PathLike, what: str = "file") -> bytes:
         MeshstyleError: missing, a folder, a FIFO/socket/device, or unreadable.
     """
     path = Path(path)
-    _regular_file_size(path, what)
+    check_regular_file(path, what)
     try:
         # O_NONBLOCK: should the file be swapped for a FIFO after the check, open() does not hang
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))

@@ -9,7 +9,6 @@ that shapes the run, the seed and a SHA-256 of the style images) must match the 
 from __future__ import annotations
 
 import hashlib
-import stat
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 
 from ..core.atomic import atomic_path
 from ..core.errors import MeshstyleError
+from ..core.files import check_regular_file
 
 FORMAT = "meshstyle-checkpoint-2"
 #: Options that may differ between the run that wrote a checkpoint and the one that resumes it.
@@ -67,12 +67,7 @@ def load_checkpoint(path, param: torch.nn.Module, print_: dict[str, str]) -> tup
             that would need code to load), or one made with another mesh, style image or options.
     """
     path = Path(path)
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        raise MeshstyleError(f"checkpoint not found: {path}") from None
-    if not stat.S_ISREG(mode):
-        raise MeshstyleError(f"checkpoint {path} is not a regular file")
+    check_regular_file(path, "checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

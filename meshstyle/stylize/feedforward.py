@@ -49,8 +49,8 @@ from ..mesh.textured import TexturedMesh
 from ..mesh.weights import angle_weight
 from .image import ImageResult
 from .mesh import MeshResult
+from .options import PRESET_PREFIX, is_preset
 
-PRESET_PREFIX = "preset:"
 StyleInput = str | os.PathLike | torch.Tensor
 
 
@@ -61,10 +61,6 @@ class _Style:
     preset: torch.Tensor | None = None
     embedding: torch.Tensor | None = None
     models: tuple[str, ...] = ()
-
-
-def _is_preset(item) -> bool:
-    return isinstance(item, str) and item.strip().lower().startswith(PRESET_PREFIX)
 
 
 def _preset_index(item: str) -> int:
@@ -122,7 +118,7 @@ class FeedForward:
         if not items:
             raise MeshstyleError("give at least one style")
         weights = normalize_blend(list(blend) if blend is not None else None, len(items))
-        presets = [_is_preset(i) for i in items]
+        presets = [is_preset(i) for i in items]
         if any(presets) and not all(presets):
             raise MeshstyleError("cannot blend preset:N styles with style images; use one kind")
         if all(presets):
@@ -214,7 +210,7 @@ def stylize_image_feedforward(content: StyleInput, style: StyleInput | Sequence[
     base = _image(content)
     img = resize_tensor(base, _out_size(base, size), mode="bicubic")
     items = list(style) if isinstance(style, list | tuple) else [style]
-    recolour = img if preserve_color == "histogram" and not all(_is_preset(i) for i in items) else None
+    recolour = img if preserve_color == "histogram" and not all(is_preset(i) for i in items) else None
     parsed = nets.parse_style(items, style_blend, recolour=recolour)
     out = nets.stylize(img[None], parsed, strength)[0].cpu()
     if preserve_color == "luminance":

@@ -13,14 +13,15 @@ def ensure_finite(history: list[dict[str, float]], *tensors: torch.Tensor) -> No
     """Refuse a run whose losses or result became non-finite (NaN or infinity).
 
     Args:
-        history: per-step loss terms (floats) of the run.
+        history: per-step loss terms of the run; entries that are not numbers (a feed-forward run's
+            summary) are skipped.
         tensors: results to check (textures, images).
 
     Raises:
         MeshstyleError: naming the first bad step, with the options to lower.
     """
     for step, terms in enumerate(history, 1):
-        bad = {k: v for k, v in terms.items() if not math.isfinite(v)}
+        bad = {k: v for k, v in terms.items() if isinstance(v, int | float) and not math.isfinite(v)}
         if bad:
             name, value = next(iter(bad.items()))
             raise MeshstyleError(f"the optimization diverged: the {name} loss became {value} at step {step}; "

@@ -22,6 +22,8 @@ ENGINE_DEFAULTS = {
 }
 
 IMAGE_COMMANDS = frozenset({"image", "texture", "reconstruct"})
+#: A style written ``preset:N`` names one of the 26 feed-forward styles (Dumoulin et al. 2017), not a file.
+PRESET_PREFIX = "preset:"
 MIN_SIZE, MAX_SIZE = 16, 8192
 
 
@@ -50,6 +52,21 @@ def parse_size(spec: str | int | tuple[int, int], allow_pair: bool = True) -> in
         if not MIN_SIZE <= v <= MAX_SIZE:
             raise MeshstyleError(f"size {spec!r} out of range; each side must be {MIN_SIZE}..{MAX_SIZE} px")
     return values[0] if len(values) == 1 else (values[0], values[1])
+
+
+def is_preset(style) -> bool:
+    """True for a ``preset:N`` style (case and surrounding spaces ignored), which is no file."""
+    return isinstance(style, str) and style.strip().lower().startswith(PRESET_PREFIX)
+
+
+def check_style_kinds(styles: list, method: str) -> None:
+    """Refuse ``preset:N`` styles unless ``method`` is ``"feedforward"``.
+
+    Raises:
+        MeshstyleError: a preset style with the optimization method.
+    """
+    if method != "feedforward" and any(is_preset(s) for s in styles):
+        raise MeshstyleError("--style preset:N needs --method feedforward (the presets are networks, not images)")
 
 
 def _size_problem(value) -> str | None:
