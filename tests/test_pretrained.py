@@ -59,14 +59,17 @@ def test_multistyle26_matches_onnxruntime(cache, content384):
 
 
 def test_predict_and_transform_match_onnxruntime(cache, content384, style256):
-    """Torch (folded float) vs the int8 QDQ graphs in onnxruntime, on the same 384 px content.
+    """Torch (variant "folded": activation quantization dropped) vs the int8 QDQ graphs in onnxruntime,
+    on the same 384 px content, predictor and transformer chained.
 
-    Measured here: embedding cosine 0.99993; stylized image mean abs difference 0.027-0.029 on a 0-1
-    scale. The issue asked for <= 0.02, but the int8 graph itself moves by 0.019-0.030 when its input
-    changes by an invisible +-0.5..1/255 of noise (the float graph by 0.0016-0.003): the gap is the
-    int8 rounding noise of the reference, not a conversion error. So this test states the honest bound
-    (<= 0.035) and checks the conversion itself exactly against onnxruntime running the same folded
-    float graph (<= 1e-3), and the low-frequency agreement (4x4 averages) against the int8 graph.
+    Measured (3 sample photos x 3 paintings, 384 px): mean abs difference 0.022-0.036 on a 0-1 scale,
+    so the issue's <= 0.02 is not met by this variant; the exact variant (next test) does not meet it
+    for the chain either (0.021-0.037), and neither does onnxruntime against itself: its optimized
+    (integer kernels) and unoptimized (literal QDQ) runs of the same two files differ by 0.023-0.037,
+    because the predictor's embeddings differ by 1% and the int8 transformer amplifies any rounding
+    change (see the next test). This test states the honest bound (<= 0.035), checks the conversion
+    itself against onnxruntime running the same folded float graph (<= 1e-3), and the low-frequency
+    agreement (4x4 averages) against the int8 graph.
     """
     predict, transform = P.load_model("arbitrary_predict", cache), P.load_model("arbitrary_transform", cache)
     s = style256.permute(1, 2, 0)[None].numpy().copy()
@@ -89,6 +92,82 @@ def test_predict_and_transform_match_onnxruntime(cache, content384, style256):
     folded = _session(P.folded_onnx_bytes("arbitrary_transform", cache))
     ref_float = folded.run(None, {names[0]: c, names[1]: emb})[0]
     assert np.abs(out - ref_float).mean() <= 1e-3
+
+
+def test_exact_variant_matches_onnxruntime(cache, content384, style256):
+    """Variant "exact" (activations fake-quantized as the QDQ graph says) against onnxruntime.
+
+    - Predictor: identical to onnxruntime executing the QDQ operators as written (graph optimizations
+      off), measured 0 difference; onnxruntime's default run fuses them into integer kernels whose
+      requantization rounds differently (embedding mean abs 0.0056, 1%).
+    - Transformer, given onnxruntime's embedding: the issue's bound, <= 0.02 mean abs at 384 px.
+      Measured 0.017 here (3 photos x 3 paintings: 0.011-0.023, mean 0.016, 7 of 9 within 0.02; the
+      folded variant 0.021-0.035). The rest is float summation order: ~1e-5 of the int8 rounding
+      decisions flip (torch's conv and onnxruntime's sum in different orders) and the flips grow through
+      the instance norms. Torch in float64 is 0.000-0.022 from onnxruntime (float32 in either).
+    """
+    exact_p = P.load_model("arbitrary_predict", cache, variant="exact")
+    exact_t = P.load_model("arbitrary_transform", cache, variant="exact")
+    folded_t = P.load_model("arbitrary_transform", cache)
+    s = style256.permute(1, 2, 0)[None].numpy().copy()
+    c = content384.permute(1, 2, 0)[None].numpy().copy()
+    literal = ort.SessionOptions()
+    literal.log_severity_level = 3
+    literal.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    emb_literal = ort.InferenceSession(str(P.model_path("arbitrary_predict")), literal,
+                                       providers=["CPUExecutionProvider"]).run(None, {"style_image": s})[0]
+    emb_ref = _session(str(P.model_path("arbitrary_predict"))).run(None, {"style_image": s})[0]
+    sess = _session(str(P.model_path("arbitrary_transform")))
+    names = [i.name for i in sess.get_inputs()]
+    ref = sess.run(None, {names[0]: c, names[1]: emb_ref})[0]
+    with torch.no_grad():
+        emb = exact_p(torch.from_numpy(s)).numpy()
+        out = exact_t(torch.from_numpy(c), torch.from_numpy(emb_ref)).numpy()
+        folded = folded_t(torch.from_numpy(c), torch.from_numpy(emb_ref)).numpy()
+    assert np.abs(emb - emb_literal).max() <= 1e-5
+    assert np.abs(out - ref).mean() <= 0.02
+    assert np.abs(out - ref).mean() < 0.75 * np.abs(folded - ref).mean()
+
+
+def test_fake_quantize_values_and_straight_through_gradient():
+    """Hand-computed: scale 0.5, zero point 2, int8. x / 0.5 = -20, 0.5, 1.5, 2, 200 rounds half to even
+    to -20, 0, 2, 2, 200; + 2 and saturation to [-128, 127] give -18, 2, 4, 4, 127; back: -10, 0, 1, 1,
+    62.5. The gradient is 1 inside [(-128 - 2) * 0.5, (127 - 2) * 0.5] = [-65, 62.5] and 0 beyond."""
+    fq = P.FakeQuantize(0.5, 2, -128, 127)
+    x = torch.tensor([-10.0, 0.25, 0.75, 1.0, 100.0], requires_grad=True)
+    y = fq(x)
+    assert y.tolist() == [-10.0, 0.0, 1.0, 1.0, 62.5]
+    y.sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0, 1.0, 1.0, 0.0]
+    with torch.no_grad():
+        assert fq(x).tolist() == y.tolist()
+
+
+def test_exact_variant_cache_graph_and_gradients(cache):
+    folded = P.folded_onnx_bytes("arbitrary_transform", cache)
+    exact = P.folded_onnx_bytes("arbitrary_transform", cache, variant="exact")
+    names = sorted(f.name for f in (cache / "pretrained").glob("arbitrary_transform-*.onnx"))
+    sha = P.MODELS["arbitrary_transform"].sha256[:16]
+    assert names == [f"arbitrary_transform-{sha}-fold{P.FOLD_VERSION}-exact.onnx",
+                     f"arbitrary_transform-{sha}-fold{P.FOLD_VERSION}.onnx"]
+    import onnx
+
+    source = onnx.load_from_string(P.model_bytes("arbitrary_transform")).graph
+    weights = {t.name for t in source.initializer}
+    activation_dq = sum(n.op_type == "DequantizeLinear" and n.input[0] not in weights for n in source.node)
+    model = onnx.load_from_string(exact)
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("FakeQuantizeLinear") == activation_dq == 208  # one per activation DequantizeLinear
+    assert "QuantizeLinear" not in ops and "DequantizeLinear" not in ops
+    assert b"FakeQuantizeLinear" not in folded
+    transform = P.load_model("arbitrary_transform", cache, variant="exact")
+    x = torch.rand(1, 40, 48, 3, requires_grad=True)
+    y = transform(x, torch.randn(1, 1, 1, 100) * 0.5)
+    assert y.shape == (1, 40, 48, 3)
+    y.mean().backward()
+    assert float(x.grad.abs().sum()) > 0  # straight-through: the rounding does not block gradients
+    with pytest.raises(MeshstyleError, match="variant"):
+        P.load_model("arbitrary_transform", cache, variant="int8")
 
 
 def test_any_batch_and_size_and_gradients(cache):

