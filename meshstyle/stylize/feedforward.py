@@ -32,6 +32,7 @@ from ..core.uv import sample_texture, uv_to_grid
 from ..core.views import ViewStack, render
 from ..engine import color
 from ..engine.feedforward import (
+    DEFAULT_VARIANT,
     ArbitraryStylizer,
     PresetStylizer,
     StylePredictor,
@@ -85,16 +86,22 @@ def _image(item: StyleInput, size: int | tuple[int, int] | None = None) -> torch
 
 
 class FeedForward:
-    """The loaded networks of a run (lazily): predictor, arbitrary transformer, preset transformer."""
+    """The loaded networks of a run (lazily): predictor, arbitrary transformer, preset transformer.
 
-    def __init__(self, device: torch.device | str = "cpu", cache_dir: str | os.PathLike | None = None):
+    ``variant``: int8 handling of the two Magenta graphs, ``"folded"`` (default) or ``"exact"`` (see
+    :func:`meshstyle.engine.pretrained.load_model`).
+    """
+
+    def __init__(self, device: torch.device | str = "cpu", cache_dir: str | os.PathLike | None = None,
+                 variant: str = DEFAULT_VARIANT):
         self.device = torch.device(device)
         self.cache_dir = cache_dir
+        self.variant = variant
         self._nets: dict[str, torch.nn.Module] = {}
 
     def _net(self, name: str, cls) -> torch.nn.Module:
         if name not in self._nets:
-            self._nets[name] = cls(cache_dir=self.cache_dir).to(self.device)
+            self._nets[name] = cls(cache_dir=self.cache_dir, variant=self.variant).to(self.device)
         return self._nets[name]
 
     @property
@@ -137,8 +144,10 @@ class FeedForward:
     def stylize(self, images: torch.Tensor, style: _Style, strength: float = 1.0,
                 content_embedding: torch.Tensor | None = None, batch: int = 4) -> torch.Tensor:
         """Stylize (N, 3, H, W) in [0, 1] with ``style``; ``strength`` < 1 moves the embedding toward
-        ``content_embedding`` ((N, 100) or (100,); default: each image's own embedding) or, for presets,
-        mixes pixels with the input. No gradient; ``batch`` images per network call."""
+        ``content_embedding`` ((N, 100) or (100,); default: each image's own embedding) and fades the
+        network's reconstruction error back in (:meth:`ArbitraryStylizer.with_strength`: strength 0 is
+        the input itself) or, for presets, mixes pixels with the input. No gradient; ``batch`` images per
+        network call."""
         outs = []
         with torch.no_grad():
             for k in range(0, images.shape[0], batch):
@@ -148,15 +157,14 @@ class FeedForward:
                     if strength < 1.0:
                         y = apply_strength(y, x, strength)  # presets: pixel mix
                 else:
-                    emb = style.embedding[None]
-                    if strength < 1.0:
+                    emb, own = style.embedding[None], None
+                    if 0.0 < strength < 1.0:
                         if content_embedding is None:
                             own = self.predictor(x)
                         else:
                             own = content_embedding.reshape(-1, 100).to(self.device)
                             own = own if own.shape[0] == 1 else own[k:k + batch]
-                        emb = apply_strength(emb, own, strength)
-                    y = self.arbitrary(x, emb)
+                    y = self.arbitrary.with_strength(x, emb, own, strength)
                 outs.append(y.clamp(0, 1))
         return torch.cat(outs)
 
@@ -187,7 +195,9 @@ def stylize_image_feedforward(content: StyleInput, style: StyleInput | Sequence[
         size: output long edge in px, or (width, height); ``None`` keeps the content size. The network
             runs fully convolutionally at that size (tiles above ~1536^2 px).
         strength: in [0, 1]; arbitrary styles interpolate the embedding toward the content's own
-            embedding (Ghiasi §4), presets mix pixels with the content.
+            embedding (Ghiasi §4) and add the network's reconstruction error back, scaled by
+            ``1 - strength`` (:meth:`~meshstyle.engine.feedforward.ArbitraryStylizer.with_strength`),
+            so 0 returns the content and 1 the full style; presets mix pixels with the content.
         preserve_color: ``"luminance"`` keeps the content's chroma (YIQ), ``"histogram"`` recolours the
             style images to the content's colour statistics before prediction (presets: the output is
             recoloured), see :mod:`meshstyle.engine.color`.
@@ -519,9 +529,9 @@ def _settle(params: list, scene: _Scene, targets: torch.Tensor) -> tuple[torch.T
 
 def _content_embedding(nets: FeedForward, parsed: _Style, renders: torch.Tensor, strength: float
                        ) -> torch.Tensor | None:
-    """The renders' mean embedding (100,) when an arbitrary style is weakened (``strength`` < 1), else
+    """The renders' mean embedding (100,) when an arbitrary style is weakened (0 < ``strength`` < 1), else
     None."""
-    if parsed.embedding is None or strength >= 1.0:
+    if parsed.embedding is None or not 0.0 < strength < 1.0:
         return None
     with torch.no_grad():
         return nets.predictor(renders.to(nets.device)).mean(0)
@@ -611,7 +621,9 @@ def stylize_mesh_feedforward(mesh: TexturedMesh | str | os.PathLike,
     re-stylizes the renders and re-fits, so neighbouring views converge to one painting. ``seam_weight`` > 0
     adds ``seam_weight * mean((tex(uv_1) - tex(uv_2))^2)`` over point pairs on both sides of every UV seam
     (:func:`edge_samples`, half a texel inside each face), so the two islands meet without a colour jump.
-    ``strength`` < 1 moves the embedding toward the renders' own mean embedding (presets: pixel mix).
+    ``strength`` < 1 moves the embedding toward the renders' own mean embedding and fades each view's
+    reconstruction error back in, as in :func:`stylize_image_feedforward` (strength 0: the targets are the
+    renders themselves; presets: pixel mix).
 
     Measured on the spot cow with Starry Night at these defaults (scripts/bench_feedforward.py, shared
     2-core CPU, 1 torch thread): 27-36 s, 1.4 GB peak; reprojection error of the stylized views 0.077
