@@ -7,12 +7,24 @@
    * onnxruntime on the packaged ONNX file (int8 for the arbitrary transformer, whose file is fixed at
      384 px: it runs on its folded float graph at other sizes, labelled ``ort_float``).
    Ratios ``torch / ort`` are what to compare: absolute speed varies on a shared CPU.
-2. Mesh mode: ``stylize_mesh_feedforward`` on the spot cow (assets/meshes/spot/cow.obj) with Starry Night
+2. Agreement with onnxruntime at 384 px (the issue's bound: <= 0.02 mean abs on a 0-1 scale) for the
+   arbitrary networks, on the sample photos (assets/content/*) x three paintings, for both int8
+   variants of :func:`meshstyle.engine.pretrained.load_model` (``folded``: activation quantization
+   dropped; ``exact``: fake-quantized): the chain predictor -> transformer against onnxruntime's chain,
+   the transformer alone given onnxruntime's embedding, onnxruntime's default run against its run with
+   graph optimizations off (the reference's own spread), and seconds per 384 px transformer call
+   ``exact / folded`` (median, same run, 1 thread).
+3. Strength curve (``--strength-curve``): mean abs distance of the feed-forward output to the content
+   and to the full-strength output at strength 0, .25, .5, .75, 1 (256 px, same photos, two paintings),
+   for meshstyle's strength (:meth:`ArbitraryStylizer.with_strength`) and for Ghiasi's embedding
+   interpolation alone.
+4. Mesh mode: ``stylize_mesh_feedforward`` on the spot cow (assets/meshes/spot/cow.obj) with Starry Night
    (assets/styles/starry_night_google.jpg) at the default settings: seconds (with the per-stage split)
    and peak resident memory of the process (``resource.getrusage``, includes the image benchmark).
    Target: <= 60 s on a 2-core CPU.
 
-    python scripts/bench_feedforward.py [--repeats 3] [--threads 1] [--skip-images] [--sheet out.png]
+    python scripts/bench_feedforward.py [--repeats 3] [--threads 1] [--skip-images] [--skip-agreement]
+        [--strength-curve] [--skip-mesh] [--sheet out.png]
 
 Prints one JSON line. ``--threads`` sets torch's thread count for the mesh run (on a CPU shared with
 other busy processes 1 thread was 4-6x faster than 2 here: OpenMP threads wait on each other).
@@ -94,6 +106,88 @@ def bench_images(repeats: int) -> dict:
     return out
 
 
+PAINTINGS = ("starry_night_google.jpg", "the_scream.jpg", "composition_vii.jpg")
+
+
+def _nhwc(path: Path, size: int) -> np.ndarray:
+    from meshstyle.core.imageio import load_image
+
+    return load_image(path, (size, size)).permute(1, 2, 0)[None].numpy().copy()
+
+
+def bench_agreement(repeats: int) -> dict:
+    import onnxruntime as ort
+
+    torch.set_num_threads(1)
+    literal = ort.SessionOptions()
+    literal.log_severity_level = 3
+    literal.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    ref_p, ref_t = _session(str(model_path("arbitrary_predict"))), _session(str(model_path("arbitrary_transform")))
+    lit_p = ort.InferenceSession(str(model_path("arbitrary_predict")), literal, providers=["CPUExecutionProvider"])
+    lit_t = ort.InferenceSession(str(model_path("arbitrary_transform")), literal,
+                                 providers=["CPUExecutionProvider"])
+    names = [i.name for i in ref_t.get_inputs()]
+    nets = {v: (load_model("arbitrary_predict", variant=v), load_model("arbitrary_transform", variant=v))
+            for v in ("folded", "exact")}
+    rows: dict[str, list[float]] = {}
+
+    def add(key: str, a: np.ndarray, b: np.ndarray) -> None:
+        rows.setdefault(key, []).append(float(np.abs(a - b).mean()))
+
+    for painting in PAINTINGS:
+        s = _nhwc(ROOT / "assets" / "styles" / painting, 256)
+        emb_ref = ref_p.run(None, {"style_image": s})[0]
+        emb_lit = lit_p.run(None, {"style_image": s})[0]
+        for photo in sorted((ROOT / "assets" / "content").iterdir()):
+            c = _nhwc(photo, 384)
+            ref = ref_t.run(None, {names[0]: c, names[1]: emb_ref})[0]
+            add("ort_default_vs_ort_literal_chain", ref, lit_t.run(None, {names[0]: c, names[1]: emb_lit})[0])
+            for variant, (predict, transform) in nets.items():
+                with torch.no_grad():
+                    emb = predict(torch.from_numpy(s))
+                    chain = transform(torch.from_numpy(c), emb).numpy()
+                    alone = transform(torch.from_numpy(c), torch.from_numpy(emb_ref)).numpy()
+                add(f"{variant}_chain", chain, ref)
+                add(f"{variant}_transformer_given_ort_embedding", alone, ref)
+                add(f"{variant}_embedding_vs_ort_literal", emb.numpy(), emb_lit)
+    out: dict = {"agreement_384px_mean_abs": {
+        k: {"mean": round(float(np.mean(v)), 4), "min": round(min(v), 4), "max": round(max(v), 4),
+            "within_0.02": f"{sum(x <= 0.02 for x in v)}/{len(v)}"} for k, v in rows.items()}}
+    x = torch.from_numpy(_nhwc(ROOT / "assets" / "content" / "chelsea.png", 384))
+    emb = torch.from_numpy(emb_ref)
+    with torch.no_grad():
+        secs = {v: _median_seconds(lambda t=t: t(x, emb), repeats) for v, (_, t) in nets.items()}
+    out["transformer_384px_seconds"] = {k: round(v, 3) for k, v in secs.items()}
+    out["transformer_384px_exact_over_folded_time"] = round(secs["exact"] / secs["folded"], 2)
+    return out
+
+
+def bench_strength() -> dict:
+    from meshstyle.core.imageio import load_image
+    from meshstyle.engine.feedforward import ArbitraryStylizer, StylePredictor
+
+    torch.set_num_threads(1)
+    predict, transform = StylePredictor(), ArbitraryStylizer()
+    curves: dict[str, dict[float, list[tuple[float, float]]]] = {"meshstyle": {}, "ghiasi_embedding_only": {}}
+    for painting in PAINTINGS[:2]:
+        for photo in sorted((ROOT / "assets" / "content").iterdir()):
+            x = load_image(photo, 256)[None]
+            with torch.no_grad():
+                style = predict(load_image(ROOT / "assets" / "styles" / painting, 256)[None])
+                own = predict(x)
+                full = transform(x, style)
+                for s in (0.0, 0.25, 0.5, 0.75, 1.0):
+                    outs = {"meshstyle": transform.with_strength(x, style, own, s),
+                            "ghiasi_embedding_only": transform(x, s * style + (1 - s) * own)}
+                    for k, y in outs.items():
+                        curves[k].setdefault(s, []).append(((y - x).abs().mean().item(),
+                                                            (y - full).abs().mean().item()))
+    return {"strength_256px_mean_abs": {
+        k: {str(s): {"to_content": round(float(np.mean([a for a, _ in v])), 4),
+                     "to_full": round(float(np.mean([b for _, b in v])), 4)} for s, v in c.items()}
+        for k, c in curves.items()}}
+
+
 def bench_mesh(threads: int, sheet: str | None) -> dict:
     from meshstyle.mesh.preview import before_after_sheet
     from meshstyle.mesh.textured import TexturedMesh
@@ -127,12 +221,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the mesh run")
     parser.add_argument("--skip-images", action="store_true")
+    parser.add_argument("--skip-agreement", action="store_true")
+    parser.add_argument("--strength-curve", action="store_true")
+    parser.add_argument("--skip-mesh", action="store_true")
     parser.add_argument("--sheet", default=None, help="also write a before/after sheet of the mesh run")
     args = parser.parse_args()
     report: dict = {}
     if not args.skip_images:
         report.update(bench_images(args.repeats))
-    report.update(bench_mesh(args.threads, args.sheet))
+    if not args.skip_agreement:
+        report.update(bench_agreement(args.repeats))
+    if args.strength_curve:
+        report.update(bench_strength())
+    if not args.skip_mesh:
+        report.update(bench_mesh(args.threads, args.sheet))
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(report))
 

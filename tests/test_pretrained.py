@@ -97,9 +97,10 @@ def test_predict_and_transform_match_onnxruntime(cache, content384, style256):
 def test_exact_variant_matches_onnxruntime(cache, content384, style256):
     """Variant "exact" (activations fake-quantized as the QDQ graph says) against onnxruntime.
 
-    - Predictor: identical to onnxruntime executing the QDQ operators as written (graph optimizations
-      off), measured 0 difference; onnxruntime's default run fuses them into integer kernels whose
-      requantization rounds differently (embedding mean abs 0.0056, 1%).
+    - Predictor: for Starry Night identical to onnxruntime executing the QDQ operators as written
+      (graph optimizations off), measured 0 difference (over three paintings 0-0.0058 mean abs, the
+      folded variant 0.0076-0.0107); onnxruntime's default run fuses them into integer kernels whose
+      rounding differs (embedding mean abs 0.0056, 1%).
     - Transformer, given onnxruntime's embedding: the issue's bound, <= 0.02 mean abs at 384 px.
       Measured 0.017 here (3 photos x 3 paintings: 0.011-0.023, mean 0.016, 7 of 9 within 0.02; the
       folded variant 0.021-0.035). The rest is float summation order: ~1e-5 of the int8 rounding

