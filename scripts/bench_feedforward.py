@@ -12,7 +12,8 @@
    variants of :func:`meshstyle.engine.pretrained.load_model` (``folded``: activation quantization
    dropped; ``exact``: fake-quantized): the chain predictor -> transformer against onnxruntime's chain,
    the transformer alone given onnxruntime's embedding, onnxruntime's default run against its run with
-   graph optimizations off (the reference's own spread), and seconds per 384 px transformer call
+   graph optimizations off, onnxruntime against itself when 0.1% of the input values go up by one
+   level (1/255, invisible) (the reference's own spread), and seconds per 384 px transformer call
    ``exact / folded`` (median, same run, 1 thread).
 3. Strength curve (``--strength-curve``): mean abs distance of the feed-forward output to the content
    and to the full-strength output at strength 0, .25, .5, .75, 1 (256 px, same photos, two paintings),
@@ -130,6 +131,7 @@ def bench_agreement(repeats: int) -> dict:
     nets = {v: (load_model("arbitrary_predict", variant=v), load_model("arbitrary_transform", variant=v))
             for v in ("folded", "exact")}
     rows: dict[str, list[float]] = {}
+    rng = np.random.default_rng(0)
 
     def add(key: str, a: np.ndarray, b: np.ndarray) -> None:
         rows.setdefault(key, []).append(float(np.abs(a - b).mean()))
@@ -142,6 +144,10 @@ def bench_agreement(repeats: int) -> dict:
             c = _nhwc(photo, 384)
             ref = ref_t.run(None, {names[0]: c, names[1]: emb_ref})[0]
             add("ort_default_vs_ort_literal_chain", ref, lit_t.run(None, {names[0]: c, names[1]: emb_lit})[0])
+            # the reference's own sensitivity: 0.1% of the input values one level (1/255) up
+            nudged = np.clip(c + (rng.random(c.shape) < 1e-3).astype(np.float32) / 255, 0, 1)
+            add("ort_int8_vs_itself_0.1pct_inputs_plus_1_level", ref,
+                ref_t.run(None, {names[0]: nudged, names[1]: emb_ref})[0])
             for variant, (predict, transform) in nets.items():
                 with torch.no_grad():
                     emb = predict(torch.from_numpy(s))
