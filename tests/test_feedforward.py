@@ -92,8 +92,8 @@ def test_strength_zero_returns_the_content_and_one_the_full_style(nets):
 
 def test_mesh_strength_zero_keeps_the_texture(nets):
     """The mesh mode calls the same code: at strength 0 the stylized views are the renders themselves,
-    so the fitted texture stays within 8-bit rounding of the input where the views see it (fit error
-    against the views of the original texture far below the full-strength fit's change)."""
+    so the fitted texture stays close to the input (mean abs change of the texture under a quarter of the
+    full-strength change; measured 0.018 against 0.42, the rest is the fit's resampling and padding)."""
     texture = np.kron(QUADRANT_COLOURS, np.ones((16, 16, 1), np.uint8))
     mesh = TexturedMesh(cube(texture))
     name = mesh.stylizable[0]

@@ -188,7 +188,7 @@ class ArbitraryStylizer(_TiledNetwork):
         return self._run(images, embedding)
 
     def with_strength(self, images: torch.Tensor, style_embedding: torch.Tensor,
-                      content_embedding: torch.Tensor, strength: float) -> torch.Tensor:
+                      content_embedding: torch.Tensor | None, strength: float) -> torch.Tensor:
         """Stylize at ``strength`` in [0, 1]: (N, 3, H, W) in [0, 1] -> (N, 3, H, W) in [0, 1].
 
         With ``T(x, e)`` this network, ``e_s`` the style embedding ((N, 100), (1, 100) or (100,)) and ``e_c``
@@ -206,8 +206,11 @@ class ArbitraryStylizer(_TiledNetwork):
         Ghiasi alone 0.087, 0.092, 0.110, 0.139, 0.173; a pixel mix of Ghiasi's output
         ``(1 - s) x + s T(x, lerp)`` 0, 0.023, 0.055, 0.104, 0.173, weak until s is large).
 
+        ``content_embedding`` may be None at strength 0 or 1 (unused there).
+
         Raises:
-            MeshstyleError: ``strength`` outside [0, 1], or bad shapes (see :meth:`forward`).
+            MeshstyleError: ``strength`` outside [0, 1], no ``content_embedding`` in between, or bad
+            shapes (see :meth:`forward`).
         """
         if not 0.0 <= strength <= 1.0:
             raise MeshstyleError(f"--strength must be in [0, 1], got {strength}")
@@ -216,6 +219,8 @@ class ArbitraryStylizer(_TiledNetwork):
             return self(images, style_embedding)
         if strength <= 0.0:
             return images.clone()
+        if content_embedding is None:
+            raise MeshstyleError("a strength between 0 and 1 needs the content's embedding")
         mixed = apply_strength(style_embedding, content_embedding, strength)
         residual = images - self(images, content_embedding)
         return (self(images, mixed) + (1.0 - strength) * residual).clamp(0, 1)
