@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 
 from conftest import QUADRANT_COLOURS, cube, quad
@@ -130,3 +131,40 @@ def test_fitted_cameras_frame_the_object():
     for c in cams:
         local = (points - c.position) @ c.rotation
         assert (np.abs(local[:, :2]).max(1) / -local[:, 2]).max() <= np.tan(np.radians(20)) + 1e-9
+
+
+@pytest.mark.parametrize("pixels", [8, 4, 2])
+def test_footprint_of_a_facing_plane_is_texels_per_pixel(pixels):
+    # the quad (-1..1, UVs 0..1) exactly fills the view: one pixel covers 8 / pixels texels of an 8x8 texture
+    from conftest import checker
+
+    mesh = TexturedMesh(quad(texture=checker(8, 8)))
+    fov = 2 * math.degrees(math.atan(1 / 4))
+    stack = compute_views(mesh, [camera((0, 0, 4), fov=fov)], [pixels])[0]
+    texels = stack.footprint * 8
+    assert torch.allclose(texels, torch.full_like(texels, 8 / pixels), rtol=1e-4)
+
+
+def test_mip_sampling_antialiases_and_spreads_gradients_over_the_footprint():
+    from meshstyle.core.uv import identity_grid, sample_texture, sample_texture_mip
+
+    stripes = torch.zeros(3, 64, 64)
+    stripes[:, :, ::2] = 1.0  # period 2 texels
+    centres = (torch.arange(16) * 4 + 1.5) / 64 * 2 - 1  # 16 x 16 samples, 4 texels apart, at texel centres
+    gy, gx = torch.meshgrid(centres, centres, indexing="ij")
+    grid = torch.stack([gx, gy], -1)[None]
+    footprint = torch.full((1, 16, 16), 4 / 64)
+    plain = sample_texture(stripes, grid)
+    mip = sample_texture_mip(stripes, grid, footprint)
+    assert float((plain - 0.5).abs().mean()) > 0.4  # point sampling aliases to 0 or 1
+    assert float((mip - 0.5).abs().max()) < 0.05  # the footprint's mean is 0.5
+    # at one texel per sample the mip path is bilinear sampling itself
+    assert torch.allclose(sample_texture_mip(stripes, identity_grid(64, 64), torch.full((1, 64, 64), 1 / 64)),
+                          sample_texture(stripes, identity_grid(64, 64)), atol=1e-6)
+    texture = torch.rand(3, 64, 64, requires_grad=True)
+    sample_texture(texture, grid).sum().backward()
+    reached_plain = float((texture.grad.abs().sum(0) > 0).float().mean())
+    texture.grad = None
+    sample_texture_mip(texture, grid, footprint).sum().backward()
+    reached_mip = float((texture.grad.abs().sum(0) > 0).float().mean())
+    assert reached_plain <= 0.25 and reached_mip == 1.0

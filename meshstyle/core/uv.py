@@ -12,9 +12,14 @@ See docs/ARCHITECTURE.md for where this sits in a run.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+#: Mip levels :func:`sample_texture_mip` may average down to (level k averages 2^k x 2^k texels).
+MIP_LEVELS = 5
 
 
 def uv_to_grid(uv: np.ndarray) -> np.ndarray:
@@ -47,3 +52,47 @@ def sample_texture(texture: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     flat = grid.reshape(1, n * h, w, 2)
     out = F.grid_sample(texture.unsqueeze(0), flat, mode="bilinear", padding_mode="border", align_corners=False)
     return out.reshape(texture.shape[0], n, h, w).transpose(0, 1)
+
+
+def mip_level(footprint: torch.Tensor, texture_shape: tuple[int, int]) -> torch.Tensor:
+    """Continuous mip level (level of detail) of every sample: ``log2`` of the texels one sample covers
+    along a side, ``clamp(log2(footprint * sqrt(H_t W_t)), 0, MIP_LEVELS - 1)``.
+
+    Args:
+        footprint: (N, H, W) side of each sample's footprint on the surface in UV units (0..1 spans
+            the texture); 0 where nothing is seen.
+        texture_shape: (H_t, W_t) texels.
+    """
+    texels = footprint * math.sqrt(texture_shape[0] * texture_shape[1])
+    return torch.log2(texels.clamp_min(1e-6)).clamp(0, MIP_LEVELS - 1)
+
+
+def sample_texture_mip(texture: torch.Tensor, grid: torch.Tensor, footprint: torch.Tensor) -> torch.Tensor:
+    """Trilinear (mip-mapped) sampling (Williams, "Pyramidal parametrics", SIGGRAPH 1983): every sample
+    reads the texture low-pass filtered to its footprint, blending the two nearest levels of the
+    texture's mip pyramid (level k: halved k times with a triangle filter, ``antialias=True``; a box
+    filter would hand equal gradients to aligned 2^k blocks, which then show as blocks). Where a sample
+    covers several texels, they all get its gradient, so a minified texture is not optimized at a
+    sparse, aliased set of texels.
+
+    Args:
+        texture: (C, H_t, W_t).
+        grid: (N, H, W, 2) ``grid_sample`` coordinates (see :func:`uv_to_grid`).
+        footprint: (N, H, W) footprint side in UV units (see :func:`mip_level`).
+
+    Returns:
+        (N, C, H, W); equal to :func:`sample_texture` where the footprint is at most one texel.
+    """
+    lod = mip_level(footprint, tuple(texture.shape[-2:]))
+    out, level = None, texture
+    for k in range(int(math.ceil(float(lod.max()))) + 1):
+        if k > 0:
+            size = (max(1, (level.shape[-2] + 1) // 2), max(1, (level.shape[-1] + 1) // 2))
+            level = F.interpolate(level.unsqueeze(0), size=size, mode="bilinear", antialias=True,
+                                  align_corners=False).squeeze(0)
+        weight = (1 - (lod - k).abs()).clamp_min(0).unsqueeze(1)
+        if k > 0 and not bool((weight > 0).any()):
+            continue
+        term = weight * sample_texture(level, grid)
+        out = term if out is None else out + term
+    return out

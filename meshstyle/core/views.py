@@ -15,7 +15,9 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
-from .uv import identity_grid, sample_texture
+from .uv import identity_grid, sample_texture, sample_texture_mip
+
+_FLAGS = ("supersample", "identity_view")
 
 
 @dataclass
@@ -30,6 +32,9 @@ class ViewStack:
         depth: (V, 1, H, W) float32 distance from the camera along the ray, world units (0 where empty).
         cos_angle: (V, 1, H, W) float32 |cos| of the angle between normal and view ray (0 where empty).
         supersample: s >= 1.
+        footprint: (V, sH, sW) float32 side of each sample's footprint on the surface in UV units (see
+            :func:`~meshstyle.core.uv.mip_level`), or ``None``; with it, :func:`render` samples the
+            texture mip-mapped (antialiased where the texture is minified), else bilinearly.
         identity_view: the one view of a 2D image (see :meth:`identity`); rendering through it returns
             the texture exactly (``grid_sample`` at texel centres would add float rounding of ~1e-6).
     """
@@ -40,7 +45,13 @@ class ViewStack:
     depth: torch.Tensor
     cos_angle: torch.Tensor
     supersample: int = 1
+    footprint: torch.Tensor | None = None
     identity_view: bool = False
+
+    def _map(self, fn) -> ViewStack:
+        """A stack whose tensors are ``fn(tensor)`` (the footprint too, when there is one)."""
+        return ViewStack(**{f.name: (getattr(self, f.name) if f.name in _FLAGS or getattr(self, f.name) is None
+                                     else fn(getattr(self, f.name))) for f in fields(self)})
 
     @property
     def count(self) -> int:
@@ -55,21 +66,20 @@ class ViewStack:
     def select(self, index) -> ViewStack:
         """The views at ``index`` (a list or tensor of view numbers)."""
         index = torch.as_tensor(index, dtype=torch.long)
-        return ViewStack(**{f.name: getattr(self, f.name)[index] for f in fields(self) if f.name not in ("supersample", "identity_view")},
-                         supersample=self.supersample, identity_view=self.identity_view)
+        return self._map(lambda t: t[index])
 
     def to(self, device) -> ViewStack:
         """The same views on ``device``."""
-        return ViewStack(**{f.name: getattr(self, f.name).to(device) for f in fields(self) if f.name not in ("supersample", "identity_view")},
-                         supersample=self.supersample, identity_view=self.identity_view)
+        return self._map(lambda t: t.to(device))
 
     def crop(self, window: tuple[int, int, int, int]) -> ViewStack:
         """The window (row, column, h, w) of every view, in output pixels."""
         r, c, h, w = window
         s = self.supersample
-        return ViewStack(self.grid[:, r * s:(r + h) * s, c * s:(c + w) * s], self.part[:, r * s:(r + h) * s, c * s:(c + w) * s],
-                         self.mask[..., r:r + h, c:c + w], self.depth[..., r:r + h, c:c + w],
-                         self.cos_angle[..., r:r + h, c:c + w], s)
+        fine, coarse = (slice(r * s, (r + h) * s), slice(c * s, (c + w) * s)), (slice(r, r + h), slice(c, c + w))
+        return ViewStack(supersample=s, grid=self.grid[:, fine[0], fine[1]], part=self.part[:, fine[0], fine[1]],
+                         footprint=None if self.footprint is None else self.footprint[:, fine[0], fine[1]],
+                         **{k: getattr(self, k)[..., coarse[0], coarse[1]] for k in ("mask", "depth", "cos_angle")})
 
     @classmethod
     def identity(cls, height: int, width: int) -> ViewStack:
@@ -114,15 +124,17 @@ def render(textures: list[torch.Tensor], views: ViewStack, background: float | t
         views: the :class:`ViewStack` to render (N views).
         background: colour of pixels that show no stylizable surface (a float or a (3,) tensor).
 
-    Each pixel samples the texture of its part bilinearly at its grid coordinate; supersampled views
-    are averaged down (box filter) to (H, W).
+    Each pixel samples the texture of its part at its grid coordinate, bilinearly, or mip-mapped when
+    the views carry footprints (:func:`~meshstyle.core.uv.sample_texture_mip`); supersampled views are
+    averaged down (box filter) to (H, W).
     """
     if views.identity_view:  # sampling at every texel centre returns the texture itself: skip the rounding
         return textures[0].unsqueeze(0)
     bg = torch.as_tensor(background, dtype=textures[0].dtype, device=textures[0].device).reshape(-1, 1, 1)
     out = None
     for index, texture in enumerate(textures):
-        colour = sample_texture(texture, views.grid)
+        colour = (sample_texture(texture, views.grid) if views.footprint is None
+                  else sample_texture_mip(texture, views.grid, views.footprint))
         hit = (views.part == index).unsqueeze(1).to(colour.dtype)
         out = colour * hit if out is None else out + colour * hit
     empty = (views.part < 0).unsqueeze(1).to(out.dtype)

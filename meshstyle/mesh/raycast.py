@@ -26,6 +26,8 @@ from .textured import TexturedMesh
 
 log = logging.getLogger("meshstyle")
 SMOOTH_ANGLE = 30.0
+#: Smallest cos(angle) used for texture footprints (a surface seen edge-on counts as seen at ~84 degrees).
+MIN_COS = 0.1
 
 
 def _corner_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -46,6 +48,8 @@ class RayScene:
         part: (F,) index into ``mesh.stylizable`` of every triangle's texture, -1 if not stylizable.
         corner_uv: (F, 3, 2) UVs (zeros for non-stylizable triangles).
         corner_normals: (F, 3, 3) unit normals.
+        uv_density: (F,) UV units per world unit of every triangle, ``sqrt(UV area / world area)``
+            (0 for degenerate triangles).
     """
 
     def __init__(self, mesh: TexturedMesh):
@@ -60,6 +64,7 @@ class RayScene:
         self.corner_uv = np.concatenate(uvs)
         self.part = np.concatenate(parts)
         self.corner_normals = np.concatenate(normals)
+        self.uv_density = _uv_density(self.triangles, self.corner_uv)
         count = len(self.triangles)
         soup = trimesh.Trimesh(vertices=self.triangles.reshape(-1, 3), faces=np.arange(3 * count).reshape(-1, 3),
                                process=False)
@@ -75,8 +80,13 @@ class RayScene:
         column, h, w) of the width x height frame.
 
         Returns (H, W) maps (or (h, w) for a window): ``face`` (int64, -1 = miss), ``uv`` (H, W, 2), ``depth`` (world units
-        along the ray, 0 on misses), ``cos_angle`` (|n . -d| in [0, 1], 0 on misses) and ``part``.
+        along the ray, 0 on misses), ``cos_angle`` (|n . -d| in [0, 1], 0 on misses), ``part`` and
+        ``footprint``: the side of the pixel's footprint on the surface in UV units, ``uv_density x
+        p d cos(theta)^1.5 / sqrt(cos_angle)`` (p: pixel size at unit depth, d: depth along the ray,
+        theta: the ray's angle to the optical axis; the footprint's area is the pixel's solid angle
+        p^2 cos(theta)^3 times d^2 / cos_angle, so a plane facing the camera gets p z everywhere).
         """
+        pixel = camera.pixel_size(1.0, height)  # world size of a pixel at unit depth
         origins, dirs = camera.rays(width, height)
         if window is not None:
             r0, c0, h, w = window
@@ -89,6 +99,7 @@ class RayScene:
         uv = np.zeros((n, 2))
         depth = np.zeros(n)
         cos = np.zeros(n)
+        footprint = np.zeros(n)
         if len(tri):
             bary = trimesh.triangles.points_to_barycentric(self.triangles[tri], loc)
             face[ray] = tri
@@ -97,10 +108,22 @@ class RayScene:
             normal /= np.linalg.norm(normal, axis=1, keepdims=True).clip(1e-12)
             depth[ray] = np.linalg.norm(loc - origins[ray], axis=1)
             cos[ray] = np.abs(np.einsum("nc,nc->n", normal, dirs[ray])).clip(0, 1)
+            off_axis = np.abs(dirs[ray] @ camera.rotation[:, 2])  # cos of the ray's angle to the optical axis
+            footprint[ray] = (self.uv_density[tri] * pixel * depth[ray] * off_axis ** 1.5
+                              / np.sqrt(cos[ray].clip(MIN_COS, 1)))
         part = np.where(face >= 0, self.part[np.maximum(face, 0)], -1)
         shape = (height, width)
         return {"face": face.reshape(shape), "uv": uv.reshape(*shape, 2), "depth": depth.reshape(shape),
-                "cos_angle": cos.reshape(shape), "part": part.reshape(shape)}
+                "cos_angle": cos.reshape(shape), "part": part.reshape(shape), "footprint": footprint.reshape(shape)}
+
+
+def _uv_density(triangles: np.ndarray, corner_uv: np.ndarray) -> np.ndarray:
+    """(F,) ``sqrt(UV area / world area)`` of triangles (F, 3, 3) with UVs (F, 3, 2); 0 if degenerate."""
+    e_uv = corner_uv[:, 1:] - corner_uv[:, :1]
+    uv_area = 0.5 * np.abs(e_uv[:, 0, 0] * e_uv[:, 1, 1] - e_uv[:, 0, 1] * e_uv[:, 1, 0])
+    e = triangles[:, 1:] - triangles[:, :1]
+    area = 0.5 * np.linalg.norm(np.cross(e[:, 0], e[:, 1]), axis=1)
+    return np.sqrt(np.where(area > 1e-20, uv_area / np.maximum(area, 1e-20), 0.0))
 
 
 def _pool(values: np.ndarray, weight: np.ndarray, s: int) -> np.ndarray:
@@ -116,12 +139,13 @@ def view_stack(scene: RayScene, cameras: list[Camera], size: tuple[int, int], su
     """Ray-cast every camera at ``size`` = (H, W) (times ``supersample`` per side) into a :class:`ViewStack`."""
     h, w = size
     s = supersample
-    grids, parts, masks, depths, coss = [], [], [], [], []
+    grids, parts, masks, depths, coss, prints = [], [], [], [], [], []
     for cam in cameras:
         maps = scene.cast(cam, w * s, h * s)
         hit = (maps["part"] >= 0).astype(np.float64)
         grids.append(uv_to_grid(maps["uv"]))
         parts.append(maps["part"])
+        prints.append(maps["footprint"].astype(np.float32))
         masks.append(hit.reshape(h, s, w, s).mean((1, 3)))
         depths.append(_pool(maps["depth"], hit, s))
         coss.append(_pool(maps["cos_angle"], hit, s))
@@ -132,7 +156,8 @@ def view_stack(scene: RayScene, cameras: list[Camera], size: tuple[int, int], su
         return torch.from_numpy(np.stack(items).astype(np.float32)).unsqueeze(1)
 
     return ViewStack(grid=torch.from_numpy(np.stack(grids)), part=torch.from_numpy(np.stack(parts)).long(),
-                     mask=stack(masks), depth=stack(depths), cos_angle=stack(coss), supersample=s)
+                     mask=stack(masks), depth=stack(depths), cos_angle=stack(coss), supersample=s,
+                     footprint=torch.from_numpy(np.stack(prints)))
 
 
 def compute_views(mesh: TexturedMesh, cameras: list[Camera], resolutions: list[int], supersample: int = 1,
@@ -159,7 +184,8 @@ def _cast_stack(scene: RayScene, camera: Camera, frame: int, window: tuple[int, 
 
     return ViewStack(grid=torch.from_numpy(uv_to_grid(maps["uv"]))[None], part=torch.from_numpy(maps["part"])[None].long(),
                      mask=one(hit.reshape(h, s, w, s).mean((1, 3))), depth=one(_pool(maps["depth"], hit, s)),
-                     cos_angle=one(_pool(maps["cos_angle"], hit, s)), supersample=s)
+                     cos_angle=one(_pool(maps["cos_angle"], hit, s)), supersample=s,
+                     footprint=torch.from_numpy(maps["footprint"].astype(np.float32))[None])
 
 
 def _span(lo: int, hi: int, scale: int, frame: int, min_side: int) -> tuple[int, int]:
