@@ -20,7 +20,6 @@ Seeded random VGG weights (timing and convergence speed do not need trained weig
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
 import sys
@@ -39,7 +38,6 @@ from meshstyle.engine.features import VGGEncoder, layer_names  # noqa: E402
 from meshstyle.engine.texture import PyramidTexture  # noqa: E402
 from meshstyle.stylize import image as stylize2d  # noqa: E402
 
-PLAIN = stylize2d.PlainTexture
 PYRAMID_LEVELS = 4
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -83,7 +81,8 @@ def gram(feat):
 
 def textbook(content, style, iterations, style_weight):
     """The textbook loop; returns (history of {"style", "content", "total"}, seconds since the start
-    (network and target set-up included, as for meshstyle) after each step)."""
+    (network and target set-up included, as for meshstyle) after each step, loss evaluations so far
+    after each step)."""
     start = time.perf_counter()
     vgg = TextbookVGG()
     with torch.no_grad():
@@ -91,56 +90,82 @@ def textbook(content, style, iterations, style_weight):
         content_target = vgg(content[None])[CONTENT_LAYER]
     image = content[None].clone().requires_grad_(True)
     opt = torch.optim.LBFGS([image], lr=1, max_iter=1, history_size=100)
-    history, times = [], []
+    history, times, costs = [], [], []
+    evaluations = [0]
     for _ in range(iterations):
         terms = {}
 
         def closure(terms=terms):
+            evaluations[0] += 1
             opt.zero_grad()
             feats = vgg(image)
             s = sum(((gram(feats[k]) - a) ** 2).mean() / (a ** 2).mean() for k, a in targets.items())
             c = ((feats[CONTENT_LAYER] - content_target) ** 2).mean() / (content_target ** 2).mean()
             loss = style_weight * s + c
             loss.backward()
-            terms.update(style=float(style_weight * s), content=float(c), total=float(loss))
+            terms.update(style=float(style_weight * s.detach()), content=float(c.detach()),
+                         total=float(loss.detach()))
             return loss
 
         opt.step(closure)
         history.append(terms)
         times.append(time.perf_counter() - start)
-    return history, times
+        costs.append(float(evaluations[0]))
+    return history, times, costs
 
 
-class _Pyramid(PyramidTexture):
-    """PyramidTexture as a drop-in for PlainTexture (``--param pyramid``: a Laplacian-pyramid
-    parameterization of the image, which preconditions L-BFGS toward coarse structure)."""
+PARAMETERIZATIONS = {
+    "auto": stylize2d.parameterization,  # what stylize_image uses (L-BFGS: the preconditioning pyramid)
+    "plain": lambda start, optimizer: stylize2d.PlainTexture(start),
+    "pyramid": lambda start, optimizer: PyramidTexture(start, levels=PYRAMID_LEVELS),  # gain 1 (StyleMesh's)
+}
 
-    def __init__(self, init):
-        super().__init__(init, levels=PYRAMID_LEVELS)
 
-
-def meshstyle_run(content_path, style_path, size, iterations, style_weight, line_search, param="plain", scales=None):
-    """meshstyle's stylize_image; returns (history of the final scale, elapsed s per final-scale step)."""
-    elapsed = []
-    stylize2d.PlainTexture = _Pyramid if param == "pyramid" else PLAIN
+def meshstyle_run(content_path, style_path, size, iterations, style_weight, line_search, param="auto",
+                  scales=None):
+    """meshstyle's stylize_image; returns (history of the final scale, elapsed s per final-scale step,
+    VGG evaluations so far per final-scale step, each evaluation counted by its pixels relative to the
+    final scale's)."""
+    elapsed, costs, evaluated = [], [], [0.0]
+    stylize2d.parameterization = PARAMETERIZATIONS[param]
     count = len(stylize2d.scale_sizes(size, size, scales))
     start = time.perf_counter()
 
     def on_step(info):
         if info.scale == count - 1:
             elapsed.append(time.perf_counter() - start)
+            costs.append(evaluated[0])
 
-    stylize2d.run = functools.partial(optimize.run, line_search=line_search)
-    result = stylize2d.stylize_image(content_path, style_path, size=size, iterations=iterations, optimizer="lbfgs",
-                                     style_weight=style_weight, vgg_weights="random", callback=on_step, scales=scales)
-    return result.history[-1], elapsed
+    def counting_run(texture, loss_fn, steps, **kwargs):
+        pixels = texture().shape[-1] * texture().shape[-2]
+
+        def counted(step):
+            evaluated[0] += pixels
+            return loss_fn(step)
+
+        return optimize.run(texture, counted, steps, **{**kwargs, "line_search": line_search})
+
+    stylize2d.run = counting_run
+    try:
+        result = stylize2d.stylize_image(content_path, style_path, size=size, iterations=iterations,
+                                         optimizer="lbfgs", style_weight=style_weight, vgg_weights="random",
+                                         callback=on_step, scales=scales)
+    finally:
+        stylize2d.run, stylize2d.parameterization = optimize.run, PARAMETERIZATIONS["auto"]
+    final_pixels = result.image.shape[-1] * result.image.shape[-2]
+    return result.history[-1], elapsed, [c / final_pixels for c in costs]
 
 
 def first_reaching(history, times, target):
+    """The entry of ``times`` at the first step whose total loss is <= ``target`` (None: never)."""
     for h, t in zip(history, times):
         if h["total"] <= target:
             return t
     return None
+
+
+def _ratio(a, b):
+    return None if a is None or b is None else round(a / b, 3)
 
 
 def diverged(history) -> bool:
@@ -154,31 +179,39 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--line-search", default="none", choices=optimize.LINE_SEARCHES)
     parser.add_argument("--style-weights", default="1,10")
-    parser.add_argument("--param", default="plain", choices=("plain", "pyramid"),
-                        help="meshstyle's image parameterization (plain: what stylize_image uses)")
+    parser.add_argument("--param", default="auto", choices=tuple(PARAMETERIZATIONS),
+                        help="meshstyle's image parameterization (auto: what stylize_image uses; plain: "
+                             "texels; pyramid: a 4-level Laplacian pyramid with gain 1)")
     parser.add_argument("--scales", type=int, default=None, help="meshstyle's coarse-to-fine scales (auto)")
     args = parser.parse_args()
     torch.manual_seed(0)
     content_img = load_image(CONTENT)
-    content = resize_tensor(content_img, long_edge_size(content_img.shape[2], content_img.shape[1], args.size))
+    content = resize_tensor(content_img,
+                            long_edge_size(content_img.shape[2], content_img.shape[1], args.size))
     style_img = load_image(STYLE)
     style = resize_tensor(style_img, long_edge_size(style_img.shape[2], style_img.shape[1], args.size))
     out = {"random_vgg_weights": True, "threads": torch.get_num_threads(), "size": list(content.shape[1:]),
            "iterations": args.iterations, "line_search": args.line_search, "param": args.param,
            "scales": args.scales}
     for sw in (float(x) for x in args.style_weights.split(",")):
-        tb_hist, tb_times = textbook(content, style, args.iterations, sw)
-        ms_hist, ms_times = meshstyle_run(CONTENT, STYLE, args.size, args.iterations, sw, args.line_search,
-                                          args.param, args.scales)
-        reach = first_reaching(ms_hist, ms_times, tb_hist[-1]["total"])
-        near = 1.02 * tb_hist[-1]["total"]  # within 2 % of the textbook's final loss, for both loops
-        ms_near, tb_near = first_reaching(ms_hist, ms_times, near), first_reaching(tb_hist, tb_times, near)
+        tb_hist, tb_times, tb_costs = textbook(content, style, args.iterations, sw)
+        ms_hist, ms_times, ms_costs = meshstyle_run(CONTENT, STYLE, args.size, args.iterations, sw,
+                                                    args.line_search, args.param, args.scales)
+        final = tb_hist[-1]["total"]
+        near = 1.02 * final  # within 2 % of the textbook's final loss, for both loops
+        reach = first_reaching(ms_hist, ms_times, final)
         out[f"style_weight_{sw:g}"] = {
-            "textbook_final": {k: round(v, 4) for k, v in tb_hist[-1].items()}, "textbook_s": round(tb_times[-1], 1),
-            "meshstyle_final": {k: round(v, 4) for k, v in ms_hist[-1].items()}, "meshstyle_s": round(ms_times[-1], 1),
+            "textbook_final": {k: round(v, 4) for k, v in tb_hist[-1].items()},
+            "textbook_s": round(tb_times[-1], 1),
+            "meshstyle_final": {k: round(v, 4) for k, v in ms_hist[-1].items()},
+            "meshstyle_s": round(ms_times[-1], 1),
             "meshstyle_s_to_textbook_final": None if reach is None else round(reach, 1),
-            "time_ratio": None if reach is None else round(reach / tb_times[-1], 3),
-            "time_ratio_within_2pct": None if ms_near is None else round(ms_near / tb_near, 3),
+            "time_ratio": _ratio(reach, tb_times[-1]),
+            "time_ratio_within_2pct": _ratio(first_reaching(ms_hist, ms_times, near),
+                                             first_reaching(tb_hist, tb_times, near)),
+            "cost_ratio": _ratio(first_reaching(ms_hist, ms_costs, final), tb_costs[-1]),
+            "cost_ratio_within_2pct": _ratio(first_reaching(ms_hist, ms_costs, near),
+                                             first_reaching(tb_hist, tb_costs, near)),
             "textbook_diverged": diverged(tb_hist), "meshstyle_diverged": diverged(ms_hist)}
         print(json.dumps({f"style_weight_{sw:g}": out[f"style_weight_{sw:g}"]}), file=sys.stderr, flush=True)
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)

@@ -99,3 +99,15 @@ def test_ema_result_is_the_average_of_the_iterates():
     for x in seen[1:]:
         expected = 0.5 * expected + 0.5 * x
     assert torch.allclose(result.averaged[0], expected) and torch.allclose(result.texture, expected.clamp(0, 1))
+
+
+@pytest.mark.parametrize("gain", [1.0, 2 ** -0.5])
+def test_pyramid_gain_keeps_the_image_and_scales_each_band_gradient(gain):
+    init = torch.rand(3, 32, 24, generator=torch.Generator().manual_seed(1))
+    param = PyramidTexture(init, levels=3, gain=gain)
+    assert torch.allclose(param(), init, atol=1e-6)
+    param().sum().backward()
+    # d(sum of texels)/d(level k texel) = gain^k x (texels it covers: each bilinear 2x up spreads 4)
+    for k, level in enumerate(param.levels):
+        assert level.shape[-2:] == (32 >> k, 24 >> k)
+        assert torch.allclose(level.grad, torch.full_like(level, (4 * gain) ** k), rtol=1e-5)
