@@ -5,7 +5,13 @@ import torch
 from meshstyle.core.uv import identity_grid, sample_texture
 from meshstyle.engine import color
 from meshstyle.engine.texture import PlainTexture
-from meshstyle.stylize.image import reconstruct_content, scale_sizes, stylize_image, synthesize_texture
+from meshstyle.stylize.image import (
+    reconstruct_content,
+    scale_iterations,
+    scale_sizes,
+    stylize_image,
+    synthesize_texture,
+)
 
 FAST = dict(vgg_weights="random", iterations=40, seed=0)
 
@@ -72,6 +78,9 @@ def test_coarse_to_fine_sizes_and_blend(content_path, style_path):
     result = stylize_image(content_path, [style_path, content_path], style_blend=[0.7, 0.3], size=96, scales=2,
                            **{**FAST, "iterations": 3})
     assert len(result.history) == 2 and result.image.shape == (3, 64, 96)
+    # L-BFGS: a third of the steps (rounded up) at the coarser scale, all of them at the final one
+    assert [len(h) for h in result.history] == [1, 3]
+    assert scale_iterations(300, 3, "lbfgs") == [100, 100, 300] and scale_iterations(7, 2, "adam") == [7, 7]
 
 
 def test_plain_texture_stays_in_unit_range():
