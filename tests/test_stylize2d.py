@@ -75,8 +75,10 @@ def test_content_reconstruction_from_noise(content_path):
 def test_coarse_to_fine_sizes_and_blend(content_path, style_path):
     assert scale_sizes(512, 256, None) == [(128, 64), (256, 128), (512, 256)]
     assert scale_sizes(100, 80, None) == [(100, 80)]
+    seen = []
     result = stylize_image(content_path, [style_path, content_path], style_blend=[0.7, 0.3], size=96, scales=2,
-                           **{**FAST, "iterations": 3})
+                           callback=lambda info: seen.append(info.total_steps), **{**FAST, "iterations": 3})
+    assert seen == [4] * 4  # 1 + 3 steps: what a progress bar needs for its total
     assert len(result.history) == 2 and result.image.shape == (3, 64, 96)
     # L-BFGS: a third of the steps (rounded up) at the coarser scale, all of them at the final one
     assert [len(h) for h in result.history] == [1, 3]

@@ -39,7 +39,8 @@ class StepInfo:
 
     ``losses`` holds each weighted loss term and ``total`` as Python floats; ``elapsed`` is seconds
     since the run started; ``scale`` counts from 0 to ``scales - 1`` in coarse-to-fine runs;
-    ``iteration`` counts from 1 to ``iterations`` within a scale.
+    ``iteration`` counts from 1 to ``iterations`` within a scale; ``total_steps`` is the number of steps
+    of all scales when scales differ in length (None: ``scales * iterations``).
     """
 
     scale: int
@@ -48,6 +49,7 @@ class StepInfo:
     iterations: int
     losses: dict[str, float]
     elapsed: float
+    total_steps: int | None = None
 
 
 @dataclass
@@ -62,7 +64,8 @@ class RunSettings:
             step decay); ``lr_decay=1`` keeps it constant.
         ema_decay: if set (e.g. 0.9), :attr:`RunResult.averaged` holds an exponential moving average
             of the parameters and :attr:`RunResult.texture` the texture they give.
-        scale, scales: position of this run in a coarse-to-fine sequence (for :class:`StepInfo`).
+        scale, scales: position of this run in a coarse-to-fine sequence (for :class:`StepInfo`);
+            total_steps: the steps of the whole sequence when scales differ in length.
         start_iteration, optimizer_state: resume after ``start_iteration`` steps with this optimizer
             ``state_dict``.
         checkpoint, checkpoint_every: ``checkpoint(step, param, optimizer)`` is called every
@@ -78,6 +81,7 @@ class RunSettings:
     ema_decay: float | None = None
     scale: int = 0
     scales: int = 1
+    total_steps: int | None = None
     start_iteration: int = 0
     optimizer_state: dict | None = None
     checkpoint: Callable[[int, nn.Module, torch.optim.Optimizer], None] | None = None
@@ -170,7 +174,8 @@ def run(param: nn.Module, loss_fn: Callable[[int], dict[str, torch.Tensor]], ite
                     for e, p in zip(ema, params):
                         e.mul_(s.ema_decay).add_(p.detach(), alpha=1 - s.ema_decay)
             if callback is not None:
-                callback(StepInfo(s.scale, s.scales, step, iterations, losses, time.perf_counter() - start))
+                callback(StepInfo(s.scale, s.scales, step, iterations, losses, time.perf_counter() - start,
+                                  s.total_steps))
             if s.checkpoint is not None and s.checkpoint_every and step % s.checkpoint_every == 0 and step < iterations:
                 s.checkpoint(step, param, opt)
         if s.checkpoint is not None and s.checkpoint_every and step > s.start_iteration:

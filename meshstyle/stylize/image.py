@@ -161,6 +161,7 @@ def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[
         result = run(param, loss_fn, steps[scale], optimizer=options.optimizer, lr=options.lr,
                      line_search=options.line_search,
                      ema_decay=options.ema or None, callback=callback, scale=scale, scales=len(sizes),
+                     total_steps=sum(steps),
                      checkpoint=checkpoint if on_checkpoint and save_every else None, checkpoint_every=save_every)
         ensure_finite(result.history, result.texture)
         results.append(result)
