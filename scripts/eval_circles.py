@@ -20,6 +20,7 @@ engine (e.g. ``mobilenetv2-magenta``, pretrained).
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 import time
@@ -103,6 +104,9 @@ def main() -> None:
                         "default; e.g. mobilenetv2-magenta)")
     parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test of the script)")
     parser.add_argument("--out", default=None, help="folder for the textures (PNG)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra stylize_mesh option for the mesh run (repeatable), e.g. angle_threshold=45")
+    parser.add_argument("--skip-2d", action="store_true", help="skip the pasted 2D baseline")
     args = parser.parse_args()
     style = circle_style()
     extra = {"encoder": args.encoder} if "encoder" in EngineOptions.__dataclass_fields__ else {}
@@ -114,21 +118,25 @@ def main() -> None:
     mesh = white_mesh(Path(args.mesh))
     name = mesh.stylizable[0]
     start = time.perf_counter()
-    result = stylize_mesh(mesh, style, **settings)
+    chosen = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)}
+    result = stylize_mesh(mesh, style, **settings, **chosen)
     mesh_s = time.perf_counter() - start
     styled = result.mesh.texture(name)
     h, w = styled.shape[:2]
     # the 2D baseline is synthesized at the style's size and scaled to the atlas (stretch and radius CV
     # do not depend on the scale; a 1024 px synthesis would cost 16x more per step)
-    flat = synthesize_texture(style, size=SYNTH_SIZE, iterations=settings["iterations"], seed=0, **extra)
-    pasted = tensor_to_rgb8(torch.nn.functional.interpolate(flat.image[None], size=(h, w), mode="bilinear")[0])
+    if args.skip_2d:
+        pasted = np.full_like(styled, 255)
+    else:
+        flat = synthesize_texture(style, size=SYNTH_SIZE, iterations=settings["iterations"], seed=0, **extra)
+        pasted = tensor_to_rgb8(torch.nn.functional.interpolate(flat.image[None], size=(h, w), mode="bilinear")[0])
     if args.out:
         from PIL import Image
 
         Path(args.out).mkdir(parents=True, exist_ok=True)
         Image.fromarray(styled).save(Path(args.out) / "circles_mesh.png")
         Image.fromarray(pasted).save(Path(args.out) / "circles_2d_pasted.png")
-    out = {"random_vgg_weights": result.random_weights, "encoder": args.encoder, "settings": settings, "mesh_s": round(mesh_s, 1),
+    out = {"random_vgg_weights": result.random_weights, "encoder": args.encoder, "settings": settings, "mesh_options": chosen, "mesh_s": round(mesh_s, 1),
            "stylemesh": blob_stats(mesh, name, styled), "pasted_2d": blob_stats(mesh, name, pasted),
            "targets": {"median_stretch": 1.25, "radius_cv": 0.35}}
     print(json.dumps(out))

@@ -23,7 +23,7 @@ class ProgressBar:
         return self.bar
 
     def __call__(self, info: StepInfo) -> None:
-        total = info.scales * info.iterations
+        total = info.total_steps or info.scales * info.iterations
         bar = self._open(total)
         bar.total = max(bar.total, total)
         postfix = {k: f"{v:.4g}" for k, v in info.losses.items() if k != "total"}

@@ -112,7 +112,8 @@ class EngineOptions:
     :mod:`meshstyle.engine.losses`), so content and style weights of 1 and 1 balance.
     """
 
-    iterations: int = option(300, "optimization steps (per coarse-to-fine scale for images; mesh feedforward: "
+    iterations: int = option(300, "optimization steps (images: at the final coarse-to-fine scale; L-BFGS runs a third "
+                             "of them at each coarser one; mesh feedforward: "
                              "fitting steps per round, 40 unless given)", kind="int",
                              low=1, high=1_000_000, group="optimization")
     optimizer: str = option("lbfgs", "L-BFGS converges in fewer steps on one image; Adam suits minibatches of views",

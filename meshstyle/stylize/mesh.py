@@ -29,6 +29,7 @@ from torch import nn
 from ..core.errors import MeshstyleError
 from ..core.imageio import load_image, long_edge_size, resize_tensor, rgb8_to_tensor, tensor_to_rgb8
 from ..core.views import LevelView, ViewStack, render
+from ..engine.color import DecorrelatedTexture
 from ..engine.encoders import min_input_size
 from ..engine.losses import ObjectCells
 from ..engine.objective import Objective, total
@@ -285,7 +286,7 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     views, timings["plan"] = _prepare_views(source, mesh_options, options, device, view_progress)
     timings["views"] = time.perf_counter() - t0
     parts = [_working_texture(source, name, mesh_options.texture_size) for name in source.stylizable]
-    params = torch.nn.ModuleList([PyramidTexture(start.to(device), mesh_options.levels) for _, start, _ in parts])
+    params = torch.nn.ModuleList([_texture_parameters(start.to(device), mesh_options) for _, start, _ in parts])
     objective = Objective(options, device)
     objective.set_style(styles, blend)
     loss = MultiViewLoss(objective, views, getattr(mesh_options, "weighting", DEFAULT_WEIGHTING))
@@ -309,6 +310,13 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     out = _export(source, parts, params, result.averaged)
     timings["total"] = time.perf_counter() - t0
     return MeshResult(out, result.history, result.interrupted, objective.encoder.random_weights, timings)
+
+
+def _texture_parameters(start: torch.Tensor, mesh_options: MeshOptions) -> nn.Module:
+    """The optimized parameterization of one part's working texture (3, H, W): a texture pyramid, its
+    change in the decorrelated colour basis unless ``texture_colours="rgb"``."""
+    pyramid = PyramidTexture(start, mesh_options.levels)
+    return DecorrelatedTexture(pyramid, start) if mesh_options.texture_colours == "decorrelated" else pyramid
 
 
 def _step_terms(loss: MultiViewLoss, params, objective: Objective, mesh_options: MeshOptions,

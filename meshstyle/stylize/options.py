@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from ..core.errors import MeshstyleError
 from ..core.optiontable import check, option
+from ..engine.color import COLOUR_SPACES
 from ..engine.options import EngineOptions
 
 #: Engine defaults per command; the API functions and the CLI both start from these.
@@ -148,6 +149,10 @@ class MeshOptions:
     supersample: int = option(1, "rays per pixel side", kind="int", low=1, high=4, commands=MESH, group="views")
     levels: int = option(4, "texture pyramid levels (StyleMesh: 4)", kind="int", low=1, high=8, commands=MESH,
                          group="texture and style")
+    texture_colours: str = option("decorrelated", "colour basis of the optimized texture change: decorrelated "
+                                  "(principal axes of natural images; chroma moves less than luma, no rainbow "
+                                  "grain) or rgb", choices=COLOUR_SPACES, commands=MESH,
+                                  group="texture and style")
     texture_size: int | None = option(
         None, "optimized texture long edge, texels (auto: the original, at most 512); the output keeps the "
         "original resolution, the change is upsampled and added to it", kind="int", low=16, high=8192, none=True,
