@@ -67,32 +67,51 @@ def mip_level(footprint: torch.Tensor, texture_shape: tuple[int, int]) -> torch.
     return torch.log2(texels.clamp_min(1e-6)).clamp(0, MIP_LEVELS - 1)
 
 
-def sample_texture_mip(texture: torch.Tensor, grid: torch.Tensor, footprint: torch.Tensor) -> torch.Tensor:
+class MipPyramid:
+    """The mip pyramid of one texture (C, H_t, W_t), built lazily and kept, so that every render of a
+    step samples one pyramid (level k: the texture halved k times with a triangle filter,
+    ``antialias=True``; a box filter would hand equal gradients to aligned 2^k blocks, which then show
+    as blocks). Differentiable with respect to the texture."""
+
+    def __init__(self, texture: torch.Tensor):
+        self.levels = [texture]
+
+    def level(self, k: int) -> torch.Tensor:
+        """Level ``k`` (C, ceil(H_t / 2^k), ceil(W_t / 2^k))."""
+        while len(self.levels) <= k:
+            last = self.levels[-1]
+            size = (max(1, (last.shape[-2] + 1) // 2), max(1, (last.shape[-1] + 1) // 2))
+            self.levels.append(F.interpolate(last.unsqueeze(0), size=size, mode="bilinear", antialias=True,
+                                             align_corners=False).squeeze(0))
+        return self.levels[k]
+
+    def sample(self, grid: torch.Tensor, footprint: torch.Tensor) -> torch.Tensor:
+        """Trilinear sampling at ``grid`` (N, H, W, 2) with footprints (N, H, W); see
+        :func:`sample_texture_mip`."""
+        lod = mip_level(footprint, tuple(self.levels[0].shape[-2:]))
+        out = None
+        for k in range(int(math.ceil(float(lod.max()))) + 1):
+            weight = (1 - (lod - k).abs()).clamp_min(0).unsqueeze(1)
+            if k > 0 and not bool((weight > 0).any()):
+                continue
+            term = weight * sample_texture(self.level(k), grid)
+            out = term if out is None else out + term
+        return out
+
+
+def sample_texture_mip(texture: torch.Tensor | MipPyramid, grid: torch.Tensor,
+                       footprint: torch.Tensor) -> torch.Tensor:
     """Trilinear (mip-mapped) sampling (Williams, "Pyramidal parametrics", SIGGRAPH 1983): every sample
     reads the texture low-pass filtered to its footprint, blending the two nearest levels of the
-    texture's mip pyramid (level k: halved k times with a triangle filter, ``antialias=True``; a box
-    filter would hand equal gradients to aligned 2^k blocks, which then show as blocks). Where a sample
-    covers several texels, they all get its gradient, so a minified texture is not optimized at a
-    sparse, aliased set of texels.
+    texture's mip pyramid (:class:`MipPyramid`). Where a sample covers several texels, they all get
+    its gradient, so a minified texture is not optimized at a sparse, aliased set of texels.
 
     Args:
-        texture: (C, H_t, W_t).
+        texture: (C, H_t, W_t), or its :class:`MipPyramid` (reused across calls).
         grid: (N, H, W, 2) ``grid_sample`` coordinates (see :func:`uv_to_grid`).
         footprint: (N, H, W) footprint side in UV units (see :func:`mip_level`).
 
     Returns:
         (N, C, H, W); equal to :func:`sample_texture` where the footprint is at most one texel.
     """
-    lod = mip_level(footprint, tuple(texture.shape[-2:]))
-    out, level = None, texture
-    for k in range(int(math.ceil(float(lod.max()))) + 1):
-        if k > 0:
-            size = (max(1, (level.shape[-2] + 1) // 2), max(1, (level.shape[-1] + 1) // 2))
-            level = F.interpolate(level.unsqueeze(0), size=size, mode="bilinear", antialias=True,
-                                  align_corners=False).squeeze(0)
-        weight = (1 - (lod - k).abs()).clamp_min(0).unsqueeze(1)
-        if k > 0 and not bool((weight > 0).any()):
-            continue
-        term = weight * sample_texture(level, grid)
-        out = term if out is None else out + term
-    return out
+    return (texture if isinstance(texture, MipPyramid) else MipPyramid(texture)).sample(grid, footprint)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
-from .uv import identity_grid, sample_texture, sample_texture_mip
+from .uv import MipPyramid, identity_grid, sample_texture, sample_texture_mip
 
 _FLAGS = ("supersample", "identity_view")
 
@@ -82,6 +82,13 @@ class ViewStack:
                          **{k: getattr(self, k)[..., coarse[0], coarse[1]] for k in ("mask", "depth", "cos_angle")})
 
     @classmethod
+    def concat(cls, stacks: list[ViewStack]) -> ViewStack:
+        """One stack of the views of ``stacks`` (same size and supersampling), in order."""
+        first = stacks[0]
+        return cls(**{f.name: (getattr(first, f.name) if f.name in _FLAGS or getattr(first, f.name) is None
+                               else torch.cat([getattr(st, f.name) for st in stacks])) for f in fields(cls)})
+
+    @classmethod
     def identity(cls, height: int, width: int) -> ViewStack:
         """The one view of a 2D image: identity grid, mask 1, depth 1, cos_angle 1."""
         ones = torch.ones(1, 1, height, width)
@@ -116,13 +123,16 @@ class LevelView:
                          self.share)
 
 
-def render(textures: list[torch.Tensor], views: ViewStack, background: float | torch.Tensor = 1.0) -> torch.Tensor:
+def render(textures: list[torch.Tensor], views: ViewStack, background: float | torch.Tensor = 1.0,
+           mips: list[MipPyramid] | None = None) -> torch.Tensor:
     """Render textures through views: (N, 3, H, W), differentiable with respect to the textures only.
 
     Args:
         textures: one (3, H_t, W_t) tensor per part, values in [0, 1].
         views: the :class:`ViewStack` to render (N views).
         background: colour of pixels that show no stylizable surface (a float or a (3,) tensor).
+        mips: the textures' :class:`~meshstyle.core.uv.MipPyramid` s, to share them between renders of
+            the same textures (built here when ``None`` and the views carry footprints).
 
     Each pixel samples the texture of its part at its grid coordinate, bilinearly, or mip-mapped when
     the views carry footprints (:func:`~meshstyle.core.uv.sample_texture_mip`); supersampled views are
@@ -134,7 +144,7 @@ def render(textures: list[torch.Tensor], views: ViewStack, background: float | t
     out = None
     for index, texture in enumerate(textures):
         colour = (sample_texture(texture, views.grid) if views.footprint is None
-                  else sample_texture_mip(texture, views.grid, views.footprint))
+                  else sample_texture_mip(texture if mips is None else mips[index], views.grid, views.footprint))
         hit = (views.part == index).unsqueeze(1).to(colour.dtype)
         out = colour * hit if out is None else out + colour * hit
     empty = (views.part < 0).unsqueeze(1).to(out.dtype)

@@ -101,6 +101,7 @@ class DecorrelatedTexture(torch.nn.Module):
         self.inner = inner
         matrix = COLOUR_CORRELATION_SQRT / COLOUR_CORRELATION_SQRT.norm(dim=0).max()
         self.register_buffer("matrix", matrix.to(start), persistent=False)
+        self.register_buffer("inverse", torch.linalg.inv(matrix).to(start), persistent=False)
         self.register_buffer("start", start.detach().clone(), persistent=False)
 
     def forward(self) -> torch.Tensor:
@@ -113,7 +114,7 @@ class DecorrelatedTexture(torch.nn.Module):
         texture = self.forward()
         excess = texture - texture.clamp(0, 1)
         finest = next(iter(self.inner.parameters()))
-        finest.sub_(torch.einsum("ij,jhw->ihw", torch.linalg.inv(self.matrix), excess))
+        finest.sub_(torch.einsum("ij,jhw->ihw", self.inverse, excess))
 
     def regularizer(self) -> torch.Tensor:
         """The inner parameterization's regularizer."""

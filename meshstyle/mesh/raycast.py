@@ -138,26 +138,12 @@ def view_stack(scene: RayScene, cameras: list[Camera], size: tuple[int, int], su
                progress: Callable[[], None] | None = None) -> ViewStack:
     """Ray-cast every camera at ``size`` = (H, W) (times ``supersample`` per side) into a :class:`ViewStack`."""
     h, w = size
-    s = supersample
-    grids, parts, masks, depths, coss, prints = [], [], [], [], [], []
+    stacks = []
     for cam in cameras:
-        maps = scene.cast(cam, w * s, h * s)
-        hit = (maps["part"] >= 0).astype(np.float64)
-        grids.append(uv_to_grid(maps["uv"]))
-        parts.append(maps["part"])
-        prints.append(maps["footprint"].astype(np.float32))
-        masks.append(hit.reshape(h, s, w, s).mean((1, 3)))
-        depths.append(_pool(maps["depth"], hit, s))
-        coss.append(_pool(maps["cos_angle"], hit, s))
+        stacks.append(_stack(scene.cast(cam, w * supersample, h * supersample), h, w, supersample))
         if progress is not None:
             progress()
-
-    def stack(items):
-        return torch.from_numpy(np.stack(items).astype(np.float32)).unsqueeze(1)
-
-    return ViewStack(grid=torch.from_numpy(np.stack(grids)), part=torch.from_numpy(np.stack(parts)).long(),
-                     mask=stack(masks), depth=stack(depths), cos_angle=stack(coss), supersample=s,
-                     footprint=torch.from_numpy(np.stack(prints)))
+    return ViewStack.concat(stacks)
 
 
 def compute_views(mesh: TexturedMesh, cameras: list[Camera], resolutions: list[int], supersample: int = 1,
@@ -176,7 +162,12 @@ def _cast_stack(scene: RayScene, camera: Camera, frame: int, window: tuple[int, 
     """A one-view :class:`ViewStack` of ``window`` (row, column, h, w) of a square ``frame`` px view."""
     s = supersample
     r0, c0, h, w = window
-    maps = scene.cast(camera, frame * s, frame * s, (r0 * s, c0 * s, h * s, w * s))
+    return _stack(scene.cast(camera, frame * s, frame * s, (r0 * s, c0 * s, h * s, w * s)), h, w, s)
+
+
+def _stack(maps: dict[str, np.ndarray], h: int, w: int, s: int) -> ViewStack:
+    """A one-view :class:`ViewStack` (h, w) from the (h s, w s) maps of :meth:`RayScene.cast`: grid,
+    part and footprint per sample; coverage, and depth and angle averaged over covered samples, per pixel."""
     hit = (maps["part"] >= 0).astype(np.float64)
 
     def one(item):

@@ -28,6 +28,7 @@ from torch import nn
 
 from ..core.errors import MeshstyleError
 from ..core.imageio import load_image, long_edge_size, resize_tensor, rgb8_to_tensor, tensor_to_rgb8
+from ..core.uv import MipPyramid
 from ..core.views import LevelView, ViewStack, render
 from ..engine.color import DecorrelatedTexture
 from ..engine.encoders import min_input_size
@@ -160,9 +161,10 @@ class MultiViewLoss(nn.Module):
         """Loss terms ``{"style": ..., "content": ...}`` (scalars) of views ``batch`` for part textures
         (3, H_t, W_t); the mean over views of the share-weighted sum over levels."""
         terms: dict[str, torch.Tensor] = {}
+        mips = [MipPyramid(t) for t in textures]  # one mip pyramid per texture for all renders of the step
         for v in batch:
             for k, lv in enumerate(self.views[v]):
-                image = render(textures, lv.view)
+                image = render(textures, lv.view, mips=mips)
                 if self.weighting == "gradient" and image.requires_grad:
                     image.register_hook(lambda grad, w=lv.weight: grad * w)
                 style_weight = self.cells[v][k] if self.weighting == "gradient" else lv.weight
