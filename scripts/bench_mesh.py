@@ -108,11 +108,12 @@ def main() -> None:
     parser.add_argument("--no-end-to-end", action="store_true")
     parser.add_argument("--weighting", default=None, help="gradient or gram (default: stylize.mesh.DEFAULT_WEIGHTING)")
     parser.add_argument("--level-blend", type=float, default=None, help="blend band in octaves (default: mesh.weights.BLEND)")
+    parser.add_argument("--crop-tiles", type=int, default=None, help="MeshOptions.crop_tiles (default: its default)")
     args = parser.parse_args()
     timer = StepTimer()
     timer.patch(stylize3d)
     kept = capture_loss()
-    mesh_options = MeshOptions()
+    mesh_options = MeshOptions() if args.crop_tiles is None else MeshOptions(crop_tiles=args.crop_tiles)
     if args.weighting:  # module defaults: options outside the option table do not survive dataclass replace()
         stylize3d.DEFAULT_WEIGHTING = args.weighting
     if args.level_blend is not None:
@@ -126,14 +127,16 @@ def main() -> None:
     floor = vgg_floor(pixels["all"]["weighted_px_per_step"], layers)
     summary = timer.summary()
     out = {"threads": torch.get_num_threads(),
-           "defaults": {k: getattr(mesh_options, k) for k in ("views", "resolution", "depth_levels", "batch_views")},
+           "defaults": {k: getattr(mesh_options, k) for k in ("views", "resolution", "depth_levels", "batch_views",
+                                                                      "crop_tiles")},
            "plan": result.timings.get("plan"), "uv_maps_s": round(result.timings["views"], 3), "levels": pixels,
            **summary, "vgg_floor_s": round(floor, 4), "step_over_floor": round(summary["s_per_step"] / floor, 3),
            "in_process_peak_rss_mb": round(peak_rss_mb(), 1)}
     if not args.no_end_to_end:
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, "-m", "meshstyle.cli", "mesh", str(SPOT), "--style", str(STYLE), "-o",
-                   f"{tmp}/spot.glb", "--vgg-weights", "random", "--quiet"]
+                   f"{tmp}/spot.glb", "--vgg-weights", "random", "--quiet",
+                   "--crop-tiles", str(mesh_options.crop_tiles)]
             start = time.perf_counter()
             subprocess.run(cmd, check=True)
             out["end_to_end_s"] = round(time.perf_counter() - start, 1)

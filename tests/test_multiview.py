@@ -10,7 +10,7 @@ import trimesh
 from conftest import quad, textured
 from meshstyle.engine.objective import Objective
 from meshstyle.engine.options import EngineOptions
-from meshstyle.mesh.raycast import compute_level_views
+from meshstyle.mesh.raycast import compute_level_views, tile_cells
 from meshstyle.mesh.textured import TexturedMesh
 from meshstyle.mesh.weights import angle_weight, continuous_level, level_count, level_shares, level_weight
 from meshstyle.stylize.mesh import MultiViewLoss, export_texture, stylize_mesh
@@ -170,3 +170,33 @@ def test_ema_changes_the_mesh_output(spot_path, style_path):
     a, b = (r.mesh.texture(r.mesh.stylizable[0]).astype(int) for r in (plain, averaged))
     assert a.shape == b.shape and np.abs(a - b).mean() > 0.2
     assert plain.history == averaged.history  # the iterates are the same; only the export differs
+
+
+def test_tile_cells_cut_an_l_shape_and_keep_a_square_whole():
+    ell = torch.zeros(20, 20, dtype=torch.bool)
+    ell[2:6, 2:18] = True           # a bar 4 x 16 ...
+    ell[6:18, 2:6] = True           # ... and a leg 12 x 4: one box of 16 x 16 = 256 px, two of 64 + 48
+    assert sorted(tile_cells(ell, 4)) == [(2, 2, 6, 18), (6, 2, 18, 6)]
+    assert tile_cells(ell, 1) == [(2, 2, 18, 18)]
+    square = torch.zeros(20, 20, dtype=torch.bool)
+    square[5:15, 5:15] = True
+    assert tile_cells(square, 4) == [(5, 5, 15, 15)]
+    assert tile_cells(torch.zeros(8, 8, dtype=torch.bool), 4) == []
+
+
+def test_crop_tiles_encode_fewer_pixels_with_the_same_weights_and_shares():
+    # two squares far apart: one crop spans the gap between them, two tiles do not
+    left, right = quad(size=1.0), quad(size=1.0)
+    left.apply_translation([-3.0, 0, 0])
+    right.apply_translation([3.0, 0, 0])
+    mesh = TexturedMesh(trimesh.util.concatenate([left, right]))
+    cam = [camera((0, 0, 9))]
+    (one,), _ = compute_level_views(mesh, cam, 64, depth_levels=1, max_tiles=1)
+    (tiles,), _ = compute_level_views(mesh, cam, 64, depth_levels=1, max_tiles=4)
+    assert len(one) == 1 and len(tiles) == 2
+    fed_one, fed_tiles = one[0].weight.numel(), sum(lv.weight.numel() for lv in tiles)
+    assert fed_tiles < 0.6 * fed_one, (fed_tiles, fed_one)
+    # every weighted pixel is owned by exactly one tile: the tiles' weights add up to the single crop's
+    assert sum(float(lv.weight.sum()) for lv in tiles) == pytest.approx(float(one[0].weight.sum()), rel=1e-6)
+    assert sum(lv.share for lv in tiles) == pytest.approx(one[0].share)
+    assert all(lv.share == pytest.approx(0.5, abs=0.02) for lv in tiles)

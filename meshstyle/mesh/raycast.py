@@ -203,6 +203,102 @@ def _bbox(active: torch.Tensor, scale: int, frame: int, margin: int = 1,
     return row, col, h, w
 
 
+#: A box is split in two when the two parts' tight boxes cover at most this share of its area.
+TILE_GAIN = 0.8
+
+
+def _tight(active: torch.Tensor, box: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
+    """Tight (r0, c0, r1, c1) box of the True pixels of ``active`` inside ``box``; None if there are none."""
+    r0, c0, r1, c1 = box
+    sub = active[r0:r1, c0:c1]
+    rows, cols = torch.nonzero(sub.any(1)).flatten(), torch.nonzero(sub.any(0)).flatten()
+    if rows.numel() == 0:
+        return None
+    return r0 + int(rows[0]), c0 + int(cols[0]), r0 + int(rows[-1]) + 1, c0 + int(cols[-1]) + 1
+
+
+def _area(box) -> int:
+    return 0 if box is None else (box[2] - box[0]) * (box[3] - box[1])
+
+
+def _shift(box, by):
+    return box[0] + by[0], box[1] + by[1], box[2] + by[0], box[3] + by[1]
+
+
+def _best_cut(active: np.ndarray, min_side: int):
+    """(area, box_a, box_b) of the straight cut of ``active`` (H, W) bool whose two parts' tight boxes
+    have the least total area; None if no cut leaves both parts active and ``min_side`` px long."""
+    best = None
+    for axis in (0, 1):
+        grid = active if axis == 0 else active.T
+        n, m = grid.shape
+        occupied = grid.any(1)
+        idx = np.arange(m)
+        first = np.where(occupied, np.where(grid, idx, m).min(1), m)
+        last = np.where(occupied, np.where(grid, idx, -1).max(1), -1)
+        rows = np.arange(n)
+        # prefix (rows < k) and suffix (rows >= k) extents for every cut k = 1..n-1
+        top_first, top_last = np.minimum.accumulate(first)[:-1], np.maximum.accumulate(last)[:-1]
+        bot_first = np.minimum.accumulate(first[::-1])[::-1][1:]
+        bot_last = np.maximum.accumulate(last[::-1])[::-1][1:]
+        top_r0 = np.minimum.accumulate(np.where(occupied, rows, n))[:-1]
+        top_r1 = np.maximum.accumulate(np.where(occupied, rows, -1))[:-1] + 1
+        bot_r0 = np.minimum.accumulate(np.where(occupied, rows, n)[::-1])[::-1][1:]
+        bot_r1 = np.maximum.accumulate(np.where(occupied, rows, -1)[::-1])[::-1][1:] + 1
+        cuts = np.arange(1, n)
+        ok = (top_last >= 0) & (bot_last >= 0) & (cuts >= min_side) & (n - cuts >= min_side)
+        if not ok.any():
+            continue
+        area = ((top_r1 - top_r0) * (top_last + 1 - top_first) + (bot_r1 - bot_r0) * (bot_last + 1 - bot_first))
+        area = np.where(ok, area, np.iinfo(np.int64).max)
+        k = int(area.argmin())
+        a = (int(top_r0[k]), int(top_first[k]), int(top_r1[k]), int(top_last[k]) + 1)
+        b = (int(bot_r0[k]), int(bot_first[k]), int(bot_r1[k]), int(bot_last[k]) + 1)
+        if axis == 1:
+            a, b = (a[1], a[0], a[3], a[2]), (b[1], b[0], b[3], b[2])
+        if best is None or area[k] < best[0]:
+            best = (int(area[k]), a, b)
+    return best
+
+
+def tile_cells(active: torch.Tensor, max_tiles: int, min_side: int = 4,
+               gain: float = TILE_GAIN) -> list[tuple[int, int, int, int]]:
+    """Disjoint cells (r0, c0, r1, c1) of the (H, W) bool map ``active`` whose tight boxes hold all its True
+    pixels in less area than its one bounding box: guillotine cuts, each the straight cut (rows or columns)
+    that minimises the two parts' tight-box areas, kept only when those cover at most ``gain`` of the
+    box being cut and both parts are at least ``min_side`` px a side; at most ``max_tiles`` cells
+    (the largest cell is cut first). A round object gives one cell; an L shape or legs apart give several.
+    Returns [] when nothing is active."""
+    first = _tight(active, (0, 0, active.shape[0], active.shape[1]))
+    if first is None:
+        return []
+    cells, done = [first], []
+    while cells and len(cells) + len(done) < max_tiles:
+        cells.sort(key=_area)
+        box = cells.pop()
+        best = _best_cut(active[box[0]:box[2], box[1]:box[3]].numpy(), min_side)
+        if best is not None:
+            best = (best[0], _shift(best[1], box), _shift(best[2], box))
+        if best is None or best[0] > gain * _area(box):
+            done.append(box)
+            continue
+        cells += [best[1], best[2]]
+    return done + cells
+
+
+def _tiles(active: torch.Tensor, max_tiles: int, min_side: int) -> list[tuple[torch.Tensor, float]]:
+    """(ownership map (H, W) float 0/1, share of ``active``'s pixels) per tile of ``active``: each cell of
+    :func:`tile_cells` grown by one pixel, pixels already owned by an earlier tile excluded."""
+    cells = tile_cells(active, max_tiles, min_side)
+    owner = torch.full(active.shape, -1, dtype=torch.long)
+    h, w = active.shape
+    for i, (r0, c0, r1, c1) in enumerate(cells):
+        region = owner[max(0, r0 - 1):min(h, r1 + 1), max(0, c0 - 1):min(w, c1 + 1)]
+        region[region < 0] = i
+    total = max(int(active.sum()), 1)
+    return [((owner == i).float(), int((active & (owner == i)).sum()) / total) for i in range(len(cells))]
+
+
 @dataclass
 class LevelPlan:
     """How the depth levels of a run are laid out: reference depth ``reference`` (world units), level
@@ -230,7 +326,8 @@ def compute_level_views(mesh: TexturedMesh, cameras: list[Camera], resolution: i
                         angle_threshold: float = 60.0, supersample: int = 1, depth_aware: bool = True,
                         percentile: float = weights.REFERENCE_PERCENTILE, min_side: int = 16,
                         progress: Callable[[], None] | None = None,
-                        blend: float = weights.BLEND) -> tuple[list[list[LevelView]], LevelPlan]:
+                        blend: float = weights.BLEND,
+                        max_tiles: int = 1) -> tuple[list[list[LevelView]], LevelPlan]:
     """Every camera's :class:`~meshstyle.core.views.LevelView` s: the levels where it has surface, each
     ray-cast only inside the bounding box of its positive-weight pixels.
 
@@ -238,7 +335,11 @@ def compute_level_views(mesh: TexturedMesh, cameras: list[Camera], resolution: i
     map gives each finer level's window, which alone is cast at that level's resolution. Windows are
     at least ``min_side`` px a side (VGG's smallest input for the deepest layer). The weight
     of a pixel is coverage x angle weight x soft level weight (:mod:`meshstyle.mesh.weights`), from the
-    level's own depth map. ``progress`` is called ``depth_levels`` times per camera.
+    level's own depth map. With ``max_tiles`` > 1 a level whose pixels leave much of their bounding box
+    empty (legs apart, an L-shaped silhouette) is cut into up to that many disjoint tiles
+    (:func:`tile_cells`), each its own level view that owns its cell's pixels (weight 0 elsewhere) and
+    carries its part of the level's share, so fewer empty pixels are ray-cast and fed to the encoder.
+    ``progress`` is called ``depth_levels`` times per camera.
 
     Returns:
         (per camera a list of level views, without levels of zero weight; the :class:`LevelPlan`).
@@ -255,13 +356,17 @@ def compute_level_views(mesh: TexturedMesh, cameras: list[Camera], resolution: i
             frame = plan.base << level
             active = (mask * weights.angle_weight(full.cos_angle[0, 0], angle_threshold)
                       * weights.level_weight(depth, plan.reference, level, plan.levels, blend)) > 0
-            window = _bbox(active, 1 << level, frame, min_side=min_side)
-            if window is None or shares[level] <= 0:
+            if shares[level] <= 0:
                 continue
-            stack = full.crop(window) if level == 0 else _cast_stack(scene, cam, frame, window, supersample)
-            weight = (stack.mask * weights.angle_weight(stack.cos_angle, angle_threshold)
-                      * weights.level_weight(stack.depth, plan.reference, level, plan.levels, blend))
-            views.append(LevelView(stack, weight.float(), level, window, frame, shares[level]))
+            scale = 1 << level
+            for own, share in _tiles(active, max_tiles, max(4, min_side // scale)):
+                window = _bbox(active & (own > 0), scale, frame, min_side=min_side)
+                stack = full.crop(window) if level == 0 else _cast_stack(scene, cam, frame, window, supersample)
+                r, c, h, w = window
+                owned = own.repeat_interleave(scale, 0).repeat_interleave(scale, 1)[r:r + h, c:c + w]
+                weight = (stack.mask * weights.angle_weight(stack.cos_angle, angle_threshold)
+                          * weights.level_weight(stack.depth, plan.reference, level, plan.levels, blend) * owned)
+                views.append(LevelView(stack, weight.float(), level, window, frame, shares[level] * share))
         out.append(views)
         for _ in range(depth_levels if progress is not None else 0):
             progress()

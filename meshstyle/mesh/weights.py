@@ -21,7 +21,8 @@ and contributes to the two nearest levels with the linear (soft) weights
 (StyleMesh interpolates between its two nearest levels the same way). ``L`` is the smallest number
 of levels (at most ``depth_levels``) whose range covers the far (99th) percentile of depth within a
 quarter octave, so no level is rendered for a sliver of surface. Each level is rendered only in the
-bounding box of its pixels of positive weight (see :func:`meshstyle.mesh.raycast.compute_level_views`).
+bounding box of its pixels of positive weight, or in up to ``crop_tiles`` disjoint tiles around them
+(see :func:`meshstyle.mesh.raycast.compute_level_views`).
 """
 
 from __future__ import annotations

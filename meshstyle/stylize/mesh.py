@@ -186,7 +186,8 @@ def _prepare_views(source: TexturedMesh, mesh_options: MeshOptions, options: Eng
         source, cameras, mesh_options.resolution, mesh_options.depth_levels, mesh_options.angle_threshold,
         mesh_options.supersample, mesh_options.depth_aware,
         getattr(mesh_options, "depth_reference_percentile", REFERENCE_PERCENTILE),
-        min_input_size(options.encoder, layers), progress, getattr(mesh_options, "level_blend", BLEND))
+        min_input_size(options.encoder, layers), progress, getattr(mesh_options, "level_blend", BLEND),
+        getattr(mesh_options, "crop_tiles", 1))
     return [[lv.to(device) for lv in per_view] for per_view in views], asdict(plan)
 
 
