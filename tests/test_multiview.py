@@ -10,7 +10,7 @@ import trimesh
 from conftest import quad, textured
 from meshstyle.engine.objective import Objective
 from meshstyle.engine.options import EngineOptions
-from meshstyle.mesh.raycast import compute_level_views, tile_cells
+from meshstyle.mesh.raycast import _tiles, compute_level_views, tile_cells
 from meshstyle.mesh.textured import TexturedMesh
 from meshstyle.mesh.weights import angle_weight, continuous_level, level_count, level_shares, level_weight
 from meshstyle.stylize.mesh import MultiViewLoss, export_texture, stylize_mesh
@@ -200,3 +200,17 @@ def test_crop_tiles_encode_fewer_pixels_with_the_same_weights_and_shares():
     assert sum(float(lv.weight.sum()) for lv in tiles) == pytest.approx(float(one[0].weight.sum()), rel=1e-6)
     assert sum(lv.share for lv in tiles) == pytest.approx(one[0].share)
     assert all(lv.share == pytest.approx(0.5, abs=0.02) for lv in tiles)
+
+
+def test_every_weighted_pixel_belongs_to_exactly_one_tile_with_a_positive_share():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(200):  # sparse random maps: thin cells next to each other must keep their own pixels
+        active = torch.rand(24, 24, generator=gen) < 0.3 * float(torch.rand(1, generator=gen))
+        if not active.any():
+            continue
+        for max_tiles in (2, 4, 8):
+            tiles = _tiles(active, max_tiles, 1)
+            owned = sum(own for own, _ in tiles)
+            assert float(owned.max()) == 1.0 and bool((owned[active] == 1).all())
+            assert all(share > 0 for _, share in tiles)
+            assert sum(share for _, share in tiles) == pytest.approx(1.0)

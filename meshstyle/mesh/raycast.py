@@ -288,10 +288,13 @@ def tile_cells(active: torch.Tensor, max_tiles: int, min_side: int = 4,
 
 def _tiles(active: torch.Tensor, max_tiles: int, min_side: int) -> list[tuple[torch.Tensor, float]]:
     """(ownership map (H, W) float 0/1, share of ``active``'s pixels) per tile of ``active``: each cell of
-    :func:`tile_cells` grown by one pixel, pixels already owned by an earlier tile excluded."""
+    :func:`tile_cells` (disjoint, so every tile keeps its own pixels), then grown by one pixel into
+    pixels no tile owns yet (silhouette edges seen at finer levels)."""
     cells = tile_cells(active, max_tiles, min_side)
     owner = torch.full(active.shape, -1, dtype=torch.long)
     h, w = active.shape
+    for i, (r0, c0, r1, c1) in enumerate(cells):
+        owner[r0:r1, c0:c1] = i
     for i, (r0, c0, r1, c1) in enumerate(cells):
         region = owner[max(0, r0 - 1):min(h, r1 + 1), max(0, c0 - 1):min(w, c1 + 1)]
         region[region < 0] = i
