@@ -18,6 +18,7 @@ each weighted by its pixels relative to the final size (VGG's cost is linear in 
 Prints one JSON line.
 
     python scripts/bench_image.py [--iterations 60] [--size 256] [--line-search none|strong_wolfe]
+                                  [--content astronaut.png] [--style starry_night_google.jpg]
                                   [--param auto|plain|pyramid] [--scales N] [--style-weights 1,10]
 
 Measured (2-core CPU shared with other jobs, 256 px, 60 steps, cost ratios; time ratios moved between
@@ -186,12 +187,21 @@ def diverged(history) -> bool:
     return any(not math.isfinite(t) for t in totals) or totals[-1] > 2 * min(totals)
 
 
+def _asset(name: str, folder: str) -> Path:
+    """``name`` as a path if it exists, else the file of that name in ``assets/<folder>``."""
+    path = Path(name)
+    return path if path.is_file() else ASSETS / folder / name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--line-search", default="none", choices=optimize.LINE_SEARCHES)
     parser.add_argument("--style-weights", default="1,10")
+    parser.add_argument("--content", default=CONTENT.name,
+                        help="content image: a file name in assets/content or a path")
+    parser.add_argument("--style", default=STYLE.name, help="style image: a file name in assets/styles or a path")
     parser.add_argument("--param", default="auto", choices=tuple(PARAMETERIZATIONS),
                         help="meshstyle's image parameterization (auto: what stylize_image uses; plain: "
                              "texels; pyramid: a 4-level Laplacian pyramid with gain 1)")
@@ -201,18 +211,20 @@ def main() -> None:
                              "at the final scale, the earlier behaviour)")
     args = parser.parse_args()
     stylize2d.COARSE_ITERATION_SHARE = args.coarse_share
+    content_path, style_path = _asset(args.content, "content"), _asset(args.style, "styles")
     torch.manual_seed(0)
-    content_img = load_image(CONTENT)
+    content_img = load_image(content_path)
     content = resize_tensor(content_img,
                             long_edge_size(content_img.shape[2], content_img.shape[1], args.size))
-    style_img = load_image(STYLE)
+    style_img = load_image(style_path)
     style = resize_tensor(style_img, long_edge_size(style_img.shape[2], style_img.shape[1], args.size))
-    out = {"random_vgg_weights": True, "threads": torch.get_num_threads(), "size": list(content.shape[1:]),
+    out = {"random_vgg_weights": True, "content": content_path.name, "style": style_path.name,
+           "threads": torch.get_num_threads(), "size": list(content.shape[1:]),
            "iterations": args.iterations, "line_search": args.line_search, "param": args.param,
            "scales": args.scales, "coarse_share": round(args.coarse_share, 4)}
     for sw in (float(x) for x in args.style_weights.split(",")):
         tb_hist, tb_times, tb_costs = textbook(content, style, args.iterations, sw)
-        ms_hist, ms_times, ms_costs = meshstyle_run(CONTENT, STYLE, args.size, args.iterations, sw,
+        ms_hist, ms_times, ms_costs = meshstyle_run(content_path, style_path, args.size, args.iterations, sw,
                                                     args.line_search, args.param, args.scales)
         final = tb_hist[-1]["total"]
         near = 1.02 * final  # within 2 % of the textbook's final loss, for both loops

@@ -31,6 +31,8 @@ OPTIMIZERS = ("adam", "lbfgs")
 LINE_SEARCHES = ("none", "strong_wolfe")
 #: Default learning rates when ``RunSettings.lr`` is None.
 DEFAULT_LR = {"adam": 0.02, "lbfgs": 1.0}
+#: L-BFGS history size (curvature pairs kept).
+LBFGS_HISTORY = 50
 
 
 @dataclass
@@ -108,7 +110,7 @@ def make_optimizer(name: str, params, lr: float | None, line_search: str = "none
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
     if name == "lbfgs":
-        return torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=50,
+        return torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=LBFGS_HISTORY,
                                  line_search_fn="strong_wolfe" if line_search == "strong_wolfe" else None)
     raise ValueError(f"unknown optimizer {name!r}")
 
