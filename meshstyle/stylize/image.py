@@ -44,8 +44,8 @@ MIN_SCALE_EDGE = 128
 LBFGS_PYRAMID = {"levels": 4, "gain": 2 ** -0.5}
 #: With L-BFGS each coarser coarse-to-fine scale runs this share of ``iterations`` (the final scale runs
 #: them all): a coarse step costs a quarter of a finer one and was worth no more than that to the final
-#: result (256 px, pyramid: the textbook's 60-step loss reached at 0.63-0.67 of its VGG cost with 20
-#: coarse steps, 0.75 with 60; scripts/bench_image.py).
+#: result (256 px, pyramid, an earlier variant of the loop: the textbook's 60-step loss reached at
+#: 0.63-0.67 of its VGG cost with 20 coarse steps, 0.75 with 60; scripts/bench_image.py has today's figures).
 COARSE_ITERATION_SHARE = 1 / 3
 
 
