@@ -32,13 +32,13 @@ steps at 128 px): 0.92 and 0.78. Now (style targets downsampled from the final o
 for chelsea, and not for the astronaut at style weight 1: there meshstyle's final scale gets to 1.29x the
 textbook's final loss in 10 steps (the textbook needs 22) but then falls no faster per step than the
 textbook does (1.16x -> 1.0 in 35 steps), so the coarse scale's head start is spent.
-Tried and not kept (astronaut, style weight 1 / 10): 3 scales from 64 px 1.05 / 0.82; 6 pyramid levels never
-(1.003x at step 60); plain texels at the final scale 1.08; colour-decorrelated parameter
-(``engine.color.DecorrelatedTexture``) never (1.07x); ``--line-search strong_wolfe``: the final scale never
-moved (loss constant; not investigated: torch's absolute tolerances?) and the coarse scale cost 2.4x the
-evaluations; the coarse style downsampled from the final one alone 0.90 / 0.72 (an earlier note's 0.67 /
-0.63 for that variant did not reproduce). At ``--size 192`` (the earlier loop): 0.98 and 0.73. No run
-diverged.
+Tried and not kept (astronaut, style weight 1 / 10): 3 scales from 64 px 1.05 / 0.82; pyramid gain 0.5 /
+0.85 instead of 0.71 at style weight 1: 0.97 / 0.98; 6 pyramid levels never (1.003x at step 60); plain
+texels at the final scale 1.08; colour-decorrelated parameter (``engine.color.DecorrelatedTexture``) never
+(1.07x); ``--line-search strong_wolfe``: the final scale never moved (loss constant; not investigated:
+torch's absolute tolerances?) and the coarse scale cost 2.4x the evaluations; the coarse style downsampled
+from the final one alone 0.90 / 0.72 (an earlier note's 0.67 / 0.63 for that variant did not reproduce). At
+``--size 192`` (the earlier loop): 0.98 and 0.73. No run diverged.
 
 Seeded random VGG weights (timing and convergence speed do not need trained weights; labelled).
 """
