@@ -10,6 +10,7 @@ import trimesh
 from PIL import Image
 
 from conftest import ASSETS, cube, quad
+from meshstyle.core import imageio
 from meshstyle.core.errors import MeshstyleError
 from meshstyle.mesh import unwrap as unwrap_module
 from meshstyle.mesh.padding import island_mask
@@ -191,11 +192,17 @@ def test_device_and_fifo_resources_are_refused_without_reading(tmp_path):
 
 
 def test_decompression_bomb_texture_is_one_line(tmp_path, monkeypatch):
+    # one pixel limit for textures and for images given on the command line (core.imageio.MAX_PIXELS)
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "big.png")
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    with pytest.raises(MeshstyleError, match="texture big.png .*than the limit of 1000") as info:
+    monkeypatch.setattr(imageio, "MAX_PIXELS", 4095)
+    with pytest.raises(MeshstyleError, match="texture big.png .*than the limit of 4095") as info:
         TexturedMesh.load(_obj_with_texture(tmp_path, "big.png"))
     assert "\n" not in str(info.value)
+    with pytest.raises(MeshstyleError, match="64x64 px"):
+        imageio.open_image(tmp_path / "big.png")
+    monkeypatch.setattr(imageio, "MAX_PIXELS", 4096)
+    assert TexturedMesh.load(_obj_with_texture(tmp_path, "big.png")).stylizable
+    assert imageio.open_image(tmp_path / "big.png").size == (64, 64)
 
 
 @pytest.mark.parametrize("text, message", [

@@ -6,8 +6,8 @@ Assets are untrusted. Every read here
   symbolic links) outside the folder is refused;
 - opens regular files only: a FIFO, a socket or a device (``/dev/zero``) is refused before it is
   read, so nothing hangs and nothing endless is read;
-- caps images at Pillow's decompression-bomb limit (:data:`PIL.Image.MAX_IMAGE_PIXELS` pixels) and
-  decodes them fully once, so a corrupt texture is a one-line error at load time.
+- caps images at :data:`meshstyle.core.imageio.MAX_PIXELS` (the one limit for every image meshstyle
+  reads, below Pillow's own decompression-bomb limit) and decodes them fully once, so a corrupt texture is a one-line error at load time.
 
 :class:`ConfinedResolver` plugs these rules into trimesh's loaders (``trimesh.load(..., resolver=)``),
 so they hold whatever trimesh version is installed.
@@ -24,6 +24,7 @@ from pathlib import Path
 import trimesh
 from PIL import Image, UnidentifiedImageError
 
+from ..core import imageio
 from ..core.errors import MeshstyleError
 from ..core.files import check_regular_file
 
@@ -51,9 +52,9 @@ def check_image_bytes(data: bytes, name: str) -> Image.Image:
     """Decode an image from ``data`` (fully, so truncation is caught) and return it.
 
     Raises:
-        MeshstyleError: not an image, corrupt, or more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``.
+        MeshstyleError: not an image, corrupt, or more pixels than :data:`meshstyle.core.imageio.MAX_PIXELS`.
     """
-    limit = Image.MAX_IMAGE_PIXELS or 2**31
+    limit = imageio.MAX_PIXELS
     try:
         with Image.open(io.BytesIO(data)) as img:
             w, h = img.size
