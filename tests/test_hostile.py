@@ -8,6 +8,7 @@ import os
 import pickle
 import shutil
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -70,9 +71,12 @@ def test_pickled_checkpoint_runs_no_code(work, capsys):
 
     ckpt = work / "evil.ckpt"
     ckpt.write_bytes(pickle.dumps({"step": 1, "textures": Payload()}))
-    refused(work, ["mesh", work / "spot/cow.obj", "--style", work / "s.png", "-o", work / "out.glb",
-                   "--resume", ckpt, *TINY_MESH], capsys, "not a meshstyle checkpoint")
+    with warnings.catch_warnings(record=True) as caught:  # a warning would print lines beside the error
+        warnings.simplefilter("always")
+        refused(work, ["mesh", work / "spot/cow.obj", "--style", work / "s.png", "-o", work / "out.glb",
+                       "--resume", ckpt, *TINY_MESH], capsys, "not a meshstyle checkpoint")
     assert not marker.exists()
+    assert not [w for w in caught if "pickle" in str(w.message)], [str(w.message) for w in caught]
 
 
 def test_checkpoint_of_another_style_is_refused(work, capsys):

@@ -9,6 +9,7 @@ that shapes the run, the seed and a SHA-256 of the style images) must match the 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -69,7 +70,9 @@ def load_checkpoint(path, param: torch.nn.Module, print_: dict[str, str]) -> tup
     path = Path(path)
     check_regular_file(path, "checkpoint")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols: the error line says it
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MeshstyleError(f"cannot read checkpoint {path}: not a meshstyle checkpoint "
