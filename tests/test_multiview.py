@@ -190,9 +190,9 @@ def test_crop_tiles_encode_fewer_pixels_with_the_same_weights_and_shares():
     left.apply_translation([-3.0, 0, 0])
     right.apply_translation([3.0, 0, 0])
     mesh = TexturedMesh(trimesh.util.concatenate([left, right]))
-    cam = [camera((0, 0, 9))]
-    (one,), _ = compute_level_views(mesh, cam, 64, depth_levels=1, max_tiles=1)
-    (tiles,), _ = compute_level_views(mesh, cam, 64, depth_levels=1, max_tiles=4)
+    cam = [camera((0, 0, 12))]
+    (one,), _ = compute_level_views(mesh, cam, 256, depth_levels=1, max_tiles=1)
+    (tiles,), _ = compute_level_views(mesh, cam, 256, depth_levels=1, max_tiles=4)
     assert len(one) == 1 and len(tiles) == 2
     fed_one, fed_tiles = one[0].weight.numel(), sum(lv.weight.numel() for lv in tiles)
     assert fed_tiles < 0.6 * fed_one, (fed_tiles, fed_one)

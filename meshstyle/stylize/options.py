@@ -165,7 +165,8 @@ class MeshOptions:
                                 commands=MESH, group="texture and style")
     crop_tiles: int = option(1, "cut each depth level's render into at most this many tiles around its "
                              "weighted pixels: less background is encoded, but each tile is one more encoder "
-                             "call (on the spot cow 4 tiles encode 26% fewer pixels yet run 14% slower)",
+                             "call (spot cow, 4 tiles: 23% fewer pixels, VGG-19 steps as fast, MobileNetV2 "
+                             "runs ~15% slower)",
                              kind="int", low=1,
                              high=16, commands=MESH, group="views")
     weighting: str = option("gradient", "angle/depth weights on render gradients with statistics over object "
