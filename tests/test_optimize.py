@@ -75,7 +75,7 @@ def test_ctrl_c_checkpoint_and_resume_equal_an_uninterrupted_run(optimizer):
             raise KeyboardInterrupt
         return loss_fn(step, part)
 
-    def checkpoint(step, param, opt):
+    def checkpoint(step, param, opt, averaged):
         saved.update(step=step, textures=copy.deepcopy(param.state_dict()), optimizer=copy.deepcopy(opt.state_dict()))
 
     stopped = run(part, interrupting, 6, optimizer=optimizer, checkpoint=checkpoint)

@@ -70,8 +70,11 @@ class RunSettings:
             total_steps: the steps of the whole sequence when scales differ in length.
         start_iteration, optimizer_state: resume after ``start_iteration`` steps with this optimizer
             ``state_dict``.
-        checkpoint, checkpoint_every: ``checkpoint(step, param, optimizer)`` is called every
-            ``checkpoint_every`` steps, at the end of the run, and when Ctrl-C stops it.
+        ema_state: resume the moving average from these tensors (one per parameter, as
+            :attr:`RunResult.averaged`) instead of starting it at the current parameters.
+        checkpoint, checkpoint_every: ``checkpoint(step, param, optimizer, averaged)`` is called every
+            ``checkpoint_every`` steps, at the end of the run, and when Ctrl-C stops it; ``averaged``
+            is the moving average so far (None without ``ema_decay``).
         start_time: ``time.perf_counter()`` value that ``StepInfo.elapsed`` counts from.
     """
 
@@ -86,7 +89,8 @@ class RunSettings:
     total_steps: int | None = None
     start_iteration: int = 0
     optimizer_state: dict | None = None
-    checkpoint: Callable[[int, nn.Module, torch.optim.Optimizer], None] | None = None
+    ema_state: list[torch.Tensor] | None = None
+    checkpoint: Callable[[int, nn.Module, torch.optim.Optimizer, list[torch.Tensor] | None], None] | None = None
     checkpoint_every: int = 0
     start_time: float | None = None
 
@@ -157,7 +161,10 @@ def run(param: nn.Module, loss_fn: Callable[[int], dict[str, torch.Tensor]], ite
     start = time.perf_counter() if s.start_time is None else s.start_time
     result = RunResult(texture=param().detach().clone())
     params = list(param.parameters())
-    ema = [p.detach().clone() for p in params] if s.ema_decay else None
+    ema = None
+    if s.ema_decay:
+        ema = [e.detach().clone() for e in s.ema_state] if s.ema_state is not None else \
+            [p.detach().clone() for p in params]
     step = s.start_iteration
     try:
         while step < iterations:
@@ -179,13 +186,13 @@ def run(param: nn.Module, loss_fn: Callable[[int], dict[str, torch.Tensor]], ite
                 callback(StepInfo(s.scale, s.scales, step, iterations, losses, time.perf_counter() - start,
                                   s.total_steps))
             if s.checkpoint is not None and s.checkpoint_every and step % s.checkpoint_every == 0 and step < iterations:
-                s.checkpoint(step, param, opt)
+                s.checkpoint(step, param, opt, ema)
         if s.checkpoint is not None and s.checkpoint_every and step > s.start_iteration:
-            s.checkpoint(step, param, opt)  # the finished state, so that a longer run can continue it
+            s.checkpoint(step, param, opt, ema)  # the finished state, so that a longer run can continue it
     except KeyboardInterrupt:
         result.interrupted = True
         if s.checkpoint is not None:
-            s.checkpoint(step, param, opt)
+            s.checkpoint(step, param, opt, ema)
     result.steps = step
     result.texture = _final_texture(param, ema if step > s.start_iteration else None)
     result.averaged = ema

@@ -188,7 +188,7 @@ def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[
             terms.update(objective.tv(image))
             return total(terms)
 
-        def checkpoint(step, p, opt):
+        def checkpoint(step, p, opt, averaged):
             on_checkpoint(p().detach().clamp(0, 1).cpu())
 
         result = run(param, loss_fn, steps[scale], optimizer=options.optimizer, lr=options.lr,

@@ -295,24 +295,43 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     loss = MultiViewLoss(objective, views, getattr(mesh_options, "weighting", DEFAULT_WEIGHTING))
     loss.set_content([start.to(device) for _, start, _ in parts])
     run_print = fingerprint(source, mesh_options, options, style_digest(styles))
-    start_step, opt_state = 0, None
+    start_step, opt_state, ema_state = 0, None, None
     if mesh_options.resume:
-        start_step, opt_state, _ = load_checkpoint(mesh_options.resume, params, run_print)
+        start_step, opt_state, extra = load_checkpoint(mesh_options.resume, params, run_print)
+        ema_state = _checkpoint_ema(extra, params) if options.ema else None
 
     def loss_fn(step: int) -> dict[str, torch.Tensor]:
         return _step_terms(loss, params, objective, mesh_options,
                            _batch(step, mesh_options.views, mesh_options.batch_views, options.seed))
 
     save = mesh_options.checkpoint and mesh_options.checkpoint_every
-    settings = _run_settings(options, mesh_options, (lambda step, p, opt: save_checkpoint(
-        mesh_options.checkpoint, step, params, opt, run_print)) if save else None)
+    settings = _run_settings(options, mesh_options, (lambda step, p, opt, averaged: save_checkpoint(
+        mesh_options.checkpoint, step, params, opt, run_print, {"ema": averaged} if averaged else None))
+        if save else None)
     t = time.perf_counter()
     result = run(_Textures(params), loss_fn, options.iterations, replace(settings, start_iteration=start_step,
-                                                                         optimizer_state=opt_state), callback)
+                                                                         optimizer_state=opt_state,
+                                                                         ema_state=ema_state), callback)
     timings["optimize"] = time.perf_counter() - t
     out = _export(source, parts, params, result.averaged)
     timings["total"] = time.perf_counter() - t0
     return MeshResult(out, result.history, result.interrupted, objective.encoder.random_weights, timings)
+
+
+def _checkpoint_ema(extra: dict, params: nn.Module) -> list[torch.Tensor] | None:
+    """The moving average saved in a checkpoint's ``extra`` (one tensor per parameter of ``params``), or
+    None when it holds none (the average then restarts at the resumed parameters).
+
+    Raises:
+        MeshstyleError: the saved average does not fit the parameters.
+    """
+    ema = extra.get("ema") if isinstance(extra, dict) else None
+    if ema is None:
+        return None
+    shapes = [p.shape for p in params.parameters()]
+    if not isinstance(ema, list | tuple) or [getattr(e, "shape", None) for e in ema] != shapes:
+        raise MeshstyleError("cannot resume: the checkpoint's moving average (--ema) does not fit this run")
+    return [e.float() for e in ema]
 
 
 def _texture_parameters(start: torch.Tensor, mesh_options: MeshOptions) -> nn.Module:
