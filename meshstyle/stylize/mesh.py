@@ -331,7 +331,7 @@ def _checkpoint_ema(extra: dict, params: nn.Module) -> list[torch.Tensor] | None
     shapes = [p.shape for p in params.parameters()]
     if not isinstance(ema, list | tuple) or [getattr(e, "shape", None) for e in ema] != shapes:
         raise MeshstyleError("cannot resume: the checkpoint's moving average (--ema) does not fit this run")
-    return [e.float() for e in ema]
+    return [e.to(p) for e, p in zip(ema, params.parameters())]  # dtype and device of the parameters
 
 
 def _texture_parameters(start: torch.Tensor, mesh_options: MeshOptions) -> nn.Module:
