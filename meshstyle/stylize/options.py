@@ -160,7 +160,7 @@ class MeshOptions:
     depth_reference_percentile: float = option(
         5.0, "percentile of visible depth seen at the coarsest depth level; surfaces twice as far get twice the "
         "resolution", kind="float", low=0, low_open=True, high=99.9, commands=MESH, group="texture and style")
-    level_blend: float = option(1.0, "octaves over which a pixel passes from one depth level to the next (1: "
+    level_blend: float = option(0.25, "octaves over which a pixel passes from one depth level to the next (1: "
                                 "StyleMesh's linear blend)", kind="float", low=0, low_open=True, high=1,
                                 commands=MESH, group="texture and style")
     crop_tiles: int = option(1, "cut each depth level's render into at most this many tiles around its "
