@@ -189,16 +189,24 @@ def _span(lo: int, hi: int, scale: int, frame: int, min_side: int) -> tuple[int,
     return max(0, min(start, frame - length)), length
 
 
+def _tight(active: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """Tight (r0, c0, r1, c1) box of the True pixels of the (H, W) map ``active``; None if there are none."""
+    rows, cols = torch.nonzero(active.any(1)).flatten(), torch.nonzero(active.any(0)).flatten()
+    if rows.numel() == 0:
+        return None
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
 def _bbox(active: torch.Tensor, scale: int, frame: int, margin: int = 1,
           min_side: int = 16) -> tuple[int, int, int, int] | None:
     """Window (row, column, h, w) in a frame ``scale`` times finer than the (H, W) bool map ``active``,
     covering its True pixels grown by ``margin`` pixels, at least ``min_side`` px a side (the smallest
     input the deepest VGG layer accepts); None when nothing is active."""
-    rows, cols = torch.nonzero(active.any(1)).flatten(), torch.nonzero(active.any(0)).flatten()
-    if rows.numel() == 0:
+    box = _tight(active)
+    if box is None:
         return None
-    r0, r1 = max(0, int(rows[0]) - margin), min(active.shape[0], int(rows[-1]) + 1 + margin)
-    c0, c1 = max(0, int(cols[0]) - margin), min(active.shape[1], int(cols[-1]) + 1 + margin)
+    r0, r1 = max(0, box[0] - margin), min(active.shape[0], box[2] + margin)
+    c0, c1 = max(0, box[1] - margin), min(active.shape[1], box[3] + margin)
     (row, h), (col, w) = _span(r0, r1, scale, frame, min_side), _span(c0, c1, scale, frame, min_side)
     return row, col, h, w
 
@@ -208,16 +216,6 @@ TILE_GAIN = 0.8
 #: Smallest tile side, px of its level: smaller encoder inputs cost more per pixel (VGG-19 on CPU: 7 us/px
 #: at 64 px, 4.2 at 256) and each is one more call.
 TILE_MIN_SIDE = 48
-
-
-def _tight(active: torch.Tensor, box: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
-    """Tight (r0, c0, r1, c1) box of the True pixels of ``active`` inside ``box``; None if there are none."""
-    r0, c0, r1, c1 = box
-    sub = active[r0:r1, c0:c1]
-    rows, cols = torch.nonzero(sub.any(1)).flatten(), torch.nonzero(sub.any(0)).flatten()
-    if rows.numel() == 0:
-        return None
-    return r0 + int(rows[0]), c0 + int(cols[0]), r0 + int(rows[-1]) + 1, c0 + int(cols[-1]) + 1
 
 
 def _area(box) -> int:
@@ -272,7 +270,7 @@ def tile_cells(active: torch.Tensor, max_tiles: int, min_side: int = 4,
     box being cut and both parts are at least ``min_side`` px a side; at most ``max_tiles`` cells
     (the largest cell is cut first). A round object gives one cell; an L shape or legs apart give several.
     Returns [] when nothing is active."""
-    first = _tight(active, (0, 0, active.shape[0], active.shape[1]))
+    first = _tight(active)
     if first is None:
         return []
     cells, done = [first], []
@@ -290,7 +288,7 @@ def tile_cells(active: torch.Tensor, max_tiles: int, min_side: int = 4,
 
 
 def _tiles(active: torch.Tensor, max_tiles: int, min_side: int) -> list[tuple[torch.Tensor, float]]:
-    """(ownership map (H, W) float 0/1, share of ``active``'s pixels) per tile of ``active``: each cell of
+    """(ownership map (H, W) bool, share of ``active``'s pixels) per tile of ``active``: each cell of
     :func:`tile_cells` (disjoint, so every tile keeps its own pixels), then grown by one pixel into
     pixels no tile owns yet (silhouette edges seen at finer levels)."""
     cells = tile_cells(active, max_tiles, min_side)
@@ -302,7 +300,8 @@ def _tiles(active: torch.Tensor, max_tiles: int, min_side: int) -> list[tuple[to
         region = owner[max(0, r0 - 1):min(h, r1 + 1), max(0, c0 - 1):min(w, c1 + 1)]
         region[region < 0] = i
     total = max(int(active.sum()), 1)
-    return [((owner == i).float(), int((active & (owner == i)).sum()) / total) for i in range(len(cells))]
+    owns = [owner == i for i in range(len(cells))]
+    return [(own, int((active & own).sum()) / total) for own in owns]
 
 
 @dataclass
@@ -366,7 +365,7 @@ def compute_level_views(mesh: TexturedMesh, cameras: list[Camera], resolution: i
                 continue
             scale = 1 << level
             for own, share in _tiles(active, max_tiles, max(4, max(min_side, TILE_MIN_SIDE) // scale)):
-                window = _bbox(active & (own > 0), scale, frame, min_side=min_side)
+                window = _bbox(active & own, scale, frame, min_side=min_side)
                 stack = full.crop(window) if level == 0 else _cast_stack(scene, cam, frame, window, supersample)
                 r, c, h, w = window
                 owned = own.repeat_interleave(scale, 0).repeat_interleave(scale, 1)[r:r + h, c:c + w]

@@ -7,7 +7,8 @@ Assets are untrusted. Every read here
 - opens regular files only: a FIFO, a socket or a device (``/dev/zero``) is refused before it is
   read, so nothing hangs and nothing endless is read;
 - caps images at :data:`meshstyle.core.imageio.MAX_PIXELS` (the one limit for every image meshstyle
-  reads, below Pillow's own decompression-bomb limit) and decodes them fully once, so a corrupt texture is a one-line error at load time.
+  reads, below Pillow's own decompression-bomb limit) and decodes them fully once, so a corrupt texture
+  is a one-line error at load time.
 
 :class:`ConfinedResolver` plugs these rules into trimesh's loaders (``trimesh.load(..., resolver=)``),
 so they hold whatever trimesh version is installed.
