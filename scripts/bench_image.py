@@ -36,7 +36,8 @@ Tried and not kept (astronaut, style weight 1 / 10): 3 scales from 64 px 1.05 / 
 0.85 instead of 0.71 at style weight 1: 0.97 / 0.98; 6 pyramid levels never (1.003x at step 60); plain
 texels at the final scale 1.08; colour-decorrelated parameter (``engine.color.DecorrelatedTexture``) never
 (1.07x); ``--line-search strong_wolfe``: the final scale never moved (loss constant; not investigated:
-torch's absolute tolerances?) and the coarse scale cost 2.4x the evaluations; the coarse style downsampled
+torch's absolute tolerances?; a 12-step ``stylize_image`` run at 256 px did move, 1.104 -> 0.176) and
+the coarse scale cost 2.4x the evaluations; the coarse style downsampled
 from the final one alone 0.90 / 0.72 (an earlier note's 0.67 / 0.63 for that variant did not reproduce). At
 ``--size 192`` (the earlier loop): 0.98 and 0.73. No run diverged.
 
