@@ -7,7 +7,12 @@ Prints one JSON line.
     python scripts/bench_mesh.py                 # per-step split (12 steps) + the README command
     python scripts/bench_mesh.py --no-end-to-end # only the per-step split
 
-Uses seeded random VGG weights (timing does not depend on the weights). Other processes on the machine
+``encoder_calls_per_step`` with the fed pixels of two runs (``--crop-tiles 1`` and ``4``) gives the cost
+of one more encoder input, a in seconds per step = inputs x a + pixels x b
+(``meshstyle.engine.encoders.CALL_COST_PIXELS`` = a / b).
+
+Uses seeded random VGG-19 weights (timing does not depend on the weights); ``--encoder mobilenetv2-magenta``
+times that encoder instead (its "VGG" figures are then that encoder's). Other processes on the machine
 change absolute times: compare the numbers of one run with each other (ratios).
 """
 
@@ -27,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import StepTimer, peak_rss_mb  # noqa: E402
 
-from meshstyle.engine.features import VGGEncoder  # noqa: E402
+from meshstyle.engine.encoders import make_encoder  # noqa: E402
 from meshstyle.engine.losses import layer_size  # noqa: E402
 from meshstyle.stylize import mesh as stylize3d  # noqa: E402
 from meshstyle.stylize.options import MeshOptions  # noqa: E402
@@ -64,7 +69,8 @@ def level_pixels(loss, batch_views: int) -> dict:
                           "useful_share": round(v[1] / max(v[0], 1), 3)} for k, v in sorted(levels.items())}
     fed, useful = sum(v[0] for v in levels.values()), sum(v[1] for v in levels.values())
     out["all"] = {"fed_px_per_step": round(fed), "weighted_px_per_step": round(useful),
-                  "useful_share": round(useful / max(fed, 1), 3)}
+                  "useful_share": round(useful / max(fed, 1), 3),
+                  "encoder_calls_per_step": round(sum(map(len, loss.views)) * scale, 2)}
     return out
 
 
@@ -88,10 +94,10 @@ def background_mass(loss) -> dict:
     return out
 
 
-def vgg_floor(pixels: float, layers: list[str], repeats: int = 4) -> float:
-    """Seconds of VGG forward+backward of one square image of ``pixels`` pixels (median of repeats)."""
+def vgg_floor(pixels: float, layers: list[str], repeats: int = 4, name: str = "vgg19") -> float:
+    """Seconds of encoder forward+backward of one square image of ``pixels`` pixels (median of repeats)."""
     side = max(16, round(math.sqrt(pixels)))
-    encoder = VGGEncoder(layers, weights="random")
+    encoder = make_encoder(name, layers, weights="random") if name.startswith("vgg") else make_encoder(name, layers)
     image = torch.rand(1, 3, side, side, requires_grad=True)
     times = []
     for _ in range(repeats + 1):
@@ -109,6 +115,8 @@ def main() -> None:
     parser.add_argument("--weighting", default=None, help="gradient or gram (default: stylize.mesh.DEFAULT_WEIGHTING)")
     parser.add_argument("--level-blend", type=float, default=None, help="blend band in octaves (default: mesh.weights.BLEND)")
     parser.add_argument("--crop-tiles", type=int, default=None, help="MeshOptions.crop_tiles (default: its default)")
+    parser.add_argument("--encoder", default="vgg19", help="encoder to time (vgg19 with random weights, or "
+                        "mobilenetv2-magenta)")
     args = parser.parse_args()
     timer = StepTimer()
     timer.patch(stylize3d)
@@ -118,15 +126,16 @@ def main() -> None:
         stylize3d.DEFAULT_WEIGHTING = args.weighting
     if args.level_blend is not None:
         stylize3d.BLEND = args.level_blend
-    result = stylize3d.stylize_mesh(SPOT, STYLE, mesh_options=mesh_options, iterations=args.steps, vgg_weights="random",
-                                    callback=timer)
+    weights = {"vgg_weights": "random"} if args.encoder.startswith("vgg") else {}
+    result = stylize3d.stylize_mesh(SPOT, STYLE, mesh_options=mesh_options, iterations=args.steps, callback=timer,
+                                    encoder=args.encoder, **weights)
     pixels = level_pixels(kept[0], mesh_options.batch_views)
     pixels["background_mass_share"] = background_mass(kept[0])
     used = kept[0].objective.options
     layers = list(used.style_layers) + list(used.content_layers)
-    floor = vgg_floor(pixels["all"]["weighted_px_per_step"], layers)
+    floor = vgg_floor(pixels["all"]["weighted_px_per_step"], layers, name=args.encoder)
     summary = timer.summary()
-    out = {"threads": torch.get_num_threads(),
+    out = {"threads": torch.get_num_threads(), "encoder": args.encoder,
            "defaults": {k: getattr(mesh_options, k) for k in ("views", "resolution", "depth_levels", "batch_views",
                                                                       "crop_tiles")},
            "plan": result.timings.get("plan"), "uv_maps_s": round(result.timings["views"], 3), "levels": pixels,
@@ -135,7 +144,8 @@ def main() -> None:
     if not args.no_end_to_end:
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, "-m", "meshstyle.cli", "mesh", str(SPOT), "--style", str(STYLE), "-o",
-                   f"{tmp}/spot.glb", "--vgg-weights", "random", "--quiet",
+                   f"{tmp}/spot.glb", "--encoder", args.encoder, "--quiet",
+                   *(["--vgg-weights", "random"] if weights else []),
                    "--crop-tiles", str(mesh_options.crop_tiles)]
             start = time.perf_counter()
             subprocess.run(cmd, check=True)

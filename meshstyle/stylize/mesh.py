@@ -31,7 +31,7 @@ from ..core.imageio import load_image, long_edge_size, resize_tensor, rgb8_to_te
 from ..core.uv import MipPyramid
 from ..core.views import LevelView, ViewStack, render
 from ..engine.color import DecorrelatedTexture
-from ..engine.encoders import min_input_size
+from ..engine.encoders import call_cost_pixels, min_input_size
 from ..engine.losses import ObjectCells
 from ..engine.objective import Objective, total
 from ..engine.optimize import RunSettings, StepInfo, load_parameters, run
@@ -187,7 +187,7 @@ def _prepare_views(source: TexturedMesh, mesh_options: MeshOptions, options: Eng
         mesh_options.supersample, mesh_options.depth_aware,
         getattr(mesh_options, "depth_reference_percentile", REFERENCE_PERCENTILE),
         min_input_size(options.encoder, layers), progress, getattr(mesh_options, "level_blend", BLEND),
-        getattr(mesh_options, "crop_tiles", 1))
+        getattr(mesh_options, "crop_tiles", 1), call_cost_pixels(options.encoder))
     return [[lv.to(device) for lv in per_view] for per_view in views], asdict(plan)
 
 
