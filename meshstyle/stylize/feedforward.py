@@ -49,7 +49,7 @@ from ..mesh.raycast import compute_views
 from ..mesh.textured import TexturedMesh
 from ..mesh.weights import angle_weight
 from .image import ImageResult
-from .mesh import MeshResult
+from .mesh import MeshResult, working_texture
 from .options import PRESET_PREFIX, is_preset
 
 StyleInput = str | os.PathLike | torch.Tensor
@@ -231,13 +231,6 @@ def stylize_image_feedforward(content: StyleInput, style: StyleInput | Sequence[
 
 
 # --------------------------------------------------------------------------------------------- meshes
-
-
-def _texture_tensor(mesh: TexturedMesh, name: str, size: int | None) -> tuple[torch.Tensor, tuple[int, int]]:
-    rgb = mesh.texture(name)
-    original = (rgb.shape[1], rgb.shape[0])
-    edge = size if size is not None else min(512, max(original))
-    return resize_tensor(rgb8_to_tensor(rgb), long_edge_size(*original, edge), mode="bilinear"), original
 
 
 def _pad(texture: torch.Tensor, corner_uv: np.ndarray) -> torch.Tensor:
@@ -469,9 +462,9 @@ def _scene(source: TexturedMesh, opts: _FitOptions, timings: dict[str, float]) -
     timings["views"] = time.perf_counter() - t
     textures, sizes, seam_grids = [], [], []
     for name in source.stylizable:
-        tex, size = _texture_tensor(source, name, opts.texture_size)
+        full, tex, _ = working_texture(source, name, opts.texture_size)
         textures.append(tex)
-        sizes.append(size)
+        sizes.append((full.shape[2], full.shape[1]))
         side1, side2 = edge_samples(source, name, 8, 0.5 / max(tex.shape[-2:]))[True]
         seam_grids.append(_pair_grid(side1, side2) if len(side1) else None)
     corner_uvs = [source.corner_uv(name) for name in source.stylizable]

@@ -90,10 +90,12 @@ def _style_images(style, blend, options: MeshOptions, min_side: int = 16) -> tup
     return images, weights
 
 
-def _working_texture(mesh: TexturedMesh, name: str, size: int | None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+def working_texture(mesh: TexturedMesh, name: str, size: int | None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """(full-resolution original, working-size start, full-resolution island mask) of part ``name``;
-    textures (3, H, W) in [0, 1]. The original is padded beyond its UV islands before the antialiased
-    downsampling (no background blends into island borders)."""
+    textures (3, H, W) in [0, 1], the start's long edge ``size`` texels (None: the original's, at most
+    :data:`WORKING_EDGE`). The original is padded beyond its UV islands before the antialiased
+    downsampling (no background blends into island borders). Used by the optimization and the
+    feed-forward fit alike."""
     rgb = mesh.texture(name)
     islands = island_mask(mesh.corner_uv(name), rgb.shape[:2])
     full = rgb8_to_tensor(pad_texture(rgb, islands))
@@ -288,7 +290,7 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     device = resolve_device(options.device)
     views, timings["plan"] = _prepare_views(source, mesh_options, options, device, view_progress)
     timings["views"] = time.perf_counter() - t0
-    parts = [_working_texture(source, name, mesh_options.texture_size) for name in source.stylizable]
+    parts = [working_texture(source, name, mesh_options.texture_size) for name in source.stylizable]
     params = torch.nn.ModuleList([_texture_parameters(start.to(device), mesh_options) for _, start, _ in parts])
     objective = Objective(options, device)
     objective.set_style(styles, blend)
