@@ -182,7 +182,9 @@ class MeshOptions:
                                switch_off=True, commands=MESH, group="texture and style")
     style_size: int | None = option(None, "style image long edge at scale 1, px (auto: --resolution)", kind="int",
                                     low=16, high=8192, none=True, commands=MESH, group="texture and style")
-    style_scales: tuple[float, ...] = option((1.0, 0.5), "style image scales whose statistics are averaged",
+    style_scales: tuple[float, ...] = option((0.5,), "style image sizes relative to --style-size whose "
+                                             "statistics are averaged (one at half size: rounder, more even "
+                                             "pattern elements than 1,0.5 in the circle test)",
                                              kind="floats", low=0, low_open=True, high=4, commands=MESH,
                                              group="texture and style", metavar="S1,S2,...")
     pyramid_weight: float = option(1.0, "regularizer pushing detail toward coarse texture levels", kind="float",
