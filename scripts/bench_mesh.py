@@ -11,7 +11,8 @@ Prints one JSON line.
 of one more encoder input, a in seconds per step = inputs x a + pixels x b
 (``meshstyle.engine.encoders.CALL_COST_PIXELS`` = a / b).
 
-Uses seeded random VGG-19 weights (timing does not depend on the weights); ``--encoder mobilenetv2-magenta``
+Steps are timed with one render scale (``render_scales=1``: all at full resolution). Uses seeded random
+VGG-19 weights (timing does not depend on the weights); ``--encoder mobilenetv2-magenta``
 times that encoder instead (its "VGG" figures are then that encoder's). Other processes on the machine
 change absolute times: compare the numbers of one run with each other (ratios).
 """
@@ -121,7 +122,8 @@ def main() -> None:
     timer = StepTimer()
     timer.patch(stylize3d)
     kept = capture_loss()
-    mesh_options = MeshOptions() if args.crop_tiles is None else MeshOptions(crop_tiles=args.crop_tiles)
+    # one render scale: every timed step is a full-resolution step (the default's coarse steps are cheaper)
+    mesh_options = MeshOptions(render_scales=1, **({} if args.crop_tiles is None else {"crop_tiles": args.crop_tiles}))
     if args.weighting:  # module defaults: options outside the option table do not survive dataclass replace()
         stylize3d.DEFAULT_WEIGHTING = args.weighting
     if args.level_blend is not None:

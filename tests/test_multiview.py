@@ -13,7 +13,7 @@ from meshstyle.engine.options import EngineOptions
 from meshstyle.mesh.raycast import _tiles, compute_level_views, tile_cells
 from meshstyle.mesh.textured import TexturedMesh
 from meshstyle.mesh.weights import angle_weight, continuous_level, level_count, level_shares, level_weight
-from meshstyle.stylize.mesh import MultiViewLoss, export_texture, stylize_mesh
+from meshstyle.stylize.mesh import MultiViewLoss, export_texture, render_stages, stylize_mesh
 from test_raster import camera
 
 DEPTH_AWARE = True
@@ -217,3 +217,35 @@ def test_every_weighted_pixel_belongs_to_exactly_one_tile_with_a_positive_share(
             assert float(owned.max()) == 1.0 and bool((owned[active] == 1).all())
             assert all(share > 0 for _, share in tiles)
             assert sum(share for _, share in tiles) == pytest.approx(1.0)
+
+
+def test_render_stages_give_the_coarse_scales_a_third_of_the_steps():
+    assert render_stages(300, 1) == [0]
+    assert render_stages(300, 2) == [0, 100]
+    assert render_stages(300, 3) == [0, 50, 100]
+    assert render_stages(1, 2) == [0]          # too few steps for a coarse scale
+
+
+def test_coarse_render_scale_renders_half_size_with_half_size_style(spot_path, style_path, monkeypatch):
+    import meshstyle.stylize.mesh as stylize3d
+
+    seen = []  # (step, frame sizes of the views, style image sizes) of every step's loss
+    base = stylize3d._StageLoss.at
+
+    def at(self, step):
+        loss = base(self, step)
+        stage = self.stages[self.index]
+        seen.append((step, {lv.frame for per_view in loss.views for lv in per_view},
+                     {img.shape[-1] for img in stage.styles}))
+        return loss
+
+    monkeypatch.setattr(stylize3d._StageLoss, "at", at)
+    result = stylize_mesh(spot_path, style_path, **{**TINY, "resolution": 64, "iterations": 6, "render_scales": 2,
+                                                     "style_scales": (1.0,)})
+    assert len(result.history) == 6
+    coarse = [entry for entry in seen if entry[0] < 2]
+    fine = [entry for entry in seen if entry[0] >= 2]
+    assert coarse and fine
+    assert max(max(frames) for _, frames, _ in coarse) == 32 and max(max(frames) for _, frames, _ in fine) == 64
+    coarse_style, fine_style = max(coarse[0][2]), max(fine[0][2])
+    assert fine_style == 64 and coarse_style == 32

@@ -14,6 +14,7 @@ keep the original's detail at any resolution.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import os
@@ -43,6 +44,7 @@ from ..mesh.raycast import compute_level_views
 from ..mesh.textured import TexturedMesh
 from ..mesh.weights import BLEND, REFERENCE_PERCENTILE
 from .checkpoint import fingerprint, load_checkpoint, save_checkpoint, style_digest
+from .image import COARSE_ITERATION_SHARE
 from .options import ENGINE_DEFAULTS, MeshOptions, split_overrides
 
 #: Long edge of the optimized (working) texture when ``texture_size`` is not set, texels.
@@ -72,6 +74,19 @@ def _batch(step: int, count: int, batch: int, seed: int) -> list[int]:
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed * 100003 + epoch)).tolist()
     chosen = order[k * batch:(k + 1) * batch]
     return chosen + order[:batch - len(chosen)] if len(chosen) < batch else chosen
+
+
+def render_stages(iterations: int, scales: int) -> list[int]:
+    """First step of each coarse-to-fine render scale, coarsest first: the coarser scales share the first
+    ``COARSE_ITERATION_SHARE`` of the steps equally, the final scale (full resolution) takes the rest; a
+    scale that would get no step is dropped.
+
+    >>> render_stages(300, 2), render_stages(300, 3), render_stages(2, 2)
+    ([0, 100], [0, 50, 100], [0, 1])
+    """
+    coarse = round(iterations * COARSE_ITERATION_SHARE) if scales > 1 else 0
+    starts = [round(coarse * k / (scales - 1)) for k in range(scales - 1)] + [coarse]
+    return sorted(set(min(start, max(iterations - 1, 0)) for start in starts))
 
 
 def _style_images(style, blend, options: MeshOptions, min_side: int = 16) -> tuple[list[torch.Tensor], list[float]]:
@@ -288,14 +303,14 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
         return mesh_feedforward(source, style, options, mesh_options, callback)
     torch.manual_seed(options.seed)
     device = resolve_device(options.device)
-    views, timings["plan"] = _prepare_views(source, mesh_options, options, device, view_progress)
-    timings["views"] = time.perf_counter() - t0
+    firsts = render_stages(options.iterations, _usable_scales(mesh_options, options))
+    stages = [_stage(source, style, (styles, blend), mesh_options, options, device, view_progress, 2 ** k)
+              for k in reversed(range(len(firsts)))]
+    timings.update(plan=stages[-1].plan, views=time.perf_counter() - t0)
     parts = [working_texture(source, name, mesh_options.texture_size) for name in source.stylizable]
     params = torch.nn.ModuleList([_texture_parameters(start.to(device), mesh_options) for _, start, _ in parts])
     objective = Objective(options, device)
-    objective.set_style(styles, blend)
-    loss = MultiViewLoss(objective, views, getattr(mesh_options, "weighting", DEFAULT_WEIGHTING))
-    loss.set_content([start.to(device) for _, start, _ in parts])
+    current = _StageLoss(objective, stages, firsts, [start.to(device) for _, start, _ in parts], mesh_options)
     run_print = fingerprint(source, mesh_options, options, style_digest(styles))
     start_step, opt_state, ema_state = 0, None, None
     if mesh_options.resume:
@@ -303,7 +318,7 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
         ema_state = _checkpoint_ema(extra, params) if options.ema else None
 
     def loss_fn(step: int) -> dict[str, torch.Tensor]:
-        return _step_terms(loss, params, objective, mesh_options,
+        return _step_terms(current.at(step), params, objective, mesh_options,
                            _batch(step, mesh_options.views, mesh_options.batch_views, options.seed))
 
     save = mesh_options.checkpoint and mesh_options.checkpoint_every
@@ -318,6 +333,60 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     out = _export(source, parts, params, result.averaged)
     timings["total"] = time.perf_counter() - t0
     return MeshResult(out, result.history, result.interrupted, objective.encoder.random_weights, timings)
+
+
+def _usable_scales(mesh_options: MeshOptions, options: EngineOptions) -> int:
+    """``render_scales``, fewer while the coarsest scale's coarsest depth level would be smaller than the
+    encoder's smallest input."""
+    smallest = min_input_size(options.encoder, list(options.style_layers) + list(options.content_layers))
+    scales = getattr(mesh_options, "render_scales", 1)
+    while scales > 1 and mesh_options.resolution >> (scales - 1 + mesh_options.depth_levels - 1) < smallest:
+        scales -= 1
+    return scales
+
+
+@dataclass
+class _Stage:
+    """One coarse-to-fine render scale: its level views, style images (and blend) and level plan."""
+
+    views: list[list[LevelView]]
+    styles: list[torch.Tensor]
+    blend: list[float]
+    plan: dict
+
+
+def _stage(source: TexturedMesh, style, final: tuple[list[torch.Tensor], list[float]], mesh_options: MeshOptions,
+           options: EngineOptions, device, progress, factor: int) -> _Stage:
+    """The render scale ``1 / factor``: views at ``resolution / factor`` px and the style images at
+    ``style_size / factor`` (the same size on the surface; ``final``, the run's (styles, blend), at factor
+    1); only the final scale reports view progress."""
+    scaled = replace(mesh_options, resolution=max(16, mesh_options.resolution // factor),
+                     style_size=max(16, (mesh_options.style_size or mesh_options.resolution) // factor))
+    views, plan = _prepare_views(source, scaled, options, device, progress if factor == 1 else None)
+    styles, blend = final if factor == 1 else _style_images(
+        style, options.style_blend, scaled, min_input_size(options.encoder, list(options.style_layers)))
+    return _Stage(views, styles, blend, plan)
+
+
+class _StageLoss:
+    """The :class:`MultiViewLoss` of the render scale a step belongs to (built when the run reaches it,
+    also on resume): the objective's style targets switch to that scale's style images."""
+
+    def __init__(self, objective: Objective, stages: list[_Stage], firsts: list[int], starts: list[torch.Tensor],
+                 mesh_options: MeshOptions):
+        self.objective, self.stages, self.firsts, self.starts = objective, stages, firsts, starts
+        self.weighting = getattr(mesh_options, "weighting", DEFAULT_WEIGHTING)
+        self.index, self.loss = -1, None
+
+    def at(self, step: int) -> MultiViewLoss:
+        index = bisect.bisect_right(self.firsts, step) - 1
+        if index != self.index:
+            stage = self.stages[index]
+            self.objective.set_style(stage.styles, stage.blend)
+            self.loss = MultiViewLoss(self.objective, stage.views, self.weighting)
+            self.loss.set_content(self.starts)
+            self.index = index
+        return self.loss
 
 
 def _checkpoint_ema(extra: dict, params: nn.Module) -> list[torch.Tensor] | None:
