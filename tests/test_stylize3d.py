@@ -79,12 +79,13 @@ def test_checkpoint_and_resume(tmp_path, spot_path, style_path):
         stylize_mesh(spot_path, style_path, **{**options, "views": 5, "resume": str(ckpt)})
 
 
-@pytest.mark.parametrize("ema", [0.0, 0.5])
-def test_ctrl_c_then_resume_equals_the_uninterrupted_run(tmp_path, spot_path, style_path, ema):
-    # with --ema the checkpoint carries the moving average, so the resumed export equals the full run's
+@pytest.mark.parametrize("ema,scaled", [(0.0, {}), (0.5, {}), (0.0, {"resolution": 64, "render_scales": 2})])
+def test_ctrl_c_then_resume_equals_the_uninterrupted_run(tmp_path, spot_path, style_path, ema, scaled):
+    # with --ema the checkpoint carries the moving average, so the resumed export equals the full run's;
+    # with two render scales (step 0 coarse, 1-3 full) the resumed run starts in the full scale
     ckpt = tmp_path / "run.ckpt"
     options = {**TINY, "views": 2, "batch_views": 1, "iterations": 4, "checkpoint_every": 100, "checkpoint": str(ckpt),
-               "ema": ema}
+               "ema": ema, **scaled}
     full = stylize_mesh(spot_path, style_path, **options)
 
     def stop(info):
