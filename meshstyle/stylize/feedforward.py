@@ -416,7 +416,7 @@ class _FitOptions:
     angle_threshold: float = 60.0
     fov: float = 40.0
     distance: float = 1.0
-    elevation: tuple[float, float] = (-30.0, 75.0)
+    elevation: tuple[float, float] = (-75.0, 75.0)
     seed: int = 0
 
     def check(self) -> None:
@@ -598,7 +598,7 @@ def stylize_mesh_feedforward(mesh: TexturedMesh | str | os.PathLike,
                              lr: float = 0.02, levels: int = 1, texture_size: int | None = None,
                              style_blend: Sequence[float] | None = None, strength: float = 1.0,
                              angle_threshold: float = 60.0, fov: float = 40.0, distance: float = 1.0,
-                             elevation: tuple[float, float] = (-30.0, 75.0), seed: int = 0,
+                             elevation: tuple[float, float] = (-75.0, 75.0), seed: int = 0,
                              device: str = "auto", cache_dir: str | os.PathLike | None = None,
                              networks: FeedForward | None = None,
                              callback: Callable[[dict], None] | None = None) -> MeshResult:

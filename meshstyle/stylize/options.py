@@ -148,7 +148,8 @@ class MeshOptions:
     distance: float = option(1.0, "camera distance factor; 1 is where the object just fills each view",
                              kind="float", low=1, high=100, commands=MESH, group="views")
     elevation: tuple[float, float] = option(
-        (-30.0, 75.0), "camera elevation band MIN,MAX in degrees (negative MIN: write --elevation=-30,75)",
+        (-75.0, 75.0), "camera elevation band MIN,MAX in degrees (negative MIN: write --elevation=-30,75); "
+        "the default sees the underside too",
         kind="floats", low=-90, high=90, count=2, check=_elevation_problem, commands=MESH, group="views",
         metavar="MIN,MAX")
     supersample: int = option(1, "rays per pixel side", kind="int", low=1, high=4, commands=MESH, group="views")
