@@ -249,3 +249,21 @@ def test_coarse_render_scale_renders_half_size_with_half_size_style(spot_path, s
     assert max(max(frames) for _, frames, _ in coarse) == 32 and max(max(frames) for _, frames, _ in fine) == 64
     coarse_style, fine_style = max(coarse[0][2]), max(fine[0][2])
     assert fine_style == 64 and coarse_style == 32
+
+
+def test_unseen_share_counts_island_texels_no_view_weights():
+    from meshstyle.mesh.coverage import unseen_share
+
+    mesh = TexturedMesh(quad(size=1.0))
+    (front,), _ = compute_level_views(mesh, [camera((0, 0, 4))], 128, depth_levels=1)
+    (grazing,), _ = compute_level_views(mesh, [camera((4, 0, 0.5))], 128, depth_levels=1)
+    name = mesh.stylizable[0]
+    assert unseen_share(mesh, [front])[name] < 0.05          # the whole quad faces the camera
+    assert unseen_share(mesh, [grazing])[name] == 1.0        # seen at ~83 degrees: beyond the angle threshold
+    assert unseen_share(mesh, [])[name] == 1.0
+
+
+def test_mesh_run_warns_about_texture_no_camera_sees(spot_path, style_path, caplog):
+    with caplog.at_level("WARNING", logger="meshstyle"):
+        stylize_mesh(spot_path, style_path, **{**TINY, "views": 1, "iterations": 1})
+    assert any("seen by no camera" in record.getMessage() for record in caplog.records)

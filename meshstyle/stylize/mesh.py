@@ -39,6 +39,7 @@ from ..engine.optimize import RunSettings, StepInfo, load_parameters, run
 from ..engine.options import EngineOptions, normalize_blend, resolve_device
 from ..engine.texture import PyramidTexture
 from ..mesh.cameras import orbit_cameras
+from ..mesh.coverage import unseen_share
 from ..mesh.padding import island_mask, pad_texture
 from ..mesh.raycast import compute_level_views
 from ..mesh.textured import TexturedMesh
@@ -363,9 +364,23 @@ def _stage(source: TexturedMesh, style, final: tuple[list[torch.Tensor], list[fl
     scaled = replace(mesh_options, resolution=max(16, mesh_options.resolution // factor),
                      style_size=max(16, (mesh_options.style_size or mesh_options.resolution) // factor))
     views, plan = _prepare_views(source, scaled, options, device, progress if factor == 1 else None)
+    if factor == 1:
+        _warn_unseen(source, views)
     styles, blend = final if factor == 1 else _style_images(
         style, options.style_blend, scaled, min_input_size(options.encoder, list(options.style_layers)))
     return _Stage(views, styles, blend, plan)
+
+
+#: Share of a part's UV islands that, seen by no view, triggers a warning.
+UNSEEN_WARNING = 0.05
+
+
+def _warn_unseen(source: TexturedMesh, views: list[list[LevelView]]) -> None:
+    """Warn about parts whose UV islands are more than :data:`UNSEEN_WARNING` unseen by every view."""
+    for name, share in unseen_share(source, views).items():
+        if share > UNSEEN_WARNING:
+            log.warning("%.0f%% of the texture of %r is seen by no camera within --angle-threshold and keeps "
+                        "its colours (widen --elevation or add --views)", 100 * share, name)
 
 
 class _StageLoss:
