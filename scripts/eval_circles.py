@@ -133,6 +133,7 @@ def main() -> None:
         mesh_s = time.perf_counter() - start
         random_weights = result.random_weights
         styled = result.mesh.texture(name)
+        mesh_stats = blob_stats(mesh, name, styled)
         h, w = styled.shape[:2]
         # the 2D baseline is synthesized at the style's size and scaled to the atlas (stretch and radius CV
         # do not depend on the scale; a 1024 px synthesis would cost 16x more per step)
@@ -142,12 +143,12 @@ def main() -> None:
             flat = synthesize_texture(style, size=SYNTH_SIZE, iterations=settings["iterations"], seed=seed, **extra)
             pasted = tensor_to_rgb8(torch.nn.functional.interpolate(flat.image[None], size=(h, w),
                                                                     mode="bilinear")[0])
-            matched = _matched_paste(mesh, name, flat.image, (h, w), blob_stats(mesh, name, styled))
+            matched = _matched_paste(mesh, name, flat.image, (h, w), mesh_stats)
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
             Image.fromarray(styled).save(Path(args.out) / f"circles_mesh_seed{seed}.png")
             Image.fromarray(pasted).save(Path(args.out) / f"circles_2d_pasted_seed{seed}.png")
-        runs.append({"seed": seed, "mesh_s": round(mesh_s, 1), "stylemesh": blob_stats(mesh, name, styled),
+        runs.append({"seed": seed, "mesh_s": round(mesh_s, 1), "stylemesh": mesh_stats,
                      "pasted_2d": blob_stats(mesh, name, pasted)})
         if not args.skip_2d:
             runs[-1]["pasted_2d_matched"] = matched[1]
@@ -174,7 +175,10 @@ def _matched_paste(mesh: TexturedMesh, name: str, flat: torch.Tensor, size: tupl
         gap = abs(np.log(stats["median_radius"] / target["median_radius"]))
         if best is None or gap < best[0]:
             best = (gap, rgb, {**stats, "repeat": k})
-    return (best[1], best[2]) if best else (np.full((*size, 3), 255, np.uint8), blob_stats(mesh, name, rgb))
+    if best is None:  # no blobs to match: a white atlas, with its (empty) stats
+        white = np.full((*size, 3), 255, np.uint8)
+        return white, blob_stats(mesh, name, white)
+    return best[1], best[2]
 
 
 def summary(runs: list[dict]) -> dict:

@@ -20,21 +20,17 @@ COVERAGE_SIZE = 32
 def unseen_share(mesh: TexturedMesh, views: list[list[LevelView]], size: int = COVERAGE_SIZE) -> dict[str, float]:
     """Per stylizable part, the share in [0, 1] of its UV-island texels (on a ``size`` x ``size`` map) on
     which no pixel of ``views`` (per camera, its level views) with positive weight lands."""
-    seen = {index: np.zeros((size, size), bool) for index in range(len(mesh.stylizable))}
+    seen = np.zeros((len(mesh.stylizable), size, size), bool)   # per part, texels some weighted pixel hits
     for per_view in views:
         for lv in per_view:
             s = lv.view.supersample
             weight = lv.weight.reshape(lv.weight.shape[-2:]).repeat_interleave(s, 0).repeat_interleave(s, 1)
-            part = lv.view.part[0]
-            grid = lv.view.grid[0]
-            for index, hit in seen.items():
-                take = ((part == index) & (weight > 0)).cpu().numpy()
-                if not take.any():
-                    continue
-                uv = grid.cpu().numpy()[take]
-                col = np.clip(((uv[:, 0] + 1) / 2 * size).astype(int), 0, size - 1)
-                row = np.clip(((uv[:, 1] + 1) / 2 * size).astype(int), 0, size - 1)
-                hit[row, col] = True
+            part = lv.view.part[0].cpu().numpy()
+            take = (part >= 0) & (weight > 0).cpu().numpy()
+            uv = lv.view.grid[0].cpu().numpy()[take]
+            col = np.clip(((uv[:, 0] + 1) / 2 * size).astype(int), 0, size - 1)
+            row = np.clip(((uv[:, 1] + 1) / 2 * size).astype(int), 0, size - 1)
+            seen[part[take], row, col] = True
     out = {}
     for index, name in enumerate(mesh.stylizable):
         islands = island_mask(mesh.corner_uv(name), (size, size), grow=0)

@@ -360,7 +360,7 @@ def _stage(source: TexturedMesh, style, final: tuple[list[torch.Tensor], list[fl
            options: EngineOptions, device, progress, factor: int) -> _Stage:
     """The render scale ``1 / factor``: views at ``resolution / factor`` px and the style images at
     ``style_size / factor`` (the same size on the surface; ``final``, the run's (styles, blend), at factor
-    1); only the final scale reports view progress."""
+    1); only the final scale reports view progress and warns about texture no view sees."""
     scaled = replace(mesh_options, resolution=max(16, mesh_options.resolution // factor),
                      style_size=max(16, (mesh_options.style_size or mesh_options.resolution) // factor))
     views, plan = _prepare_views(source, scaled, options, device, progress if factor == 1 else None)
