@@ -52,13 +52,31 @@ def test_plane_at_two_distances_gets_levels_one_octave_apart_and_crops():
         assert float(lv.weight.max()) > 0
 
 
-def _hinge() -> TexturedMesh:
-    """Two unit squares: one facing the camera on +z (UV u in [0, 0.4]), one turned 75 degrees (u in [0.6, 1])."""
+def test_level_crops_hug_their_weighted_pixels():
+    # a small square: the level-1 window, found on the level-0 map with a margin, is trimmed to the pixels
+    # that carry weight, so no band of zero weight runs along an edge of the encoder's input
+    mesh = TexturedMesh(quad(size=1.0))
+    views, plan = compute_level_views(mesh, [camera((0.1, 0.05, 2.0)), camera((0.1, 0.05, 4.0))], 128,
+                                      depth_levels=3, angle_threshold=89.0)
+    assert plan.levels == 2
+    for lv in views[0] + views[1]:
+        pos = lv.weight[0, 0] > 0
+        assert min(pos.shape) > 16
+        assert bool(pos[0].any() and pos[-1].any() and pos[:, 0].any() and pos[:, -1].any()), lv.window
+
+
+def _step() -> TexturedMesh:
+    """Three unit squares in a row: one facing the camera on +z (UV u in [0, 0.3]), one turned 75 degrees
+    (u in [0.35, 0.65]) and one facing the camera again, further back (u in [0.7, 1]), so the oblique face
+    lies inside the crop of the two it joins."""
     a = math.radians(75)
+    x, z = math.cos(a), -math.sin(a)
     v = np.array([[-1, -1, 0], [0, -1, 0], [0, 1, 0], [-1, 1, 0],
-                  [0, -1, 0], [math.cos(a), -1, -math.sin(a)], [math.cos(a), 1, -math.sin(a)], [0, 1, 0]], float)
-    f = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
-    uv = np.array([[0, 0], [0.4, 0], [0.4, 1], [0, 1], [0.6, 0], [1, 0], [1, 1], [0.6, 1]], float)
+                  [0, -1, 0], [x, -1, z], [x, 1, z], [0, 1, 0],
+                  [x, -1, z], [x + 1, -1, z], [x + 1, 1, z], [x, 1, z]], float)
+    f = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7], [8, 9, 10], [8, 10, 11]])
+    uv = np.array([[0, 0], [0.3, 0], [0.3, 1], [0, 1], [0.35, 0], [0.65, 0], [0.65, 1], [0.35, 1],
+                   [0.7, 0], [1, 0], [1, 1], [0.7, 1]], float)
     return TexturedMesh(textured(trimesh.Trimesh(v, f, process=False), uv, np.full((32, 32, 3), 128, np.uint8)))
 
 
@@ -70,17 +88,17 @@ def _objective(**kw):
 
 
 def test_pixels_beyond_the_angle_threshold_receive_zero_gradient():
-    views, _ = compute_level_views(_hinge(), [camera((0, 0, 4), target=(0, 0, 0))], 64, depth_levels=1)
+    views, _ = compute_level_views(_step(), [camera((0, 0, 5), target=(0.6, 0, 0))], 64, depth_levels=1)
     loss = MultiViewLoss(_objective(), views)
     texture = torch.rand(3, 32, 32, requires_grad=True)
     loss([texture], [0])["style"].backward()
     grad = texture.grad.abs().sum(0)
-    assert float(grad[:, :12].sum()) > 0                          # the face seen head-on pulls its texels
-    assert float(grad[:, 19:].abs().max()) == 0.0                 # the face seen at 75 degrees: exactly zero
+    assert float(grad[:, :9].sum()) > 0 and float(grad[:, 23:].sum()) > 0  # the faces seen head-on
+    assert float(grad[:, 12:20].abs().max()) == 0.0               # the face seen at 75 degrees: exactly zero
     # weighting inside the Gram (no hook) lets deep features of mixed cells reach that face
     texture.grad = None
     MultiViewLoss(_objective(), views, weighting="gram")([texture], [0])["style"].backward()
-    assert float(texture.grad.abs().sum(0)[:, 19:].max()) > 0.0
+    assert float(texture.grad.abs().sum(0)[:, 12:20].max()) > 0.0
 
 
 def test_style_statistics_ignore_background_and_levels_are_weighted_by_share():

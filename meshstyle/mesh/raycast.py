@@ -306,6 +306,23 @@ def _tiles(active: torch.Tensor, max_tiles: int, min_side: int,
     return [(own, int((active & own).sum()) / total) for own in owns]
 
 
+def _trim(stack: ViewStack, weight: torch.Tensor, window: tuple[int, int, int, int],
+          min_side: int) -> tuple[ViewStack, torch.Tensor, tuple[int, int, int, int]]:
+    """The crop ``stack`` (one view), its (1, 1, h, w) ``weight`` and its ``window`` (row, column, h, w)
+    cut down to the tight box of the positive-weight pixels (at least ``min_side`` px a side, inside the
+    crop): the window was found on the coarser level-0 map with a margin, so it holds a band of
+    zero-weight pixels the encoder need not see. Unchanged when no pixel has weight."""
+    box = _tight(weight[0, 0] > 0)
+    if box is None:
+        return stack, weight, window
+    h, w = weight.shape[-2:]
+    (r, rh), (c, cw) = _span(box[0], box[2], 1, h, min_side), _span(box[1], box[3], 1, w, min_side)
+    if (rh, cw) == (h, w):
+        return stack, weight, window
+    trimmed = (window[0] + r, window[1] + c, rh, cw)
+    return stack.crop((r, c, rh, cw)), weight[..., r:r + rh, c:c + cw], trimmed
+
+
 @dataclass
 class LevelPlan:
     """How the depth levels of a run are laid out: reference depth ``reference`` (world units), level
@@ -376,7 +393,8 @@ def compute_level_views(mesh: TexturedMesh, cameras: list[Camera], resolution: i
                 owned = own.repeat_interleave(scale, 0).repeat_interleave(scale, 1)[r:r + h, c:c + w]
                 weight = (stack.mask * weights.angle_weight(stack.cos_angle, angle_threshold)
                           * weights.level_weight(stack.depth, plan.reference, level, plan.levels, blend) * owned)
-                views.append(LevelView(stack, weight.float(), level, window, frame, shares[level] * share))
+                stack, weight, window = _trim(stack, weight.float(), window, min_side)
+                views.append(LevelView(stack, weight, level, window, frame, shares[level] * share))
         out.append(views)
         for _ in range(depth_levels if progress is not None else 0):
             progress()
