@@ -12,13 +12,35 @@ from meshstyle.engine.objective import Objective
 from meshstyle.engine.options import EngineOptions
 from meshstyle.mesh.raycast import _tiles, compute_level_views, tile_cells
 from meshstyle.mesh.textured import TexturedMesh
-from meshstyle.mesh.weights import angle_weight, continuous_level, level_count, level_shares, level_weight
+from meshstyle.mesh.weights import (
+    angle_weight,
+    centred_reference,
+    continuous_level,
+    level_count,
+    level_shares,
+    level_weight,
+)
 from meshstyle.stylize.mesh import MultiViewLoss, export_texture, render_stages, stylize_mesh
 from test_raster import camera
 
 DEPTH_AWARE = True
 TINY = dict(views=2, resolution=48, depth_levels=2, batch_views=2, iterations=4, vgg_weights="random",
             texture_size=64, seed=0)
+
+
+def test_reference_depth_moves_the_bulk_of_the_surface_to_level_centres():
+    # 5% of the pixels at depth 1 (the near percentile), the rest at 1.5 and 3 (the same phase, an octave
+    # apart): the reference moves down by 0.41 octave (the circular mean of the phases, hand-computed:
+    # atan2(0.95 sin a, 0.95 cos a + 0.05) / 2 pi with a = 2 pi log2(1.5)) so that 1.5 and 3 sit at c = 1, 2
+    depths = torch.tensor([1.0] * 5 + [1.5] * 50 + [3.0] * 45 + [0.0] * 20)
+    a = 2 * math.pi * math.log2(1.5)
+    mu = math.atan2(0.95 * math.sin(a), 0.95 * math.cos(a) + 0.05) / (2 * math.pi)
+    ref = centred_reference(depths, 1.0)
+    assert ref == pytest.approx(2 ** mu, rel=1e-4) and mu == pytest.approx(-0.41, abs=0.01)
+    c = continuous_level(torch.tensor([1.0, 1.5, 3.0]), ref, 3)
+    assert c.tolist() == pytest.approx([-mu, 1 - 0.005, 2 - 0.005], abs=0.01)
+    # depths all within a sliver of an octave stay at the near percentile's level
+    assert centred_reference(torch.tensor([1.0, 1.01, 1.02, 1.03]), 0.0) == pytest.approx(1.015, rel=0.01)
 
 
 def test_soft_levels_sum_to_one_and_double_distance_is_one_level_finer():
@@ -28,7 +50,8 @@ def test_soft_levels_sum_to_one_and_double_distance_is_one_level_finer():
     w = torch.stack([level_weight(depth, 1.0, k, 3) for k in range(3)])
     assert torch.allclose(w[:, 1:].sum(0), torch.ones(5)) and float(w[:, 0].sum()) == 0.0
     assert torch.allclose(w[:, 2], torch.tensor([1 - math.log2(1.5), math.log2(1.5), 0.0]))  # blended 0/1
-    assert level_count(torch.tensor([1.0, 1.1, 1.15]), 1.0, 3) == 1      # < 1/4 octave: one level
+    assert level_count(torch.tensor([1.0, 1.1, 1.4]), 1.0, 3) == 1       # < 1/2 octave: one level
+    assert level_count(torch.tensor([1.0, 1.1, 1.5]), 1.0, 3) == 2
     assert level_count(torch.tensor([1.0, 1.9, 2.0]), 1.0, 3) == 2
     assert level_shares(depth[None], torch.ones(1, 6), 1.0, 3) == pytest.approx([(1 + 1 - math.log2(1.5)) / 6,
                                                                                 (math.log2(1.5) + 1 + 2 - math.log2(3)) / 6,

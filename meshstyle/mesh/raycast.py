@@ -341,7 +341,7 @@ def plan_levels(scene: RayScene, cameras: list[Camera], resolution: int, depth_l
         return LevelPlan(1.0, 1, resolution)
     probe = max(16, resolution >> (depth_levels - 1))
     depths = torch.from_numpy(np.stack([scene.cast(cam, probe, probe)["depth"] for cam in cameras]))
-    reference = weights.reference_depth(depths, percentile)
+    reference = weights.centred_reference(depths, percentile)
     levels = weights.level_count(depths, reference, depth_levels)
     return LevelPlan(reference, levels, resolution >> (levels - 1))
 

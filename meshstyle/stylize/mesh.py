@@ -31,7 +31,7 @@ from ..core.errors import MeshstyleError
 from ..core.imageio import load_image, long_edge_size, resize_tensor, rgb8_to_tensor, tensor_to_rgb8
 from ..core.uv import MipPyramid
 from ..core.views import LevelView, ViewStack, render
-from ..engine.color import DecorrelatedTexture
+from ..engine.color import DecorrelatedTexture, style_colour_basis
 from ..engine.encoders import call_cost_pixels, min_input_size
 from ..engine.losses import ObjectCells
 from ..engine.objective import Objective, total
@@ -309,7 +309,7 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
               for k in reversed(range(len(firsts)))]
     timings.update(plan=stages[-1].plan, views=time.perf_counter() - t0)
     parts = [working_texture(source, name, mesh_options.texture_size) for name in source.stylizable]
-    params = torch.nn.ModuleList([_texture_parameters(start.to(device), mesh_options) for _, start, _ in parts])
+    params = _texture_parameters([start.to(device) for _, start, _ in parts], mesh_options, (styles, blend))
     objective = Objective(options, device)
     current = _StageLoss(objective, stages, firsts, [start.to(device) for _, start, _ in parts], mesh_options)
     run_print = fingerprint(source, mesh_options, options, style_digest(styles))
@@ -420,11 +420,17 @@ def _checkpoint_ema(extra: dict, params: nn.Module) -> list[torch.Tensor] | None
     return [e.to(p) for e, p in zip(ema, params.parameters())]  # dtype and device of the parameters
 
 
-def _texture_parameters(start: torch.Tensor, mesh_options: MeshOptions) -> nn.Module:
-    """The optimized parameterization of one part's working texture (3, H, W): a texture pyramid, its
-    change in the decorrelated colour basis unless ``texture_colours="rgb"``."""
-    pyramid = PyramidTexture(start, mesh_options.levels)
-    return DecorrelatedTexture(pyramid, start) if mesh_options.texture_colours == "decorrelated" else pyramid
+def _texture_parameters(starts: list[torch.Tensor], mesh_options: MeshOptions, styles) -> nn.ModuleList:
+    """The optimized parameterization of each part's working texture (3, H, W): a texture pyramid, its
+    change in a colour basis (``texture_colours``: the style images' principal colour axes, ``style``;
+    natural images', ``decorrelated``) unless ``rgb``. ``styles``: (images, blend weights)."""
+    basis = style_colour_basis(*styles) if mesh_options.texture_colours == "style" else None
+    out = nn.ModuleList()
+    for start in starts:
+        pyramid = PyramidTexture(start, mesh_options.levels)
+        out.append(pyramid if mesh_options.texture_colours == "rgb" else
+                   DecorrelatedTexture(pyramid, start, None if basis is None else basis.to(start)))
+    return out
 
 
 def _step_terms(loss: MultiViewLoss, params, objective: Objective, mesh_options: MeshOptions,

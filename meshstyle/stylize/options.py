@@ -155,17 +155,18 @@ class MeshOptions:
     supersample: int = option(1, "rays per pixel side", kind="int", low=1, high=4, commands=MESH, group="views")
     levels: int = option(4, "texture pyramid levels (StyleMesh: 4)", kind="int", low=1, high=8, commands=MESH,
                          group="texture and style")
-    texture_colours: str = option("decorrelated", "colour basis of the optimized texture change: decorrelated "
-                                  "(principal axes of natural images; chroma moves less than luma, no rainbow "
-                                  "grain) or rgb", choices=COLOUR_SPACES, commands=MESH,
+    texture_colours: str = option("style", "colour basis of the optimized texture change: style (principal "
+                                  "colour axes of the style image: its colours move fastest, others 10x "
+                                  "slower), decorrelated (those of natural images: chroma moves less than "
+                                  "luma) or rgb (rainbow grain)", choices=COLOUR_SPACES, commands=MESH,
                                   group="texture and style")
     texture_size: int | None = option(
         None, "optimized texture long edge, texels (auto: the original, at most 512); the output keeps the "
         "original resolution, the change is upsampled and added to it", kind="int", low=16, high=8192, none=True,
         commands=MESH, group="texture and style")
     depth_reference_percentile: float = option(
-        5.0, "percentile of visible depth seen at the coarsest depth level; surfaces twice as far get twice the "
-        "resolution", kind="float", low=0, low_open=True, high=99.9, commands=MESH, group="texture and style")
+        5.0, "percentile of visible depth seen at the coarsest depth level (moved by under half an octave so "
+        "that most of the surface sits at level centres); surfaces twice as far get twice the resolution", kind="float", low=0, low_open=True, high=99.9, commands=MESH, group="texture and style")
     level_blend: float = option(0.25, "octaves over which a pixel passes from one depth level to the next (1: "
                                 "StyleMesh's linear blend)", kind="float", low=0, low_open=True, high=1,
                                 commands=MESH, group="texture and style")
