@@ -99,7 +99,8 @@ def test_exact_variant_matches_onnxruntime(cache, content384, style256):
     """Variant "exact" (activations fake-quantized as the QDQ graph says) against onnxruntime.
 
     - Predictor: for Starry Night identical to onnxruntime executing the QDQ operators as written
-      (graph optimizations off), measured 0 difference (over three paintings 0-0.0058 mean abs, the
+      (graph optimizations off), measured 0 difference with earlier onnxruntime releases; with 1.32, 20 of
+      the 100 values are one int8 step apart, 0.004 mean abs (over three paintings 0-0.0058 mean abs, the
       folded variant 0.0076-0.0107); onnxruntime's default run fuses them into integer kernels whose
       rounding differs (embedding mean abs 0.0056, 1%).
     - Transformer, given onnxruntime's embedding: the issue's bound, <= 0.02 mean abs at 384 px.
@@ -126,7 +127,11 @@ def test_exact_variant_matches_onnxruntime(cache, content384, style256):
         emb = exact_p(torch.from_numpy(s)).numpy()
         out = exact_t(torch.from_numpy(c), torch.from_numpy(emb_ref)).numpy()
         folded = folded_t(torch.from_numpy(c), torch.from_numpy(emb_ref)).numpy()
-    assert np.abs(emb - emb_literal).max() <= 1e-5
+    # the embedding is int8 output (multiples of one quantization step): no value more than one step from
+    # onnxruntime's literal run, and on average within the three paintings' measured spread
+    step = float(np.diff(np.unique(emb_literal)).min())
+    gap = np.abs(emb - emb_literal)
+    assert float(gap.max()) <= 1.01 * step and float(gap.mean()) <= 0.006
     assert np.abs(out - ref).mean() <= 0.02
     assert np.abs(out - ref).mean() < 0.75 * np.abs(folded - ref).mean()
 
