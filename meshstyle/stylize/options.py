@@ -138,10 +138,11 @@ class MeshOptions:
                                commands=MESH, group="views")
     batch_views: int = option(2, "views per optimization step", kind="int", low=1, high=1024, commands=MESH,
                               group="views")
-    render_scales: int = option(2, "coarse-to-fine: the first third of the steps render at 1/2 (1/4, ...) of "
-                                "--resolution with the style image scaled alike, so patterns keep their size on "
-                                "the surface and are laid out before their detail (1: off; fewer when the "
-                                "coarsest depth level would be too small for the encoder)", kind="int", low=1,
+    render_scales: int = option(3, "coarse-to-fine: the first third of the steps render at 1/4 then 1/2 of "
+                                "--resolution (with 3; 2: all at 1/2) with the style image scaled alike, so "
+                                "patterns keep their size on the surface and are laid out before their detail "
+                                "(1: off; fewer when the coarsest depth level would be too small for the "
+                                "encoder)", kind="int", low=1,
                                 high=4, commands=MESH, group="views")
     fov: float = option(40.0, "vertical field of view, degrees", kind="float", low=1, high=170, commands=MESH,
                         group="views")
