@@ -19,7 +19,7 @@ ENGINE_DEFAULTS = {
     "image": EngineOptions(),
     "texture": EngineOptions(),
     "reconstruct": EngineOptions(),
-    "mesh": EngineOptions(optimizer="adam", iterations=300),
+    "mesh": EngineOptions(optimizer="adam", iterations=600),
 }
 
 IMAGE_COMMANDS = frozenset({"image", "texture", "reconstruct"})
