@@ -60,7 +60,7 @@ def test_cli_defaults_equal_api_defaults(command):
 
 def test_mesh_api_and_cli_run_the_same_number_of_iterations():
     args = build_parser().parse_args(["mesh", "a.obj", "--style", "s.jpg", "-o", "o.glb"])
-    assert args.iterations == ENGINE_DEFAULTS["mesh"].iterations == 300
+    assert args.iterations == ENGINE_DEFAULTS["mesh"].iterations == 600
     assert args.optimizer == ENGINE_DEFAULTS["mesh"].optimizer == "adam"
 
 
