@@ -49,6 +49,36 @@ def test_lbfgs_is_not_projected_between_steps():
     assert float(texels.min()) < 0 or float(texels.max()) > 1
 
 
+@pytest.mark.parametrize("restart", [True, False])
+def test_a_failed_strong_wolfe_line_search_restarts_from_the_gradient(restart, monkeypatch):
+    """torch's line search returns step 0 when no trial point lowers the loss; without a restart every
+    later step retries the same direction (seen as a 59-step stall on the astronaut). Here every
+    quasi-Newton direction "fails" and only steepest-descent steps (d = -g) are searched for real."""
+    import torch.optim.lbfgs as lbfgs
+
+    from meshstyle.engine import optimize
+
+    real = lbfgs._strong_wolfe
+
+    def quasi_newton_fails(obj_func, x, t, d, f, g, gtd, **kwargs):
+        if not torch.allclose(d, -g):
+            return f, g, 0, 1
+        return real(obj_func, x, t, d, f, g, gtd, **kwargs)
+
+    monkeypatch.setattr(lbfgs, "_strong_wolfe", quasi_newton_fails)
+    if not restart:
+        monkeypatch.setattr(optimize, "restart_failed_line_search", lambda opt: False)
+    scales = torch.linspace(1.0, 4.0, 48)  # a quadratic bowl sum(a_i x_i^2), minimum 0
+    param = PlainTexture(torch.ones(3, 4, 4) * 0.5)
+    result = run(param, lambda step: {"total": (scales * param.texels.reshape(-1) ** 2).sum()}, 10,
+                 optimizer="lbfgs", line_search="strong_wolfe")
+    totals = [h["total"] for h in result.history]
+    if restart:  # failed steps alternate with (short, first-iteration) gradient steps that lower the loss
+        assert all(b < 0.95 * a for a, b in zip(totals[1::2], totals[3::2])) and totals[-1] < 0.65 * totals[0]
+    else:  # one gradient step, then stuck on the failed direction
+        assert totals[2:] == [totals[1]] * (len(totals) - 2) and totals[1] < totals[0]
+
+
 def test_adam_step_decay_schedule():
     s = RunSettings(optimizer="adam", lr=0.1)
     assert learning_rate(s, 0, 100) == 0.1 and learning_rate(s, 79, 100) == 0.1
