@@ -32,12 +32,14 @@ steps at 128 px): 0.92 and 0.78. Now (style targets downsampled from the final o
 for chelsea, and not for the astronaut at style weight 1: there meshstyle's final scale gets to 1.29x the
 textbook's final loss in 10 steps (the textbook needs 22) but then falls no faster per step than the
 textbook does (1.16x -> 1.0 in 35 steps), so the coarse scale's head start is spent.
+Re-measured this round (astronaut, one thread beside another job): 0.90 / 0.63; one scale (``--scales 1``) 0.97 / 0.73.
 Tried and not kept (astronaut, style weight 1 / 10): 3 scales from 64 px 1.05 / 0.82; pyramid gain 0.5 /
 0.85 instead of 0.71 at style weight 1: 0.97 / 0.98; 6 pyramid levels never (1.003x at step 60); plain
 texels at the final scale 1.08; colour-decorrelated parameter (``engine.color.DecorrelatedTexture``) never
-(1.07x); ``--line-search strong_wolfe``: the final scale never moved (loss constant; not investigated:
-torch's absolute tolerances?; a 12-step ``stylize_image`` run at 256 px did move, 1.104 -> 0.176) and
-the coarse scale cost 2.4x the evaluations; the coarse style downsampled
+(1.07x); ``--line-search strong_wolfe``: the final scale used to stall (torch's line search returned step 0
+and every later step retried the same direction; ``engine.optimize.restart_failed_line_search`` now restarts
+L-BFGS from the gradient) and now reaches the textbook's final loss at 2.03x its evaluations at style weight
+1 and within 2 % at 2.18x at style weight 10 (line-search evaluations count); the coarse style downsampled
 from the final one alone 0.90 / 0.72 (an earlier note's 0.67 / 0.63 for that variant did not reproduce). At
 ``--size 192`` (the earlier loop): 0.98 and 0.73. No run diverged.
 
