@@ -1,7 +1,9 @@
 """Benchmark of mesh stylization on the spot cow with default options: per depth level, the pixels fed
 to VGG, the pixels with style weight > 0 and their ratio (the useful share); seconds per step split into
 VGG forward+backward and the rest; the VGG floor (forward+backward of one square image holding only
-the weighted pixels of a step); and optionally end-to-end seconds and peak memory of the README command.
+the weighted pixels of a step) and the step over the encoder time it actually spends (``step_over_fed_vgg``:
+rendering, hooks and the optimizer on top of the fed crops); and optionally end-to-end seconds and peak
+memory of the README command.
 Prints one JSON line.
 
     python scripts/bench_mesh.py                 # per-step split (12 steps) + the README command
@@ -142,6 +144,7 @@ def main() -> None:
                                                                       "crop_tiles")},
            "plan": result.timings.get("plan"), "uv_maps_s": round(result.timings["views"], 3), "levels": pixels,
            **summary, "vgg_floor_s": round(floor, 4), "step_over_floor": round(summary["s_per_step"] / floor, 3),
+           "step_over_fed_vgg": round(summary["s_per_step"] / max(summary["vgg_s_per_step"], 1e-9), 3),
            "in_process_peak_rss_mb": round(peak_rss_mb(), 1)}
     if not args.no_end_to_end:
         with tempfile.TemporaryDirectory() as tmp:
