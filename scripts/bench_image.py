@@ -32,8 +32,9 @@ steps at 128 px): 0.92 and 0.78. Now (style targets downsampled from the final o
 for chelsea, and not for the astronaut at style weight 1: there meshstyle's final scale gets to 1.29x the
 textbook's final loss in 10 steps (the textbook needs 22) but then falls no faster per step than the
 textbook does (1.16x -> 1.0 in 35 steps), so the coarse scale's head start is spent.
-Re-measured this round (astronaut, one thread beside another job): 0.90 / 0.63; one scale (``--scales 1``) 0.97 / 0.73.
-Coarse share (``--coarse-share``, idle) 0.15: 0.94 / 0.65; 0.5: 0.96 / 0.69; 1: 1.05 / 0.77 (1/3 stays).
+Re-measured this round (astronaut, one thread beside another job): 0.90 / 0.63; one scale
+(``--scales 1``) 0.97 / 0.73. Coarse share (``--coarse-share``, idle) 0.15: 0.94 / 0.65; 0.5: 0.96 / 0.69;
+1: 1.05 / 0.77 (1/3 stays).
 Tried and not kept (astronaut, style weight 1 / 10): 3 scales from 64 px 1.05 / 0.82; pyramid gain 0.5 /
 0.85 instead of 0.71 at style weight 1: 0.97 / 0.98; 6 pyramid levels never (1.003x at step 60); plain
 texels at the final scale 1.08; colour-decorrelated parameter (``engine.color.DecorrelatedTexture``) never
