@@ -16,7 +16,8 @@ of one more encoder input, a in seconds per step = inputs x a + pixels x b
 Steps are timed with one render scale (``render_scales=1``: all at full resolution). Uses seeded random
 VGG-19 weights (timing does not depend on the weights); ``--encoder mobilenetv2-magenta``
 times that encoder instead (its "VGG" figures are then that encoder's). Other processes on the machine
-change absolute times: compare the numbers of one run with each other (ratios).
+change absolute times: compare the numbers of one run with each other (ratios). ``--precision`` (auto: as
+the CLI picks it, bf16 for VGG on CPUs with AMX) sets the encoder's arithmetic for the run and the floor.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from benchlib import StepTimer, peak_rss_mb  # noqa: E402
 
 from meshstyle.engine.encoders import make_encoder  # noqa: E402
 from meshstyle.engine.losses import layer_size  # noqa: E402
+from meshstyle.engine.precision import PRECISIONS  # noqa: E402
 from meshstyle.stylize import mesh as stylize3d  # noqa: E402
 from meshstyle.stylize.options import MeshOptions  # noqa: E402
 
@@ -97,10 +99,11 @@ def background_mass(loss) -> dict:
     return out
 
 
-def vgg_floor(pixels: float, layers: list[str], repeats: int = 4, name: str = "vgg19") -> float:
+def vgg_floor(pixels: float, layers: list[str], repeats: int = 4, name: str = "vgg19", precision: str = "fp32") -> float:
     """Seconds of encoder forward+backward of one square image of ``pixels`` pixels (median of repeats)."""
     side = max(16, round(math.sqrt(pixels)))
-    encoder = make_encoder(name, layers, weights="random") if name.startswith("vgg") else make_encoder(name, layers)
+    weights = {"weights": "random"} if name.startswith("vgg") else {}
+    encoder = make_encoder(name, layers, precision=precision, **weights)
     image = torch.rand(1, 3, side, side, requires_grad=True)
     times = []
     for _ in range(repeats + 1):
@@ -120,6 +123,8 @@ def main() -> None:
     parser.add_argument("--crop-tiles", type=int, default=None, help="MeshOptions.crop_tiles (default: its default)")
     parser.add_argument("--encoder", default="vgg19", help="encoder to time (vgg19 with random weights, or "
                         "mobilenetv2-magenta)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="encoder precision of the run and of the floor (auto: as the CLI picks it)")
     args = parser.parse_args()
     timer = StepTimer()
     timer.patch(stylize3d)
@@ -132,14 +137,15 @@ def main() -> None:
         stylize3d.BLEND = args.level_blend
     weights = {"vgg_weights": "random"} if args.encoder.startswith("vgg") else {}
     result = stylize3d.stylize_mesh(SPOT, STYLE, mesh_options=mesh_options, iterations=args.steps, callback=timer,
-                                    encoder=args.encoder, **weights)
+                                    encoder=args.encoder, precision=args.precision, **weights)
     pixels = level_pixels(kept[0], mesh_options.batch_views)
     pixels["background_mass_share"] = background_mass(kept[0])
     used = kept[0].objective.options
     layers = list(used.style_layers) + list(used.content_layers)
-    floor = vgg_floor(pixels["all"]["weighted_px_per_step"], layers, name=args.encoder)
+    precision = kept[0].objective.encoder.precision
+    floor = vgg_floor(pixels["all"]["weighted_px_per_step"], layers, name=args.encoder, precision=precision)
     summary = timer.summary()
-    out = {"threads": torch.get_num_threads(), "encoder": args.encoder,
+    out = {"threads": torch.get_num_threads(), "encoder": args.encoder, "precision": precision,
            "defaults": {k: getattr(mesh_options, k) for k in ("views", "resolution", "depth_levels", "batch_views",
                                                                       "crop_tiles")},
            "plan": result.timings.get("plan"), "uv_maps_s": round(result.timings["views"], 3), "levels": pixels,
@@ -149,7 +155,7 @@ def main() -> None:
     if not args.no_end_to_end:
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, "-m", "meshstyle.cli", "mesh", str(SPOT), "--style", str(STYLE), "-o",
-                   f"{tmp}/spot.glb", "--encoder", args.encoder, "--quiet",
+                   f"{tmp}/spot.glb", "--encoder", args.encoder, "--quiet", "--precision", args.precision,
                    *(["--vgg-weights", "random"] if weights else []),
                    "--crop-tiles", str(mesh_options.crop_tiles)]
             start = time.perf_counter()

@@ -181,7 +181,8 @@ def test_registry_round_trip(monkeypatch, tmp_path, caplog):
     calls = []
     monkeypatch.setattr(features, "VGGEncoder", lambda layers, **kw: calls.append((layers, kw)) or "vgg")
     assert encoders.make_encoder("vgg16", ["relu2_1"], weights="random:3", pooling="average") == "vgg"
-    assert calls == [(["relu2_1"], {"arch": "vgg16", "weights": "random:3", "pooling": "average"})]
+    assert calls == [(["relu2_1"], {"arch": "vgg16", "weights": "random:3", "pooling": "average",
+                                    "precision": "fp32"})]
     with pytest.raises(MeshstyleError, match="unknown encoder 'resnet'"):
         encoders.make_encoder("resnet", ["relu1_1"])
     with pytest.raises(MeshstyleError, match="relu1_1"):

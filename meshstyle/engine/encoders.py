@@ -89,7 +89,8 @@ def call_cost_pixels(name: str) -> int:
 
 def make_encoder(name: str, layers: list[str], weights: str | os.PathLike | None = None, pooling: str = "max",
                  smoothing: str | None = None, jitter: float | None = None, seed: int = 0,
-                 cache_dir: str | os.PathLike | None = None, optimizer: str = "adam") -> nn.Module:
+                 cache_dir: str | os.PathLike | None = None, optimizer: str = "adam",
+                 precision: str = "fp32") -> nn.Module:
     """Build encoder ``name`` for ``layers`` (frozen, eval mode, on the CPU).
 
     Args:
@@ -108,6 +109,8 @@ def make_encoder(name: str, layers: list[str], weights: str | os.PathLike | None
         seed: seeds the MobileNetV2's jitter.
         cache_dir: folder of the folded-model cache (MobileNetV2).
         optimizer: ``"adam"`` or ``"lbfgs"``, the optimizer the encoder will serve (sets the jitter default).
+        precision: ``"fp32"`` or ``"bf16"`` (resolve ``auto`` with
+            :func:`meshstyle.engine.precision.resolve_precision` first).
 
     Raises:
         MeshstyleError: unknown encoder, layer or option, weights that cannot be loaded, or the
@@ -120,10 +123,10 @@ def make_encoder(name: str, layers: list[str], weights: str | os.PathLike | None
                                  "its own pretrained weights")
         return mobilenet.MobileNetEncoder(
             layers, smoothing=smoothing or mobilenet.DEFAULT_SMOOTHING, seed=seed, cache_dir=cache_dir,
-            jitter=default_jitter(optimizer) if jitter is None else jitter)
+            jitter=default_jitter(optimizer) if jitter is None else jitter, precision=precision)
     if smoothing not in (None, "none") or jitter:
         raise MeshstyleError("smoothing and jitter apply to mobilenetv2-magenta only")
-    return features.VGGEncoder(layers, arch=name, weights=weights, pooling=pooling)
+    return features.VGGEncoder(layers, arch=name, weights=weights, pooling=pooling, precision=precision)
 
 
 def default_jitter(optimizer: str) -> float:

@@ -28,6 +28,7 @@ import torchvision
 from torch import nn
 
 from ..core.errors import MeshstyleError
+from .precision import autocast, check_precision
 
 WEIGHTS_ENV = "MESHSTYLE_VGG_WEIGHTS"
 
@@ -185,6 +186,8 @@ class VGGEncoder(nn.Module):
         weights: see :func:`load_vgg_state_dict`.
         pooling: ``"max"`` (as trained) or ``"average"`` (Gatys et al. 2016 found it gives smoother
             results).
+        precision: ``"fp32"`` (default) or ``"bf16"``: convolutions under bfloat16 autocast, features
+            handed out as float32 (see :mod:`meshstyle.engine.precision`).
 
     Call with images (N, 3, H, W), RGB in [0, 1]; returns ``{name: tensor (N, C, H_l, W_l)}``.
 
@@ -193,8 +196,9 @@ class VGGEncoder(nn.Module):
     """
 
     def __init__(self, layers: list[str], arch: str = "vgg19", weights: str | os.PathLike | None = None,
-                 pooling: str = "max"):
+                 pooling: str = "max", precision: str = "fp32"):
         super().__init__()
+        check_precision(precision)
         if arch not in VGG_CONFIGS:
             raise MeshstyleError(f"unknown VGG architecture {arch!r}; use vgg19 or vgg16")
         if pooling not in ("max", "average"):
@@ -204,6 +208,7 @@ class VGGEncoder(nn.Module):
         check_layers(layers, arch)
         names = layer_names(arch)
         self.arch = arch
+        self.precision = precision
         self.layers = list(dict.fromkeys(layers))
         self.weights_spec = resolve_weights_spec(weights)
         self.random_weights = is_random_weights(self.weights_spec)
@@ -256,8 +261,9 @@ class VGGEncoder(nn.Module):
                                  f"{self.layers[-1]}: each side must be at least {self.min_size} px")
         x = ((images - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         wanted, out = set(self.layers), {}
-        for name, module in zip(self.names, self.body):
-            x = module(x)
-            if name in wanted:
-                out[name] = x.contiguous()
+        with autocast(self.precision, x.device.type):
+            for name, module in zip(self.names, self.body):
+                x = module(x)
+                if name in wanted:
+                    out[name] = x.float().contiguous()
         return out

