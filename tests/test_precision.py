@@ -78,8 +78,8 @@ def test_lbfgs_on_a_bf16_objective_converges_like_fp32():
     for prec in ("fp32", "bf16"):
         objective, content, targets = _style_problem(prec)
         param = PlainTexture(content[0])
-        result = run(param, lambda step: total(objective(param()[None], content_targets=targets)), 30,
-                     optimizer="lbfgs")
+        result = run(param, lambda step, o=objective, p=param, t=targets: total(o(p()[None], content_targets=t)),
+                     30, optimizer="lbfgs")
         with torch.no_grad():
             finals[prec] = float(total(reference(param()[None], content_targets=targets))["total"])
         first = result.history[0]["total"]
