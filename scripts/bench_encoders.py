@@ -9,6 +9,8 @@ alternate between encoders so that load changes on a shared machine hit all of t
 Measured (256 px, one thread, shared CPU): VGG-19 0.88 s/step, MobileNetV2 default 0.099 (8.9x), as trained
 0.069 (12.7x); under heavier load in another run 1.93 / 0.31 / 0.21 (6.2x / 9.4x).
 
+Each encoder runs in float32 and in bfloat16 (``precision="bf16"``, see ``meshstyle.engine.precision``).
+
 Usage: python scripts/bench_encoders.py [--size 256] [--rounds 5] [--steps 4] [--threads 1]
 Prints one JSON line per encoder: {"encoder", "s_per_step", "speedup_vs_vgg19", ...}.
 """
@@ -32,9 +34,11 @@ from meshstyle.engine.texture import PlainTexture  # noqa: E402
 
 CONFIGS = {
     "vgg19 (random weights)": ("vgg19", {"weights": "random:0"}),
+    "vgg19 bf16 (random weights)": ("vgg19", {"weights": "random:0", "precision": "bf16"}),
     "mobilenetv2-magenta default (antialias, jitter 1 px)": ("mobilenetv2-magenta", {}),
     "mobilenetv2-magenta as trained (no smoothing, no jitter)": ("mobilenetv2-magenta",
                                                                  {"smoothing": "none", "jitter": 0.0}),
+    "mobilenetv2-magenta default bf16": ("mobilenetv2-magenta", {"precision": "bf16"}),
 }
 
 

@@ -1,12 +1,14 @@
 """Arithmetic precision of the encoder pass: float32, or bfloat16 autocast where that is faster.
 
-An encoder run in ``bf16`` computes its convolutions under :func:`torch.autocast` with bfloat16 (8-bit
-mantissa, float32's range) and hands its features out as float32, so that Gram matrices, losses,
-gradients of the texture and the optimizers stay in float32. Measured on the 2-core CPU of the README
-(Intel Xeon with AMX, torch 2.14, ``scripts/bench_precision.py``): VGG-19 forward + backward on two
-256 px images 0.72 s in float32, 0.24 s in bf16 (3.0x); the MobileNetV2 0.10 s and 0.12 s (bf16 slower:
-its depthwise convolutions gain nothing). CPUs without AMX emulate bfloat16 slowly, so ``auto`` picks
-``bf16`` only where it pays: VGG on a CPU with AMX tiles, or on a CUDA device that supports bfloat16.
+An encoder run in ``bf16`` computes in bfloat16 (8-bit mantissa, float32's range): VGG with its weights
+and activations stored in bfloat16 (:func:`compute_dtype`), the MobileNetV2 graph under
+:func:`torch.autocast` (:func:`autocast`). Both hand their features out as float32, so that Gram
+matrices, losses, gradients of the texture and the optimizers stay in float32. Measured on the 2-core CPU of the README
+(Intel Xeon with AMX, torch 2.14, ``scripts/bench_encoders.py --threads 2``: one 256 px step of forward,
+Gram and content losses, backward and Adam): VGG-19 0.353 s in float32, 0.142 s in bf16 (2.5x); the
+MobileNetV2 0.062 s and 0.069 s (bf16 slower: its depthwise convolutions gain nothing). CPUs without
+AMX emulate bfloat16 slowly, so ``auto`` picks ``bf16`` only where it pays: VGG on a CPU with AMX tiles,
+or on a CUDA device that supports bfloat16.
 """
 
 from __future__ import annotations
@@ -65,6 +67,12 @@ def check_precision(name: str) -> None:
     """Raise :class:`MeshstyleError` unless ``name`` is ``"fp32"`` or ``"bf16"`` (an encoder's own setting)."""
     if name not in ("fp32", "bf16"):
         raise MeshstyleError(f"encoder precision must be fp32 or bf16, got {name!r}")
+
+
+def compute_dtype(precision: str) -> torch.dtype:
+    """``torch.bfloat16`` for ``"bf16"``, ``torch.float32`` for ``"fp32"``."""
+    check_precision(precision)
+    return torch.bfloat16 if precision == "bf16" else torch.float32
 
 
 def autocast(precision: str, device_type: str):
