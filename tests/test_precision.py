@@ -85,3 +85,15 @@ def test_lbfgs_on_a_bf16_objective_converges_like_fp32():
         first = result.history[0]["total"]
         assert math.isfinite(finals[prec]) and finals[prec] < 0.3 * first, (prec, first, finals[prec])
     assert finals["bf16"] < 1.1 * finals["fp32"], finals
+
+
+def test_mesh_tiling_uses_the_call_cost_of_the_precision():
+    """bf16 makes VGG's pixels cheaper but not its per-input cost: fewer tile cuts pay (more pixels per cut
+    saved needed); encoders without a bf16 figure keep their float32 one."""
+    from meshstyle.engine import encoders
+
+    assert encoders.call_cost_pixels("vgg19", "bf16") > 2 * encoders.call_cost_pixels("vgg19", "fp32")
+    mobilenet = "mobilenetv2-magenta"
+    assert encoders.call_cost_pixels(mobilenet, "bf16") == encoders.call_cost_pixels(mobilenet, "fp32")
+    with pytest.raises(MeshstyleError, match="unknown encoder"):
+        encoders.call_cost_pixels("resnet", "bf16")

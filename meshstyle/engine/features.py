@@ -267,5 +267,5 @@ class VGGEncoder(nn.Module):
         for name, module in zip(self.names, self.body):
             x = module(x)
             if name in wanted:
-                out[name] = x.float().contiguous()
+                out[name] = x.to(torch.float32, memory_format=torch.contiguous_format)  # one copy
         return out

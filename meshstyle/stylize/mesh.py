@@ -37,6 +37,7 @@ from ..engine.losses import ObjectCells
 from ..engine.objective import Objective, total
 from ..engine.optimize import RunSettings, StepInfo, load_parameters, run
 from ..engine.options import EngineOptions, normalize_blend, resolve_device
+from ..engine.precision import resolve_precision
 from ..engine.texture import PyramidTexture
 from ..mesh.cameras import orbit_cameras
 from ..mesh.coverage import unseen_share
@@ -205,7 +206,8 @@ def _prepare_views(source: TexturedMesh, mesh_options: MeshOptions, options: Eng
         mesh_options.supersample, mesh_options.depth_aware,
         getattr(mesh_options, "depth_reference_percentile", REFERENCE_PERCENTILE),
         min_input_size(options.encoder, layers), progress, getattr(mesh_options, "level_blend", BLEND),
-        getattr(mesh_options, "crop_tiles", 1), call_cost_pixels(options.encoder))
+        getattr(mesh_options, "crop_tiles", 1),
+        call_cost_pixels(options.encoder, resolve_precision(options.precision, options.encoder, device)))
     return [[lv.to(device) for lv in per_view] for per_view in views], asdict(plan)
 
 
