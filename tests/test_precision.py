@@ -97,3 +97,12 @@ def test_mesh_tiling_uses_the_call_cost_of_the_precision():
     assert encoders.call_cost_pixels(mobilenet, "bf16") == encoders.call_cost_pixels(mobilenet, "fp32")
     with pytest.raises(MeshstyleError, match="unknown encoder"):
         encoders.call_cost_pixels("resnet", "bf16")
+
+
+def test_auto_says_when_it_picks_bf16(monkeypatch, caplog):
+    monkeypatch.setattr(precision, "cpu_has_amx", lambda: True)
+    with caplog.at_level("INFO", logger="meshstyle"):
+        objective = Objective(EngineOptions(vgg_weights="random", style_layers="relu1_1",
+                                            content_layers="relu1_1").validated(), CPU)
+    assert objective.encoder.precision == "bf16"
+    assert any("bfloat16" in r.getMessage() and "--precision fp32" in r.getMessage() for r in caplog.records)

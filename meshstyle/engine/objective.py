@@ -38,9 +38,12 @@ class Objective(nn.Module):
         super().__init__()
         self.options = options
         layers = (list(options.style_layers) if use_style else []) + (list(options.content_layers) if use_content else [])
+        precision = resolve_precision(options.precision, options.encoder, device)
         self.encoder = make_encoder(options.encoder, layers, weights=options.vgg_weights, pooling=options.pooling,
-                                    seed=options.seed, optimizer=options.optimizer,
-                                    precision=resolve_precision(options.precision, options.encoder, device)).to(device)
+                                    seed=options.seed, optimizer=options.optimizer, precision=precision).to(device)
+        if precision == "bf16" and options.precision == "auto":
+            log.info("%s runs in bfloat16 on this %s (faster; --precision fp32 for float32)", options.encoder,
+                     "CPU (AMX)" if device.type == "cpu" else "GPU")
         if self.encoder.random_weights:
             log.warning("using seeded RANDOM VGG weights (%s): results are for testing only, not real style "
                         "transfer", self.encoder.weights_spec)
