@@ -163,7 +163,7 @@ class EngineOptions:
                                      "weights (auto: $MESHSTYLE_VGG_WEIGHTS, else imagenet)", none=True,
                                      check=_check_weights, group="network", metavar="imagenet|PATH|random[:SEED]")
     pooling: str = option("max", "VGG pooling", choices=("max", "average"), group="network")
-    precision: str = option("auto", "encoder arithmetic: bf16 runs VGG's convolutions in bfloat16 (about 3x "
+    precision: str = option("auto", "encoder arithmetic: bf16 runs VGG in bfloat16 (about 2.5x "
                             "faster on CPUs with AMX; features, losses and the texture stay float32), fp32 keeps "
                             "every operation in float32 (auto: bf16 for VGG on AMX CPUs and CUDA, else fp32)", choices=PRECISIONS, group="network")
 
