@@ -1,4 +1,4 @@
-"""Arithmetic precision of the encoder pass: float32, or bfloat16 autocast where that is faster.
+"""Arithmetic precision of the encoder pass: float32, or bfloat16 where that is faster.
 
 An encoder run in ``bf16`` computes in bfloat16 (8-bit mantissa, float32's range): VGG with its weights
 and activations stored in bfloat16 (:func:`compute_dtype`), the MobileNetV2 graph under
