@@ -106,3 +106,17 @@ def test_auto_says_when_it_picks_bf16(monkeypatch, caplog):
                                             content_layers="relu1_1").validated(), CPU)
     assert objective.encoder.precision == "bf16"
     assert any("bfloat16" in r.getMessage() and "--precision fp32" in r.getMessage() for r in caplog.records)
+
+
+def test_mobilenet_bf16_runs_under_autocast_and_hands_out_float32():
+    pytest.importorskip("onnx2torch")
+    from meshstyle.engine.mobilenet import MobileNetEncoder
+
+    layers = ["stem_relu6", "block6_expand_relu6"]
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    full = MobileNetEncoder(layers, jitter=0.0)(image)
+    half = MobileNetEncoder(layers, jitter=0.0, precision="bf16")(image)
+    for name in layers:
+        assert half[name].dtype == torch.float32
+        rel = float((half[name] - full[name]).norm() / full[name].norm())
+        assert 0 < rel < 0.05, (name, rel)
