@@ -79,6 +79,30 @@ def test_a_failed_strong_wolfe_line_search_restarts_from_the_gradient(restart, m
         assert totals[2:] == [totals[1]] * (len(totals) - 2) and totals[1] < totals[0]
 
 
+def test_lbfgs_forgets_its_history_where_the_objective_changes():
+    """A mesh run changes its objective at each render scale. Here a bowl sum(a_i x_i^2) for 4 steps, then
+    a 100x steeper one centred at 1: the history learned on the first bowl overshoots on the second
+    (the loss rises from 1.2e4 to 3.2e4 and is still 0.09 after 10 steps); forgetting it at the change
+    (``restart_steps``) gives a short gradient step, then the new curvature (5e-4 after 10 steps)."""
+    scales = torch.linspace(1.0, 4.0, 48)
+    finals = {}
+    for restart in (True, False):
+        param = PlainTexture(torch.full((3, 4, 4), 0.5))
+
+        def loss_fn(step, param=param):
+            x = param.texels.reshape(-1)
+            return {"total": (scales * x ** 2).sum() if step < 4 else 100 * (scales * (x - 1) ** 2).sum()}
+
+        result = run(param, loss_fn, 14, optimizer="lbfgs", restart_steps=(4,) if restart else ())
+        after = [h["total"] for h in result.history[4:]]
+        finals[restart] = after[-1]
+        if restart:
+            assert after[1] < after[0] and after[-1] < 1e-6 * after[0], after
+        else:
+            assert max(after) > 2 * after[0], after
+    assert finals[False] > 10 * finals[True], finals
+
+
 def test_adam_step_decay_schedule():
     s = RunSettings(optimizer="adam", lr=0.1)
     assert learning_rate(s, 0, 100) == 0.1 and learning_rate(s, 79, 100) == 0.1

@@ -76,6 +76,9 @@ class RunSettings:
             ``checkpoint_every`` steps, at the end of the run, and when Ctrl-C stops it; ``averaged``
             is the moving average so far (None without ``ema_decay``).
         start_time: ``time.perf_counter()`` value that ``StepInfo.elapsed`` counts from.
+        restart_steps: 0-based steps at which the objective changes (a mesh run's next render scale);
+            L-BFGS forgets its curvature history before them, since pairs measured on the previous
+            objective describe another function (Adam keeps its moments).
     """
 
     optimizer: str = "adam"
@@ -93,6 +96,7 @@ class RunSettings:
     checkpoint: Callable[[int, nn.Module, torch.optim.Optimizer, list[torch.Tensor] | None], None] | None = None
     checkpoint_every: int = 0
     start_time: float | None = None
+    restart_steps: tuple[int, ...] = ()
 
 
 @dataclass
@@ -170,6 +174,8 @@ def run(param: nn.Module, loss_fn: Callable[[int], dict[str, torch.Tensor]], ite
         while step < iterations:
             terms: dict[str, torch.Tensor] = {}
             snapshot = [p.detach().clone() for p in params]
+            if s.optimizer == "lbfgs" and step in s.restart_steps:
+                opt.state.clear()
             try:
                 _one_step(opt, param, loss_fn, step, iterations, s, terms)
             except KeyboardInterrupt:

@@ -329,9 +329,9 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
         mesh_options.checkpoint, step, params, opt, run_print, {"ema": averaged} if averaged else None))
         if save else None)
     t = time.perf_counter()
-    result = run(_Textures(params), loss_fn, options.iterations, replace(settings, start_iteration=start_step,
-                                                                         optimizer_state=opt_state,
-                                                                         ema_state=ema_state), callback)
+    result = run(_Textures(params), loss_fn, options.iterations,
+                 replace(settings, start_iteration=start_step, optimizer_state=opt_state, ema_state=ema_state,
+                         restart_steps=tuple(firsts[1:])), callback)
     timings["optimize"] = time.perf_counter() - t
     out = _export(source, parts, params, result.averaged)
     timings["total"] = time.perf_counter() - t0
