@@ -107,6 +107,10 @@ def test_mesh_command_end_to_end(tmp_path, spot_path, style_path, capsys):
                  "--texture-size", "64", "--vgg-weights", "random", "--quiet"])
     assert code == 0
     assert out.exists() and out.with_suffix(".mtl").exists() and out.with_suffix(".png").exists() and sheet.exists()
+    # the provenance names what ran, including the encoder's resolved precision (auto is never written)
+    header = out.with_suffix(".mtl").read_text().splitlines()[0]
+    assert "encoder: vgg19" in header and "vgg_weights: random" in header
+    assert "precision: fp32" in header or "precision: bf16" in header
 
 
 @pytest.mark.parametrize("args, message", [
