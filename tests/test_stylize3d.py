@@ -165,3 +165,11 @@ def test_same_seed_same_texture(spot_path, style_path):
     assert np.array_equal(textures[0], textures[1])
     other = stylize_mesh(spot_path, style_path, **{**TINY, "iterations": 3, "views": 2, "batch_views": 2, "seed": 1})
     assert not np.array_equal(other.mesh.texture(other.mesh.stylizable[0]), textures[0])
+
+
+@pytest.mark.parametrize("batch_views, warned", [(1, True), (2, False)])
+def test_lbfgs_on_minibatches_of_views_is_warned(spot_path, style_path, caplog, batch_views, warned):
+    with caplog.at_level("WARNING", logger="meshstyle"):
+        stylize_mesh(spot_path, style_path, **{**TINY, "iterations": 1, "views": 2, "batch_views": batch_views,
+                                               "optimizer": "lbfgs"})
+    assert any("L-BFGS sees another batch of views" in r.getMessage() for r in caplog.records) == warned

@@ -225,6 +225,10 @@ def _inputs(mesh, style, mesh_options, options, overrides):
     mesh_options = replace(mesh_options or MeshOptions(), **mesh_over)
     options = replace(options or ENGINE_DEFAULTS["mesh"], **engine_over).validated()
     mesh_options.validate()
+    if options.method == "optimize" and options.optimizer == "lbfgs" and mesh_options.batch_views < mesh_options.views:
+        log.warning("L-BFGS sees another batch of views at each step (--batch-views %d < --views %d), which breaks "
+                    "its curvature pairs; Adam (the mesh default) suits minibatches of views",
+                    mesh_options.batch_views, mesh_options.views)
     source = TexturedMesh.load(mesh) if not isinstance(mesh, TexturedMesh) else mesh
     if not source.stylizable:
         raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
