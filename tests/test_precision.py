@@ -120,3 +120,16 @@ def test_mobilenet_bf16_runs_under_autocast_and_hands_out_float32():
         assert half[name].dtype == torch.float32
         rel = float((half[name] - full[name]).norm() / full[name].norm())
         assert 0 < rel < 0.05, (name, rel)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_on_cuda_needs_native_bfloat16(native, monkeypatch):
+    calls = []
+
+    def supported(including_emulation=True):
+        calls.append(including_emulation)
+        return native or including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
+    assert precision.resolve_precision("auto", "vgg19", torch.device("cuda")) == ("bf16" if native else "fp32")
+    assert calls == [False]

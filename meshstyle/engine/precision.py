@@ -58,8 +58,8 @@ def resolve_precision(name: str, encoder: str, device: torch.device) -> str:
         return "fp32"
     if device.type == "cpu":
         return "bf16" if cpu_has_amx() else "fp32"
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cuda":  # native bfloat16 only (Ampere and later): emulated bf16 is slower than fp32
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
     return "fp32"
 
 
