@@ -9,8 +9,7 @@ from pathlib import Path
 from ..core import optiontable
 from ..core.imageio import check_image_output, open_image
 from ..core.outputs import OutputPlan
-from ..engine.options import EngineOptions, resolve_device
-from ..engine.precision import resolve_precision
+from ..engine.options import EngineOptions
 from ..stylize.guards import ensure_finite
 from ..stylize.options import ENGINE_DEFAULTS, MeshOptions, check_style_kinds, is_preset
 from . import EPILOG_WEIGHTS, RANDOM_LABEL
@@ -137,8 +136,8 @@ def cmd_mesh(args) -> int:
     provenance = {"style": ", ".join(Path(s).name if not is_preset(s) else s for s in args.style),
                   "method": options.method, "encoder": options.encoder if options.method == "optimize" else "none",
                   "vgg_weights": "random" if result.random_weights else "pretrained", "seed": options.seed}
-    if options.method == "optimize":
-        provenance["precision"] = resolve_precision(options.precision, options.encoder, resolve_device(options.device))
+    if result.precision is not None:
+        provenance["precision"] = result.precision
     writers = {out: lambda tmp: result.mesh.save(tmp, texture_format=mesh_options.texture_format,
                                                  jpeg_quality=mesh_options.jpeg_quality, provenance=provenance)}
     if args.preview and Path(args.preview).suffix.lower() == GIF:

@@ -165,7 +165,8 @@ class EngineOptions:
     pooling: str = option("max", "VGG pooling", choices=("max", "average"), group="network")
     precision: str = option("auto", "encoder arithmetic: bf16 runs VGG in bfloat16 (about 2.5x "
                             "faster on CPUs with AMX; features, losses and the texture stay float32), fp32 keeps "
-                            "every operation in float32 (auto: bf16 for VGG on AMX CPUs and CUDA, else fp32)", choices=PRECISIONS, group="network")
+                            "every operation in float32 (auto: bf16 for VGG on AMX CPUs and CUDA, else fp32)",
+                            choices=PRECISIONS, group="network")
 
     @property
     def arch(self) -> str:

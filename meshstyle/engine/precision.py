@@ -3,12 +3,12 @@
 An encoder run in ``bf16`` computes in bfloat16 (8-bit mantissa, float32's range): VGG with its weights
 and activations stored in bfloat16 (:func:`compute_dtype`), the MobileNetV2 graph under
 :func:`torch.autocast` (:func:`autocast`). Both hand their features out as float32, so that Gram
-matrices, losses, gradients of the texture and the optimizers stay in float32. Measured on the 2-core CPU of the README
-(Intel Xeon with AMX, torch 2.14, ``scripts/bench_encoders.py --threads 2``: one 256 px step of forward,
-Gram and content losses, backward and Adam): VGG-19 0.353 s in float32, 0.142 s in bf16 (2.5x); the
-MobileNetV2 0.062 s and 0.069 s (bf16 slower: its depthwise convolutions gain nothing). CPUs without
-AMX emulate bfloat16 slowly, so ``auto`` picks ``bf16`` only where it pays: VGG on a CPU with AMX tiles,
-or on a CUDA device that supports bfloat16.
+matrices, losses, gradients of the texture and the optimizers stay in float32. Measured on the 2-core
+CPU of the README (Intel Xeon with AMX, torch 2.14, ``scripts/bench_encoders.py --threads 2``: one
+256 px step of forward, Gram and content losses, backward and Adam): VGG-19 0.353 s in float32, 0.142 s
+in bf16 (2.5x); the MobileNetV2 0.062 s and 0.069 s (bf16 slower: its depthwise convolutions gain
+nothing). CPUs without AMX emulate bfloat16 slowly, so ``auto`` picks ``bf16`` only where it pays: VGG
+on a CPU with AMX tiles, or on a CUDA device with native bfloat16 (not measured here).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def resolve_precision(name: str, encoder: str, device: torch.device) -> str:
         device: where it runs.
 
     ``auto`` is ``bf16`` for the VGG encoders on a CPU with AMX (:func:`cpu_has_amx`) or a CUDA device with
-    bfloat16 support, else ``fp32``.
+    native bfloat16 support, else ``fp32``.
 
     Raises:
         MeshstyleError: an unknown name, or ``bf16`` on a device without bfloat16 autocast (MPS).

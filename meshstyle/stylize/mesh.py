@@ -60,13 +60,15 @@ log = logging.getLogger("meshstyle")
 @dataclass
 class MeshResult:
     """Result of :func:`stylize_mesh`: the stylized ``mesh`` (a new :class:`TexturedMesh`), per-step loss
-    ``history``, ``interrupted`` (Ctrl-C), ``random_weights`` and timings in seconds."""
+    ``history``, ``interrupted`` (Ctrl-C), ``random_weights``, timings in seconds and the encoder's
+    ``precision`` (``"fp32"`` or ``"bf16"``; None for the feed-forward method, which has no encoder)."""
 
     mesh: TexturedMesh
     history: list[dict[str, float]] = field(default_factory=list)
     interrupted: bool = False
     random_weights: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    precision: str | None = None
 
 
 def _batch(step: int, count: int, batch: int, seed: int) -> list[int]:
@@ -211,12 +213,14 @@ def _prepare_views(source: TexturedMesh, mesh_options: MeshOptions, options: Eng
     return [[lv.to(device) for lv in per_view] for per_view in views], asdict(plan)
 
 
-def _run_settings(options: EngineOptions, mesh_options: MeshOptions, checkpoint) -> RunSettings:
+def _run_settings(options: EngineOptions, mesh_options: MeshOptions, checkpoint,
+                  restart_steps: tuple[int, ...] = ()) -> RunSettings:
     return RunSettings(optimizer=options.optimizer, lr=options.lr, ema_decay=options.ema or None,
                        line_search=getattr(options, "line_search", "none"),
                        lr_decay=getattr(mesh_options, "lr_decay", 0.1),
                        lr_milestones=tuple(getattr(mesh_options, "lr_milestones", (0.8,))),
-                       checkpoint=checkpoint, checkpoint_every=mesh_options.checkpoint_every)
+                       checkpoint=checkpoint, checkpoint_every=mesh_options.checkpoint_every,
+                       restart_steps=restart_steps)
 
 
 def _inputs(mesh, style, mesh_options, options, overrides):
@@ -331,15 +335,15 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     save = mesh_options.checkpoint and mesh_options.checkpoint_every
     settings = _run_settings(options, mesh_options, (lambda step, p, opt, averaged: save_checkpoint(
         mesh_options.checkpoint, step, params, opt, run_print, {"ema": averaged} if averaged else None))
-        if save else None)
+        if save else None, restart_steps=tuple(firsts[1:]))
     t = time.perf_counter()
-    result = run(_Textures(params), loss_fn, options.iterations,
-                 replace(settings, start_iteration=start_step, optimizer_state=opt_state, ema_state=ema_state,
-                         restart_steps=tuple(firsts[1:])), callback)
+    result = run(_Textures(params), loss_fn, options.iterations, replace(
+        settings, start_iteration=start_step, optimizer_state=opt_state, ema_state=ema_state), callback)
     timings["optimize"] = time.perf_counter() - t
     out = _export(source, parts, params, result.averaged)
     timings["total"] = time.perf_counter() - t0
-    return MeshResult(out, result.history, result.interrupted, objective.encoder.random_weights, timings)
+    return MeshResult(out, result.history, result.interrupted, objective.encoder.random_weights, timings,
+                      objective.encoder.precision)
 
 
 def _usable_scales(mesh_options: MeshOptions, options: EngineOptions) -> int:
