@@ -43,6 +43,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import trimesh
@@ -52,14 +53,27 @@ from ..core.atomic import atomic_path
 from ..core.errors import MeshstyleError
 from . import gltf as gltf_io
 from . import obj as obj_io
+from .material import has_uv as _has_uv
+from .material import material_image as _material_image
 from .padding import island_mask, pad_texture
-from .textured import TexturedMesh, _has_uv, _material_image, check_mesh_output
+
+if TYPE_CHECKING:  # annotations only: textured imports this module to save
+    from .textured import TexturedMesh
 
 log = logging.getLogger("meshstyle")
 
 TEXTURE_FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
 EXTENSION = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
 NEW_MATERIAL = "meshstyle"  # material (and MTL key) made for an OBJ that had none
+MESH_OUTPUTS = (".glb", ".obj")
+
+
+def check_mesh_output(path: str | os.PathLike) -> Path:
+    """Validate an output mesh path by its extension; raises MeshstyleError otherwise."""
+    path = Path(path)
+    if path.suffix.lower() not in MESH_OUTPUTS:
+        raise MeshstyleError(f"unsupported output mesh extension {path.suffix or '(none)'!r} for {path}; use .glb or .obj")
+    return path
 
 
 @dataclass

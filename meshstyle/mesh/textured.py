@@ -31,6 +31,10 @@ from PIL import Image
 from ..core.errors import MeshstyleError
 from . import gltf as gltf_io
 from . import obj as obj_io
+from .export import MESH_OUTPUTS, check_mesh_output, plan_outputs, save_mesh  # noqa: F401 (MESH_OUTPUTS, check_mesh_output: re-exported)
+from .material import has_uv as _has_uv
+from .material import material_image as _material_image
+from .material import set_material_image as _set_material_image
 from .padding import island_mask, pad_texture
 from .rasterize import bake_corner_colors
 from .resources import ConfinedResolver, check_image_bytes, read_regular_file
@@ -39,7 +43,6 @@ from .unwrap import unwrap
 log = logging.getLogger("meshstyle")
 
 MESH_INPUTS = (".obj", ".glb", ".gltf")
-MESH_OUTPUTS = (".glb", ".obj")
 MAX_TEXTURE = 8192
 BAKE_SIZE = 1024
 
@@ -54,21 +57,6 @@ class Instance:
     faces: np.ndarray
     corner_uv: np.ndarray | None
     stylizable: bool
-
-
-def _material_image(geom) -> Image.Image | None:
-    material = getattr(geom.visual, "material", None)
-    if material is None:
-        return None
-    image = getattr(material, "baseColorTexture", None)
-    if image is None:
-        image = getattr(material, "image", None)
-    return image
-
-
-def _has_uv(geom) -> bool:
-    uv = getattr(geom.visual, "uv", None)
-    return uv is not None and len(uv) == len(geom.vertices)
 
 
 def corner_base_colors(geom) -> np.ndarray:
@@ -296,8 +284,6 @@ class TexturedMesh:
         Raises:
             MeshstyleError: unsupported extension or texture format, or an unsafe output name.
         """
-        from .export import save_mesh
-
         return save_mesh(self, path, texture_format=texture_format, jpeg_quality=jpeg_quality,
                          provenance=provenance)
 
@@ -308,8 +294,6 @@ class TexturedMesh:
 
     def output_paths(self, path: str | os.PathLike, *, texture_format: str | None = None) -> list[Path]:
         """Every file :meth:`save` would write for ``path`` (mesh file first), without writing."""
-        from .export import plan_outputs
-
         return plan_outputs(self, path, texture_format=texture_format)
 
 
@@ -415,21 +399,3 @@ def _apply_texture_transforms(scene: trimesh.Scene, origin: gltf_io.GltfSource, 
             uv = np.asarray(geom.visual.uv, np.float64)
             gl = np.stack([uv[:, 0], 1.0 - uv[:, 1], np.ones(len(uv))], 1) @ matrix.T
             geom.visual.uv = np.stack([gl[:, 0], 1.0 - gl[:, 1]], 1)
-
-
-def _set_material_image(geom, image: Image.Image) -> None:
-    material = geom.visual.material
-    if isinstance(material, trimesh.visual.material.PBRMaterial):
-        material.baseColorTexture = image
-        material.baseColorFactor = np.array([255, 255, 255, material.baseColorFactor[3] if material.baseColorFactor is not None else 255], np.uint8)
-    else:
-        material.image = image
-        material.diffuse = np.array([255, 255, 255, 255], np.uint8)
-
-
-def check_mesh_output(path: str | os.PathLike) -> Path:
-    """Validate an output mesh path by its extension; raises MeshstyleError otherwise."""
-    path = Path(path)
-    if path.suffix.lower() not in MESH_OUTPUTS:
-        raise MeshstyleError(f"unsupported output mesh extension {path.suffix or '(none)'!r} for {path}; use .glb or .obj")
-    return path
