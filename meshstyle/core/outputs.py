@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from .atomic import write_failure
 from .errors import MeshstyleError
 
 #: Free space (bytes) an output folder must have before a run starts.
@@ -86,16 +87,20 @@ class OutputPlan:
         same input check. Returns the paths written, in the order of ``writers``, siblings after.
 
         Raises:
-            MeshstyleError: a writer produced nothing; any exception of a writer is re-raised after the
-                staging folders are removed (nothing is renamed into place then).
+            MeshstyleError: a writer produced nothing, or an ``OSError`` while writing or renaming (disk
+                full, quota, read-only folder: one line naming the file); any other exception of a writer
+                is re-raised. Either way the staging folders are removed first, so nothing is renamed
+                into place and no temporary file stays.
         """
         planned = {_key(p) for p in self.outputs}
         for path in writers:
             if _key(path) not in planned:
                 raise ValueError(f"{path} was not planned")
         stages: dict[Path, Path] = {}
+        current: Path | None = None
         try:
             for path, writer in writers.items():
+                current = path
                 folder = path.parent
                 folder.mkdir(parents=True, exist_ok=True)
                 if folder not in stages:
@@ -114,8 +119,11 @@ class OutputPlan:
                     raise MeshstyleError(f"output {path} would overwrite the input {self.inputs[_key(path)]}; "
                                          f"choose another output name")
             for tmp, path in staged:
+                current = path
                 os.replace(tmp, path)
             return [path for _, path in staged]
+        except OSError as exc:
+            raise write_failure(current, exc) from None
         finally:
             for stage in stages.values():
                 with contextlib.suppress(OSError):

@@ -5,10 +5,11 @@ Why the document is edited as its parsed JSON (``dict``) and not through ``pyglt
 pygltflib drops fields it does not know (vendor fields on nodes, unknown top-level keys) and writes
 defaults that were not in the input (``normalized: false``, ``alphaMode``). Editing the JSON keeps
 every node, skin, animation, morph target, sampler, extension, extra and unknown field exactly as it
-was; pygltflib builds *new* documents (OBJ -> GLB, see :mod:`meshstyle.mesh.export`) and decodes
-data URIs. The GLB container (12-byte header, JSON chunk, BIN chunk) is read and written here.
+was; pygltflib builds *new* documents (OBJ -> GLB, see :mod:`meshstyle.mesh.export`). Data URIs of every
+media type the spec allows are decoded here (:func:`decode_data_uri`). The GLB container (12-byte header, JSON chunk, BIN chunk) is read and written here.
 
-Inputs refused with one line: a ``extensionsRequired`` entry other than those in
+Inputs refused with one line: JSON nested deeper than :data:`MAX_JSON_DEPTH` (checked before parsing);
+a bufferView or accessor that does not fit its buffer (:func:`check_accessors`); a ``extensionsRequired`` entry other than those in
 :data:`PRESERVABLE_REQUIRED`; Draco when required, meshopt always (its buffers are addressed by byte
 offset and have no uncompressed fallback that trimesh reads); a buffer or image URI that is absolute,
 has a scheme or leaves the input's folder. Passed through: Draco listed only in ``extensionsUsed``
@@ -19,15 +20,17 @@ Spec: https://registry.khronos.org/glTF/specs/2.0/glTF-2.0.html (GLB layout, sec
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import json
 import logging
 import math
+import re
 import struct
 from dataclasses import dataclass, field
 
 import numpy as np
-from pygltflib import GLTF2
 
 from ..core.errors import MeshstyleError
 from .resources import ConfinedResolver, check_image_bytes
@@ -50,6 +53,20 @@ log = logging.getLogger("meshstyle")
 ALTERNATE_SOURCES = ("EXT_texture_webp", "KHR_texture_basisu", "MSFT_texture_dds", "EXT_texture_avif")
 
 _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+#: Deepest nesting of JSON arrays and objects accepted (glTF documents nest about 6 deep; extras a few
+#: more). Checked by a scan before parsing: Python's ``json`` recurses and fails near 1,000 levels.
+MAX_JSON_DEPTH = 128
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+#: Media types of data URIs the glTF 2.0 spec allows (section 3.6.1.1 buffers, 3.8.4.1 images), and
+#: ``image/webp`` for images of ``EXT_texture_webp``. Data URIs must be base64 encoded (spec 3.6.1.1).
+DATA_URI_TYPES = {"buffer": ("application/octet-stream", "application/gltf-buffer"),
+                  "image": ("image/png", "image/jpeg", "image/webp")}
+
+#: Bytes per component (accessor.componentType) and components per element (accessor.type), spec 3.6.2.
+_COMPONENT_BYTES = {5120: 1, 5121: 1, 5122: 2, 5123: 2, 5125: 4, 5126: 4}
+_TYPE_COUNT = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 
 
 @dataclass
@@ -105,7 +122,29 @@ def split_glb(data: bytes, name: str) -> tuple[dict, bytes | None]:
     return doc, blob
 
 
+def json_depth(data: bytes) -> int:
+    """Deepest nesting of ``[``/``{`` in JSON text ``data``, brackets inside strings not counted.
+
+    A linear scan without recursion (strings blanked by one regular expression, brackets counted with
+    numpy), so a hostile document cannot exhaust the stack before it is refused.
+    """
+    brackets = _JSON_STRING.sub(b'""', bytes(data)).translate(None, bytes(set(range(256)) - set(b"[]{}")))
+    if not brackets:
+        return 0
+    steps = np.frombuffer(brackets, np.uint8)
+    return int(np.cumsum(np.where((steps == ord("[")) | (steps == ord("{")), 1, -1)).max())
+
+
 def parse_json(data: bytes, name: str) -> dict:
+    """The glTF JSON document in ``data``.
+
+    Raises:
+        MeshstyleError: nested deeper than :data:`MAX_JSON_DEPTH`, not UTF-8 JSON, or not glTF 2.0.
+    """
+    depth = json_depth(data)
+    if depth > MAX_JSON_DEPTH:
+        raise MeshstyleError(f"cannot read mesh {name}: glTF JSON nested {depth} levels deep "
+                             f"(more than {MAX_JSON_DEPTH}; a malformed or hostile file?)")
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -129,12 +168,34 @@ def join_glb(doc: dict, blob: bytes) -> bytes:
     return GLB_MAGIC + struct.pack("<II", 2, 12 + len(chunks)) + chunks
 
 
-def _uri_bytes(uri: str, resolver: ConfinedResolver, what: str) -> bytes:
-    if uri.startswith("data:"):
-        try:
-            return GLTF2.decode_data_uri(uri)
-        except Exception:
-            raise MeshstyleError(f"{what} has an invalid data URI") from None
+def decode_data_uri(uri: str, what: str, kind: str) -> bytes:
+    """The bytes of a base64 data URI ``data:MEDIA-TYPE;base64,DATA`` (RFC 2397) of a glTF buffer or
+    image (``kind`` ``"buffer"`` or ``"image"``), its media type one of :data:`DATA_URI_TYPES` (glTF 2.0
+    spec, sections 3.6.1.1 and 3.8.4.1). The decoded bytes are smaller than the text already read, so no
+    size limit beyond the file's applies; images then pass the pixel limit like any other.
+
+    Raises:
+        MeshstyleError: no comma, not base64, a media type the spec does not allow, or invalid base64.
+    """
+    header, comma, payload = uri[5:].partition(",")
+    params = [p.strip().lower() for p in header.split(";")]
+    media = params[0] or "(none)"
+    if not comma:
+        raise MeshstyleError(f"{what} has an invalid data URI (no comma before the data)")
+    if "base64" not in params[1:]:
+        raise MeshstyleError(f"{what} has a data URI that is not base64 encoded (glTF requires ;base64)")
+    if media not in DATA_URI_TYPES[kind]:
+        raise MeshstyleError(f"{what} has a data URI of media type {media[:60]!r}; glTF allows "
+                             f"{', '.join(DATA_URI_TYPES[kind])}")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise MeshstyleError(f"{what} has an invalid data URI (its base64 data does not decode)") from None
+
+
+def _uri_bytes(uri: str, resolver: ConfinedResolver, what: str, kind: str) -> bytes:
+    if uri[:5].lower() == "data:":
+        return decode_data_uri(uri, what, kind)
     from urllib.parse import unquote
 
     name = unquote(uri)
@@ -189,7 +250,7 @@ def _read_gltf(data: bytes, name: str, binary: bool, resolver: ConfinedResolver)
     buffers = []
     for i, buf in enumerate(doc.get("buffers", [])):
         if "uri" in buf:
-            buffers.append(_uri_bytes(str(buf["uri"]), resolver, f"buffer {i} of {name}"))
+            buffers.append(_uri_bytes(str(buf["uri"]), resolver, f"buffer {i} of {name}", "buffer"))
         elif i == 0 and blob is not None:
             buffers.append(blob)
         else:
@@ -197,12 +258,13 @@ def _read_gltf(data: bytes, name: str, binary: bool, resolver: ConfinedResolver)
         if len(buffers[-1]) < int(buf.get("byteLength", 0)):
             raise MeshstyleError(f"cannot read mesh {name}: buffer {i} is shorter than its byteLength "
                                  "(truncated file?)")
+    check_accessors(doc, buffers, name)
     source = GltfSource(doc=doc, buffers=buffers)
     views = doc.get("bufferViews", [])
     for i, image in enumerate(doc.get("images", [])):
         what = f"image {i} of {name}"
         if "uri" in image:
-            raw = _uri_bytes(str(image["uri"]), resolver, what)
+            raw = _uri_bytes(str(image["uri"]), resolver, what, "image")
         elif "bufferView" in image and 0 <= int(image["bufferView"]) < len(views):
             raw = view_bytes(doc, buffers, int(image["bufferView"]))
         else:
@@ -216,6 +278,49 @@ def _read_gltf(data: bytes, name: str, binary: bool, resolver: ConfinedResolver)
         if image is not None:
             source.base_image[geom] = image
     return source
+
+
+def check_accessors(doc: dict, buffers: list[bytes], name: str) -> None:
+    """Check that every bufferView lies inside its buffer and every accessor inside its bufferView
+    (glTF 2.0 spec 3.6.2: ``byteOffset + stride * (count - 1) + element size <= byteLength``), with a
+    known component type and element type, so trimesh never fails on an assertion.
+
+    Raises:
+        MeshstyleError: one line naming the accessor or bufferView and what is wrong with it.
+    """
+    views = doc.get("bufferViews", [])
+    for i, view in enumerate(views):
+        buffer, start, length = int(view["buffer"]), int(view.get("byteOffset", 0)), int(view["byteLength"])
+        if not 0 <= buffer < len(buffers):
+            raise MeshstyleError(f"cannot read mesh {name}: bufferView {i} names buffer {buffer}, which does not exist")
+        if start < 0 or length < 0 or start + length > len(buffers[buffer]):
+            raise MeshstyleError(f"cannot read mesh {name}: bufferView {i} (bytes {start}..{start + length}) lies "
+                                 f"outside buffer {buffer} ({len(buffers[buffer])} bytes)")
+    for i, acc in enumerate(doc.get("accessors", [])):
+        what = f"cannot read mesh {name}: accessor {i}"
+        component, kind, count = acc.get("componentType"), acc.get("type"), acc.get("count")
+        if component not in _COMPONENT_BYTES:
+            raise MeshstyleError(f"{what} has an unknown componentType {component!r}")
+        if kind not in _TYPE_COUNT:
+            raise MeshstyleError(f"{what} has an unknown type {str(kind)[:40]!r}")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise MeshstyleError(f"{what} has an invalid count {str(count)[:40]!r} (must be a whole number >= 1)")
+        if "bufferView" not in acc:
+            continue  # all zeros (or sparse values only): nothing to read
+        index = acc["bufferView"]
+        if not isinstance(index, int) or not 0 <= index < len(views):
+            raise MeshstyleError(f"{what} names bufferView {str(index)[:40]}, which does not exist")
+        element = _COMPONENT_BYTES[component] * _TYPE_COUNT[kind]
+        stride = int(views[index].get("byteStride") or element)
+        offset = int(acc.get("byteOffset", 0))
+        if stride < element or offset < 0:
+            raise MeshstyleError(f"{what} has byteStride {stride} or byteOffset {offset} that cannot hold "
+                                 f"its {element}-byte elements")
+        need = offset + stride * (count - 1) + element
+        have = int(views[index]["byteLength"])
+        if need > have:
+            raise MeshstyleError(f"{what} needs {need} bytes ({count} x {kind}) but its bufferView {index} "
+                                 f"has only {have}")
 
 
 def view_bytes(doc: dict, buffers: list[bytes], index: int) -> bytes:
