@@ -48,9 +48,9 @@ from ..mesh.padding import island_mask, pad_texture
 from ..mesh.raycast import compute_views
 from ..mesh.textured import TexturedMesh
 from ..mesh.weights import angle_weight
-from .image import ImageResult
-from .mesh import MeshResult, working_texture
 from .options import PRESET_PREFIX, is_preset
+from .results import ImageResult, MeshResult
+from .textures import working_texture
 
 StyleInput = str | os.PathLike | torch.Tensor
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import torch
 
@@ -32,6 +32,7 @@ from ..engine.options import EngineOptions, normalize_blend, parse_layers, resol
 from ..engine.texture import PlainTexture, PyramidTexture
 from .guards import ensure_finite
 from .options import ImageOptions, merged, parse_size, split_overrides
+from .results import ImageResult
 
 ImageInput = str | os.PathLike | torch.Tensor
 MIN_SCALE_EDGE = 128
@@ -47,17 +48,6 @@ LBFGS_PYRAMID = {"levels": 4, "gain": 2 ** -0.5}
 #: result (256 px, pyramid, an earlier variant of the loop: the textbook's 60-step loss reached at
 #: 0.63-0.67 of its VGG cost with 20 coarse steps, 0.75 with 60; scripts/bench_image.py has today's figures).
 COARSE_ITERATION_SHARE = 1 / 3
-
-
-@dataclass
-class ImageResult:
-    """Result of a 2D run: ``image`` (3, H, W) in [0, 1], per-step loss ``history`` (a list of dicts
-    per scale), ``interrupted`` (Ctrl-C) and ``random_weights`` (made with untrained VGG weights)."""
-
-    image: torch.Tensor
-    history: list[list[dict[str, float]]] = field(default_factory=list)
-    interrupted: bool = False
-    random_weights: bool = False
 
 
 def _as_image(item: ImageInput, size: int | tuple[int, int] | None = None) -> torch.Tensor:

@@ -20,9 +20,8 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,34 +40,20 @@ from ..engine.precision import resolve_precision
 from ..engine.texture import PyramidTexture
 from ..mesh.cameras import orbit_cameras
 from ..mesh.coverage import unseen_share
-from ..mesh.padding import island_mask, pad_texture
+from ..mesh.padding import pad_texture
 from ..mesh.raycast import compute_level_views
 from ..mesh.textured import TexturedMesh
 from ..mesh.weights import BLEND, REFERENCE_PERCENTILE
 from .checkpoint import fingerprint, load_checkpoint, save_checkpoint, style_digest
 from .image import COARSE_ITERATION_SHARE
 from .options import ENGINE_DEFAULTS, MeshOptions, split_overrides
+from .results import MeshResult
+from .textures import export_texture, working_texture
 
-#: Long edge of the optimized (working) texture when ``texture_size`` is not set, texels.
-WORKING_EDGE = 512
 WEIGHTINGS = ("gradient", "gram")
 #: Defaults of mesh options the option table does not have yet (read with getattr from MeshOptions).
 DEFAULT_WEIGHTING = "gradient"
 log = logging.getLogger("meshstyle")
-
-
-@dataclass
-class MeshResult:
-    """Result of :func:`stylize_mesh`: the stylized ``mesh`` (a new :class:`TexturedMesh`), per-step loss
-    ``history``, ``interrupted`` (Ctrl-C), ``random_weights``, timings in seconds and the encoder's
-    ``precision`` (``"fp32"`` or ``"bf16"``; None for the feed-forward method, which has no encoder)."""
-
-    mesh: TexturedMesh
-    history: list[dict[str, float]] = field(default_factory=list)
-    interrupted: bool = False
-    random_weights: bool = False
-    timings: dict[str, float] = field(default_factory=dict)
-    precision: str | None = None
 
 
 def _batch(step: int, count: int, batch: int, seed: int) -> list[int]:
@@ -107,35 +92,6 @@ def _style_images(style, blend, options: MeshOptions, min_side: int = 16) -> tup
             images.append(resize_tensor(base, (w, h), mode="bilinear"))
             weights.append(b / len(options.style_scales))
     return images, weights
-
-
-def working_texture(mesh: TexturedMesh, name: str, size: int | None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """(full-resolution original, working-size start, full-resolution island mask) of part ``name``;
-    textures (3, H, W) in [0, 1], the start's long edge ``size`` texels (None: the original's, at most
-    :data:`WORKING_EDGE`). The original is padded beyond its UV islands before the antialiased
-    downsampling (no background blends into island borders). Used by the optimization and the
-    feed-forward fit alike."""
-    rgb = mesh.texture(name)
-    islands = island_mask(mesh.corner_uv(name), rgb.shape[:2])
-    full = rgb8_to_tensor(pad_texture(rgb, islands))
-    edge = size if size is not None else min(WORKING_EDGE, max(rgb.shape[:2]))
-    start = resize_tensor(full, long_edge_size(rgb.shape[1], rgb.shape[0], edge), mode="bilinear", antialias=True)
-    return full, start, islands
-
-
-def export_texture(full: torch.Tensor, start: torch.Tensor, current: torch.Tensor, islands: np.ndarray) -> np.ndarray:
-    """Full-resolution RGB8 (H, W, 3): ``full + up(pad(current - start))`` clamped to [0, 1].
-
-    Args:
-        full: (3, H, W) original; start, current: (3, h, w) working texture before and after.
-        islands: (h, w) bool texels inside the UV islands (the change is padded outward from them).
-    """
-    delta = (current - start).detach().cpu().float()
-    if islands.any() and not islands.all():
-        delta = torch.from_numpy(pad_texture(delta.permute(1, 2, 0).numpy(), islands)).permute(2, 0, 1)
-    if tuple(delta.shape[-2:]) != tuple(full.shape[-2:]):
-        delta = F.interpolate(delta[None], size=full.shape[-2:], mode="bilinear", align_corners=False)[0]
-    return tensor_to_rgb8((full + delta).clamp(0, 1))
 
 
 class MultiViewLoss(nn.Module):
