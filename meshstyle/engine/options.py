@@ -167,6 +167,9 @@ class EngineOptions:
                             "faster on CPUs with AMX; features, losses and the texture stay float32), fp32 keeps "
                             "every operation in float32 (auto: bf16 for VGG on AMX CPUs and CUDA, else fp32)",
                             choices=PRECISIONS, group="network")
+    threads: int | None = option(None, "torch intra-op threads of this run (auto: torch's default, one per core; "
+                                 "batch: cores / --workers, so that workers x threads <= cores)", kind="int",
+                                 low=1, high=1024, none=True, group="optimization", metavar="N")
 
     @property
     def arch(self) -> str:

@@ -19,11 +19,75 @@ from ..core.errors import MeshstyleError
 _CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
 
 
+#: Options of a texture map statement and how many values each takes (Bourke's MTL spec, "Options for
+#: texture map statements"): (least, most); ``-o``, ``-s`` and ``-t`` take u and optional v, w.
+MAP_OPTIONS = {"-blendu": (1, 1), "-blendv": (1, 1), "-bm": (1, 1), "-boost": (1, 1), "-cc": (1, 1),
+               "-clamp": (1, 1), "-imfchan": (1, 1), "-mm": (2, 2), "-o": (1, 3), "-s": (1, 3), "-t": (1, 3),
+               "-texres": (1, 1), "-type": (1, 1)}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def split_map_options(rest: str, where: str = "MTL") -> tuple[str, str, dict[str, list[str]]]:
+    """Split the rest of a texture map line (``-s 1 1 1 -clamp on tex.png``) into (options as written,
+    file name, {option: values}). The file name is everything after the options (it may hold spaces).
+
+    Raises:
+        MeshstyleError: an option without its values, or options and no file name.
+    """
+    tokens = rest.split()
+    i, parsed = 0, {}
+    while i < len(tokens) and tokens[i].lower() in MAP_OPTIONS:
+        option = tokens[i].lower()
+        least, most = MAP_OPTIONS[option]
+        values = []
+        while len(values) < most and i + 1 + len(values) < len(tokens) - 1:
+            candidate = tokens[i + 1 + len(values)]
+            if len(values) >= least and (not _is_number(candidate) or option not in ("-o", "-s", "-t")):
+                break
+            values.append(candidate)
+        if len(values) < least or (option in ("-o", "-s", "-t", "-bm", "-boost", "-mm", "-texres")
+                                   and not all(_is_number(v) for v in values)):
+            raise MeshstyleError(f"{where}: texture option {tokens[i]} needs {least} number(s) or value(s) "
+                                 f"before the file name")
+        parsed[option] = values
+        i += 1 + len(values)
+    if parsed and i >= len(tokens):
+        raise MeshstyleError(f"{where}: texture map line has options but no file name")
+    if not parsed:
+        return "", rest.strip(), {}
+    # the file name is the text after the last option value, as written (spaces kept)
+    body = rest.strip()
+    for token in tokens[:i]:
+        body = body[body.index(token) + len(token):]
+    return " ".join(tokens[:i]), body.strip(), parsed
+
+
+def map_uv_transform(parsed: dict[str, list[str]]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(scale (2,), offset (2,)) that ``-s`` and ``-o`` apply to UVs (texture lookup at
+    ``uv * scale + offset``), or None when neither is given."""
+    if "-s" not in parsed and "-o" not in parsed:
+        return None
+    s = [float(v) for v in parsed.get("-s", ["1"])] + [1.0]
+    o = [float(v) for v in parsed.get("-o", ["0"])] + [0.0]
+    scale, offset = np.array([s[0], s[1] if len(s) > 2 else 1.0]), np.array([o[0], o[1] if len(o) > 2 else 0.0])
+    if not (np.isfinite(scale).all() and np.isfinite(offset).all()):
+        return None
+    return scale, offset
+
+
 @dataclass
 class MtlMaterial:
     """One ``newmtl`` block: ``kd`` sRGB (3,) in [0, 1] or None, ``ns`` specular exponent, ``d``
-    opacity, ``map_kd`` the texture file name as written (rest of the ``map_Kd`` line), ``library``
-    the MTL file it comes from."""
+    opacity, ``map_kd`` the texture file name as written (the ``map_Kd`` line after its options),
+    ``map_kd_options`` those options as written (``-s 2 2 1 -clamp on``; kept on export) and parsed
+    (``map_kd_parsed``: option -> values), ``library`` the MTL file it comes from."""
 
     name: str
     library: str
@@ -31,6 +95,8 @@ class MtlMaterial:
     ns: float | None = None
     d: float | None = None
     map_kd: str | None = None
+    map_kd_options: str = ""
+    map_kd_parsed: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -163,7 +229,9 @@ def parse_mtl(text: str, library: str) -> dict[str, MtlMaterial]:
             except ValueError:
                 pass
         elif key == "map_kd":
-            current.map_kd = line.strip()[len("map_kd"):].strip()
+            options, name, parsed = split_map_options(clean[len("map_kd"):], f"{library}, material "
+                                                      f"{current.name!r}")
+            current.map_kd, current.map_kd_options, current.map_kd_parsed = name, options, parsed
     return materials
 
 
@@ -183,8 +251,9 @@ def safe_name(name: str, fallback: str) -> str:
 
 def edit_mtl(text: str, new_maps: dict[str, str], comment: str | None) -> str:
     """The MTL ``text`` with the ``map_Kd`` file of the materials in ``new_maps`` (name -> file)
-    replaced; a material without a ``map_Kd`` line gets one after its ``newmtl`` line. Every other
-    line is kept byte for byte; ``comment`` (one line) goes first."""
+    replaced, its options (``-s``, ``-o``, ``-clamp``...) kept as written; a material without a
+    ``map_Kd`` line gets one after its ``newmtl`` line. Every other line is kept byte for byte;
+    ``comment`` (one line) goes first."""
     out = []
     if comment:
         out.append(f"# {single_line(comment, 'provenance comment')}\n")
@@ -208,7 +277,9 @@ def edit_mtl(text: str, new_maps: dict[str, str], comment: str | None) -> str:
                 continue
             body = line.rstrip("\r\n")
             start = body.lower().index("map_kd")
-            out.append(f"{body[:start]}map_Kd {new_maps[current]}{line[len(body):] or newline}")
+            options = split_map_options(_strip_comment(body)[start + len("map_kd"):])[0]
+            options = f"{options} " if options else ""
+            out.append(f"{body[:start]}map_Kd {options}{new_maps[current]}{line[len(body):] or newline}")
             done.add(current)
             continue
         out.append(line)

@@ -359,7 +359,10 @@ def _apply_mtl(scene: trimesh.Scene, origin: obj_io.ObjSource) -> None:
     """Give each OBJ part the colour, opacity and texture its MTL really states. trimesh's MTL parser
     keeps end-of-line comments (``Kd 1 1 1  # white`` fails and falls back to grey; ``newmtl a # b``
     never matches ``usemtl a``); :func:`meshstyle.mesh.obj.parse_mtl` strips them. ``Kd`` is sRGB, as
-    are texture pixels, so it is stored as is (x 255)."""
+    are texture pixels, so it is stored as is (x 255). A ``map_Kd`` with ``-s``/``-o`` options samples
+    its texture at ``uv * s + o`` (as Blender's and three.js's OBJ importers do): the part's UVs are
+    changed to that here, as ``KHR_texture_transform`` is for glTF (the exported OBJ keeps its ``vt``
+    lines and the MTL its options)."""
     for name, geom in scene.geometry.items():
         if not isinstance(geom, trimesh.Trimesh):
             continue
@@ -376,8 +379,11 @@ def _apply_mtl(scene: trimesh.Scene, origin: obj_io.ObjSource) -> None:
         if not matched:
             material.name = found.name
             material.image = None
-            if found.map_kd in origin.textures and _has_uv(geom):
-                material.image = check_image_bytes(origin.textures[found.map_kd], found.map_kd)
+        if (not matched or material.image is None) and found.map_kd in origin.textures and _has_uv(geom):
+            material.image = check_image_bytes(origin.textures[found.map_kd], found.map_kd)
+        transform = obj_io.map_uv_transform(found.map_kd_parsed)
+        if transform is not None and material.image is not None and _has_uv(geom):
+            geom.visual.uv = np.asarray(geom.visual.uv, np.float64) * transform[0] + transform[1]  # map_Kd -s, -o
         rgb = np.clip(np.asarray(found.kd if found.kd is not None else (0.8, 0.8, 0.8)), 0, 1)
         alpha = float(np.clip(found.d, 0, 1)) if found.d is not None else 1.0
         material.diffuse = np.round(np.append(rgb, alpha) * 255).astype(np.uint8)
