@@ -19,7 +19,6 @@ from .. import __version__
 from ..core.errors import MeshstyleError, one_line
 
 log = logging.getLogger("meshstyle")
-RANDOM_LABEL = "made with RANDOM (untrained) VGG weights: a test output, not a real stylization"
 
 EPILOG_WEIGHTS = """Networks: --encoder auto uses torchvision's ImageNet VGG-19 when its weights are on this machine
 (--encoder vgg19 downloads them once; offline: --vgg-weights PATH or MESHSTYLE_VGG_WEIGHTS=PATH), and

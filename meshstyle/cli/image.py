@@ -6,12 +6,10 @@ import argparse
 import logging
 
 from ..core import optiontable
-from ..core.imageio import check_image_output, open_image, save_image
-from ..core.outputs import OutputPlan
-from ..engine.features import is_random_weights
 from ..engine.options import EngineOptions
-from ..stylize.options import ENGINE_DEFAULTS, ImageOptions, check_style_kinds, is_preset
-from . import EPILOG_WEIGHTS, RANDOM_LABEL
+from ..stylize.jobs import image_job
+from ..stylize.options import ENGINE_DEFAULTS, ImageOptions
+from . import EPILOG_WEIGHTS
 from .progress import ProgressBar
 
 log = logging.getLogger("meshstyle")
@@ -64,47 +62,16 @@ def add_commands(sub) -> None:
 
 def run_image_command(args) -> int:
     """Run one of the 2D commands from parsed arguments; returns the exit status."""
-    from ..stylize import image as jobs
-
     options = optiontable.from_args(EngineOptions, args, ENGINE_DEFAULTS[args.command])
     image_options = optiontable.from_args(ImageOptions, args)
-    image_options.validate()
-    styles = list(getattr(args, "style", None) or [])
-    content = getattr(args, "content", None)
-    init = image_options.init if image_options.init not in (None, "content", "noise", "feedforward") else None
-    inputs = [p for p in (content, *styles, init) if p is not None and not is_preset(p)]
-    out = check_image_output(args.output)
-    plan = OutputPlan(inputs)
-    plan.add(out)
-    plan.check()
-    for path in inputs:
-        open_image(path)  # fail fast on a bad input before the slow work
-    options = options.validated()
-    random_vgg = options.method == "optimize" and options.encoder.startswith("vgg") and is_random_weights(
-        options.vgg_weights)
-    label = RANDOM_LABEL if random_vgg else None
     bar = ProgressBar(quiet=args.quiet)
-
-    def on_checkpoint(image):
-        save_image(image, out, label)
-
-    check_style_kinds(styles, options.method)
-    kwargs = {"options": options, "image_options": image_options, "callback": bar, "on_checkpoint": on_checkpoint}
     try:
-        if args.command == "image":
-            result = jobs.stylize_image(content, styles, **kwargs)
-        elif args.command == "texture":
-            result = jobs.synthesize_texture(styles, **kwargs)
-        else:
-            result = jobs.reconstruct_content(content, **kwargs)
+        outcome = image_job(args.command, getattr(args, "content", None), list(getattr(args, "style", None) or []),
+                            args.output, options=options, image_options=image_options, callback=bar)
     finally:
         bar.close()
-    label = RANDOM_LABEL if result.random_weights else None
-    save_image(result.image, out, label)
-    if result.random_weights:
-        log.warning("%s: %s", out, RANDOM_LABEL)
-    if result.interrupted:
-        log.warning("interrupted: wrote the result so far to %s", out)
+    if outcome.interrupted:
+        log.warning("interrupted: wrote the result so far to %s", args.output)
         return 130
-    log.info("wrote %s", out)
+    log.info("wrote %s", args.output)
     return 0

@@ -7,12 +7,12 @@ import logging
 from pathlib import Path
 
 from ..core import optiontable
-from ..core.imageio import check_image_output, open_image
+from ..core.imageio import check_image_output
 from ..core.outputs import OutputPlan
 from ..engine.options import EngineOptions
-from ..stylize.guards import ensure_finite
-from ..stylize.options import ENGINE_DEFAULTS, MeshOptions, check_style_kinds, is_preset
-from . import EPILOG_WEIGHTS, RANDOM_LABEL
+from ..stylize.jobs import mesh_job
+from ..stylize.options import ENGINE_DEFAULTS, MeshOptions
+from . import EPILOG_WEIGHTS
 from .image import add_option_flags
 from .progress import ProgressBar
 
@@ -75,45 +75,10 @@ def _check_preview(path: str | None) -> None:
         check_image_output(path)
 
 
-def plan_mesh_outputs(args, mesh_options: MeshOptions, mesh, out: Path) -> OutputPlan:
-    """The output plan of ``meshstyle mesh``: the mesh ``out`` and the siblings its export writes, the
-    preview and the checkpoint, checked against every input file (the mesh's own MTL and textures too)."""
-    resume = mesh_options.resume
-    if resume and mesh_options.checkpoint and Path(resume).resolve() == Path(mesh_options.checkpoint).resolve():
-        resume = None  # continuing a checkpoint and saving it again is the documented workflow
-    plan = OutputPlan([args.input, *[s for s in args.style if not is_preset(s)], resume, *mesh.resource_files()])
-    for path in mesh.output_paths(out, texture_format=mesh_options.texture_format):
-        plan.add(path)
-    if args.preview:
-        _check_preview(args.preview)
-        plan.add(args.preview)
-    if mesh_options.checkpoint:
-        plan.add(mesh_options.checkpoint)
-    plan.check()
-    return plan
-
-
 def cmd_mesh(args) -> int:
     """``meshstyle mesh``: validate everything, stylize, export, preview; returns the exit status."""
-    from ..mesh.preview import before_after_sheet, render_turntable
-    from ..mesh.textured import TexturedMesh, check_mesh_output
-    from ..stylize.mesh import stylize_mesh
-
     options = optiontable.from_args(EngineOptions, args, ENGINE_DEFAULTS["mesh"])
     mesh_options = optiontable.from_args(MeshOptions, args)
-    if mesh_options.checkpoint_every and not mesh_options.checkpoint:
-        mesh_options.checkpoint = str(Path(args.output).with_suffix(".ckpt"))
-    mesh_options.validate()
-    out = check_mesh_output(args.output)
-    for style in args.style:
-        if not is_preset(style):
-            open_image(style)  # fail fast on a bad style before the slow work
-    check_style_kinds(args.style, options.method)
-    mesh = TexturedMesh.load(args.input, allow_missing_textures=mesh_options.allow_missing_textures)
-    options = options.validated()
-    plan = plan_mesh_outputs(args, mesh_options, mesh, out)
-    log.info("loaded %s: %d stylizable part(s), %d faces", args.input, len(mesh.stylizable),
-             sum(len(i.faces) for i in mesh.instances()))
     views_bar = ProgressBar("ray casting views", quiet=args.quiet, unit="view")
     bar = ProgressBar("stylizing", quiet=args.quiet)
 
@@ -122,34 +87,15 @@ def cmd_mesh(args) -> int:
         bar(info)
 
     try:
-        result = stylize_mesh(mesh, args.style, mesh_options=mesh_options, options=options, callback=on_step,
-                              view_progress=lambda: views_bar.tick(mesh_options.views * mesh_options.depth_levels))
+        outcome = mesh_job(args.input, args.style, args.output, options=options, mesh_options=mesh_options,
+                           preview=args.preview, callback=on_step,
+                           view_progress=lambda: views_bar.tick(mesh_options.views * mesh_options.depth_levels))
     finally:
         views_bar.close()
         bar.close()
-    ensure_finite(result.history)
-    seams = (result.history[-1] if result.history else {}).get("seams_after")
-    if isinstance(seams, dict) and {"seam", "interior"} <= set(seams):
-        log.info("feed-forward fit: mean colour jump across UV seams %.3f (across ordinary edges %.3f)",
-                 seams["seam"], seams["interior"])
-    note = RANDOM_LABEL if result.random_weights else None
-    provenance = {"style": ", ".join(Path(s).name if not is_preset(s) else s for s in args.style),
-                  "method": options.method, "encoder": options.encoder if options.method == "optimize" else "none",
-                  "vgg_weights": "random" if result.random_weights else "pretrained", "seed": options.seed}
-    if result.precision is not None:
-        provenance["precision"] = result.precision
-    writers = {out: lambda tmp: result.mesh.save(tmp, texture_format=mesh_options.texture_format,
-                                                 jpeg_quality=mesh_options.jpeg_quality, provenance=provenance)}
-    if args.preview and Path(args.preview).suffix.lower() == GIF:
-        writers[Path(args.preview)] = lambda tmp: render_turntable(result.mesh, tmp)
-    elif args.preview:
-        writers[Path(args.preview)] = lambda tmp: before_after_sheet(mesh, result.mesh, tmp, note=note)
-    written = plan.commit(writers)
-    if result.random_weights:
-        log.warning("%s", RANDOM_LABEL)
-    log.info("wrote %s", ", ".join(str(p) for p in written))
-    if result.interrupted:
-        log.warning("interrupted after %d steps: wrote the texture so far", len(result.history))
+    log.info("wrote %s", ", ".join(str(p) for p in outcome.written))
+    if outcome.interrupted:
+        log.warning("interrupted: wrote the texture so far")
         return 130
     return 0
 

@@ -21,7 +21,7 @@ from ..core.files import check_regular_file
 
 FORMAT = "meshstyle-checkpoint-2"
 #: Options that may differ between the run that wrote a checkpoint and the one that resumes it.
-FREE_OPTIONS = ("checkpoint_every", "checkpoint", "resume", "iterations", "device")
+FREE_OPTIONS = ("checkpoint_every", "checkpoint", "resume", "iterations", "device", "threads")
 
 
 def style_digest(styles: list[torch.Tensor]) -> str:

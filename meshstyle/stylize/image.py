@@ -204,6 +204,8 @@ def _prepare(command: str, options: EngineOptions | None, image_options: ImageOp
     if image_options.init == "feedforward" and command != "image":
         raise MeshstyleError("--init feedforward needs a content image and a style: use it with 'meshstyle image'")
     options = merged(options or ENGINE_DEFAULTS[command], engine_over).validated()
+    if options.threads is not None:
+        torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)
     return options, image_options, resolve_device(options.device)
 

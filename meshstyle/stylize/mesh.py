@@ -185,6 +185,8 @@ def _inputs(mesh, style, mesh_options, options, overrides):
     mesh_options = replace(mesh_options or MeshOptions(), **mesh_over)
     options = replace(options or ENGINE_DEFAULTS["mesh"], **engine_over).validated()
     mesh_options.validate()
+    if options.threads is not None:
+        torch.set_num_threads(options.threads)
     if options.method == "optimize" and options.optimizer == "lbfgs" and mesh_options.batch_views < mesh_options.views:
         log.warning("L-BFGS sees another batch of views at each step (--batch-views %d < --views %d), which breaks "
                     "its curvature pairs; Adam (the mesh default) suits minibatches of views",
@@ -204,7 +206,7 @@ def _inputs(mesh, style, mesh_options, options, overrides):
 def _feedforward_start(source: TexturedMesh, style, options: EngineOptions) -> TexturedMesh:
     """A copy of ``source`` whose stylizable textures are the feed-forward networks' fitted textures
     (``init="feedforward"``); the optimization then starts from them and keeps them as content."""
-    from .feedforward import feedforward_textures
+    from .feedforward_mesh import feedforward_textures
 
     start = source.copy()
     for name, texture in feedforward_textures(source, style, style_blend=options.style_blend,
@@ -216,10 +218,10 @@ def _feedforward_start(source: TexturedMesh, style, options: EngineOptions) -> T
 
 def mesh_feedforward(mesh, style, options: EngineOptions, mesh_options: MeshOptions,
                      callback: Callable[[StepInfo], None] | None = None) -> MeshResult:
-    """``method="feedforward"``: :func:`~meshstyle.stylize.feedforward.stylize_mesh_feedforward` with the
+    """``method="feedforward"``: :func:`~meshstyle.stylize.feedforward_mesh.stylize_mesh_feedforward` with the
     run's options; ``resolution`` and ``iterations`` left at the optimization defaults take the
     feed-forward job's own (384 px, 40 fitting steps per round)."""
-    from .feedforward import stylize_mesh_feedforward
+    from .feedforward_mesh import stylize_mesh_feedforward
 
     chosen, start = {}, time.perf_counter()
 
