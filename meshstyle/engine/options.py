@@ -157,7 +157,8 @@ class EngineOptions:
     strength: float = option(1.0, "feedforward: style strength, 0 keeps the content, 1 is full style",
                              kind="float", low=0, high=1, commands=frozenset({"image", "mesh"}), group="method")
     encoder: str = option("auto", "network whose features define style and content (auto: ImageNet VGG-19 "
-                          "when its weights are on this machine, else the pretrained mobilenetv2-magenta)",
+                          "when its weights are on this machine, else ImageNet VGG-16 from the pretrained extra, "
+                          "else mobilenetv2-magenta)",
                           choices=("auto", *encoders.ENCODERS), group="network")
     vgg_weights: str | None = option(None, "VGG weights: imagenet, a file, or random[:SEED] for untrained test "
                                      "weights (auto: $MESHSTYLE_VGG_WEIGHTS, else imagenet)", none=True,
@@ -179,15 +180,15 @@ class EngineOptions:
     def validated(self) -> EngineOptions:
         """A copy with the encoder chosen and layers parsed; raises :class:`MeshstyleError` (one line).
 
-        ``encoder="auto"`` becomes ``vgg19`` when ``vgg_weights`` is given (a file, ``imagenet`` or
-        ``random``), else :func:`~meshstyle.engine.encoders.available_default_encoder`; unset layer
-        lists become that encoder's defaults.
+        ``encoder="auto"`` becomes :func:`~meshstyle.engine.encoders.resolve_encoder`'s choice (a VGG when
+        ``vgg_weights`` is given, else the best trained network on this machine); unset layer lists become
+        that encoder's defaults.
         """
         check(self)
         encoder = self.encoder
         if encoder == "auto":  # the feed-forward method needs no encoder: no notice then
-            encoder = ("vgg19" if self.vgg_weights is not None or self.method == "feedforward"
-                       else encoders.available_default_encoder())
+            encoder = ("vgg19" if self.method == "feedforward" else
+                       encoders.resolve_encoder(None, self.vgg_weights))
         style_default, content_default = encoders.default_layers(encoder)
         weight_default = DEFAULT_STYLE_WEIGHT[encoder]
         if self.preset != "none":
