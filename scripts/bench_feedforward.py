@@ -197,7 +197,7 @@ def bench_strength() -> dict:
 def bench_mesh(threads: int, sheet: str | None) -> dict:
     from meshstyle.mesh.preview import before_after_sheet
     from meshstyle.mesh.textured import TexturedMesh
-    from meshstyle.stylize.feedforward import stylize_mesh_feedforward
+    from meshstyle.stylize.feedforward_mesh import stylize_mesh_feedforward
 
     torch.set_num_threads(threads)
     source = TexturedMesh.load(ROOT / "assets" / "meshes" / "spot" / "cow.obj")

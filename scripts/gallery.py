@@ -26,12 +26,9 @@ from meshstyle import TexturedMesh
 from meshstyle.core.atomic import atomic_path, write_text
 from meshstyle.core.imageio import load_image, rgb8_to_tensor, tensor_to_pil
 from meshstyle.mesh.preview import contact_sheet, shade_views, turntable_views
-from meshstyle.stylize.feedforward import (
-    FeedForward,
-    preset_sheet,
-    stylize_image_feedforward,
-    stylize_mesh_feedforward,
-)
+from meshstyle.stylize.feedforward import FeedForward, stylize_image_feedforward
+from meshstyle.stylize.feedforward_mesh import stylize_mesh_feedforward
+from meshstyle.stylize.preset_sheet import preset_sheet
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"

@@ -20,12 +20,9 @@ from meshstyle.mesh.cameras import orbit_cameras  # noqa: E402
 from meshstyle.mesh.raycast import compute_views  # noqa: E402
 from meshstyle.mesh.textured import TexturedMesh  # noqa: E402
 from meshstyle.mesh.weights import angle_weight  # noqa: E402
-from meshstyle.stylize.feedforward import (  # noqa: E402
-    FeedForward,
-    seam_jump,
-    stylize_image_feedforward,
-    stylize_mesh_feedforward,
-)
+from meshstyle.stylize.feedforward import FeedForward, stylize_image_feedforward  # noqa: E402
+from meshstyle.stylize.feedforward_mesh import stylize_mesh_feedforward  # noqa: E402
+from meshstyle.stylize.mesh_quality import seam_jump  # noqa: E402
 
 WAVE = STYLE.parent / "wave.jpg"
 SIZE = 128
@@ -220,7 +217,7 @@ def test_feedforward_textures_start_textures_at_the_original_size(nets):
     """The ``--init feedforward`` textures: one (3, H, W) float texture per part at the original size
     (a non-square 48 x 32 texture here), in [0, 1], visibly changed from the input, and equal (to 8-bit
     rounding) to the texture stylize_mesh_feedforward writes with the same settings."""
-    from meshstyle.stylize.feedforward import feedforward_textures
+    from meshstyle.stylize.feedforward_mesh import feedforward_textures
 
     texture = np.kron(QUADRANT_COLOURS, np.ones((16, 24, 1), np.uint8))
     mesh = TexturedMesh(cube(texture))

@@ -43,7 +43,7 @@ def cmd_styles(args: argparse.Namespace) -> int:
             ``pretrained`` extra missing (the CLI prints one line and exits 2).
     """
     from ..core.imageio import check_image_output, save_pil
-    from ..stylize.feedforward import preset_sheet
+    from ..stylize.preset_sheet import preset_sheet
 
     image = args.image
     if image is None:
