@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -30,3 +31,21 @@ def check_regular_file(path: str | os.PathLike, what: str = "file") -> os.stat_r
     if not stat.S_ISREG(info.st_mode):
         raise MeshstyleError(f"{what} {path} is not a regular file (a FIFO, socket or device?)")
     return info
+
+
+def sha256_file(path: str | os.PathLike, what: str = "file") -> str:
+    """SHA-256 (hex) of the regular file ``path``, read in 1 MiB blocks.
+
+    Raises:
+        MeshstyleError: missing, unreadable, a folder, or not a regular file (see :func:`check_regular_file`).
+    """
+    check_regular_file(path, what)
+    digest = hashlib.sha256()
+    try:
+        # O_NONBLOCK: should the file be swapped for a FIFO after the check, open() does not hang
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise MeshstyleError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    return digest.hexdigest()

@@ -44,7 +44,7 @@ from ..mesh.padding import pad_texture
 from ..mesh.raycast import compute_level_views
 from ..mesh.textured import TexturedMesh
 from ..mesh.weights import BLEND, REFERENCE_PERCENTILE
-from .checkpoint import fingerprint, load_checkpoint, save_checkpoint, style_digest
+from .checkpoint import RunRandomness, fingerprint, load_checkpoint, save_checkpoint, style_digest
 from .image import COARSE_ITERATION_SHARE
 from .options import ENGINE_DEFAULTS, MeshOptions, split_overrides
 from .results import MeshResult
@@ -280,19 +280,31 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     params = _texture_parameters([start.to(device) for _, start, _ in parts], mesh_options, (styles, blend))
     objective = Objective(options, device)
     current = _StageLoss(objective, stages, firsts, [start.to(device) for _, start, _ in parts], mesh_options)
-    run_print = fingerprint(source, mesh_options, options, style_digest(styles))
-    start_step, opt_state, ema_state = 0, None, None
+    save = mesh_options.checkpoint and mesh_options.checkpoint_every
+    run_print = fingerprint(source, mesh_options, options, style_digest(styles), [
+        s for s in (style if isinstance(style, list | tuple) else [style]) if isinstance(s, str | os.PathLike)]) \
+        if save or mesh_options.resume else None
+    randomness = RunRandomness(objective)
+    start_step, opt_state, ema_state, pending = 0, None, None, None
     if mesh_options.resume:
         start_step, opt_state, extra = load_checkpoint(mesh_options.resume, params, run_print)
         ema_state = _checkpoint_ema(extra, params) if options.ema else None
+        pending = extra.get("rng")
 
     def loss_fn(step: int) -> dict[str, torch.Tensor]:
+        nonlocal pending
+        if pending is not None:  # resumed: the random states as the uninterrupted run had them at this step
+            if step not in firsts:
+                current.at(step)  # rebuilding a scale's loss mid-scale draws numbers the uninterrupted run did not
+            randomness.restore(pending, mesh_options.resume)
+            pending = None
+        randomness.step_started(step)
         return _step_terms(current.at(step), params, objective, mesh_options,
                            _batch(step, mesh_options.views, mesh_options.batch_views, options.seed))
 
-    save = mesh_options.checkpoint and mesh_options.checkpoint_every
     settings = _run_settings(options, mesh_options, (lambda step, p, opt, averaged: save_checkpoint(
-        mesh_options.checkpoint, step, params, opt, run_print, {"ema": averaged} if averaged else None))
+        mesh_options.checkpoint, step, params, opt, run_print,
+        {"rng": randomness.state_for(step)} | ({"ema": averaged} if averaged else {})))
         if save else None, restart_steps=tuple(firsts[1:]))
     t = time.perf_counter()
     result = run(_Textures(params), loss_fn, options.iterations, replace(
