@@ -71,6 +71,96 @@ def test_readme_option_table_is_the_generated_one():
     assert replace_in_readme(readme) == readme, "run: python scripts/options_table.py --write"
 
 
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _type_checking_only(tree: ast.Module) -> set[ast.AST]:
+    """Import nodes under ``if TYPE_CHECKING:`` (annotations only: never executed, so no runtime cycle)."""
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped |= {n for stmt in node.body for n in ast.walk(stmt)}
+    return skipped
+
+
+def _imported(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, known: set[str]) -> set[str]:
+    """The meshstyle modules an import statement loads (``from . import x`` names module ``x`` when it is one)."""
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    else:
+        base = node.module or ""
+        if node.level:
+            package = module.split(".")[: len(module.split(".")) - node.level + (1 if is_package else 0)]
+            base = ".".join(package + ([base] if base else []))
+        names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+    return {n for n in names if n in known}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the meshstyle modules it imports anywhere in its file (top level, inside functions or
+    methods; not under ``if TYPE_CHECKING:``). Parent packages a dotted import also runs are not edges."""
+    paths = {_module_name(p): p for p in sorted((ROOT / "meshstyle").rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for module, path in paths.items():
+        tree = ast.parse(path.read_text())
+        skipped = _type_checking_only(tree)
+        graph[module] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom) and node not in skipped:
+                graph[module] |= _imported(node, module, path.name == "__init__.py", set(paths)) - {module}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_no_import_cycle_even_through_function_local_imports():
+    graph = import_graph()
+    assert graph["meshstyle.mesh.export"] >= {"meshstyle.mesh.material", "meshstyle.core.atomic"}
+    assert "meshstyle.stylize.feedforward" in graph["meshstyle.stylize.image"]  # a function-local import
+    assert import_cycles(graph) == []
+
+
+def test_the_cycle_finder_sees_a_cycle_through_a_function_local_import(tmp_path):
+    tree = ast.parse("import os\n\ndef f():\n    from .b import g\n")
+    found = {n for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+             for n in _imported(node, "meshstyle.a", False, {"meshstyle.a", "meshstyle.b"})}
+    assert found == {"meshstyle.b"}
+    assert import_cycles({"meshstyle.a": found, "meshstyle.b": {"meshstyle.a"}}) == [["meshstyle.a", "meshstyle.b"]]
+    assert import_cycles({"meshstyle.a": found, "meshstyle.b": set()}) == []
+
+
 def _function_lengths(path: Path):
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):

@@ -17,14 +17,9 @@ import warnings
 
 from .. import __version__
 from ..core.errors import MeshstyleError, one_line
+from .epilog import EPILOG_WEIGHTS
 
 log = logging.getLogger("meshstyle")
-
-EPILOG_WEIGHTS = """Networks: --encoder auto uses torchvision's ImageNet VGG-19 when its weights are on this machine
-(--encoder vgg19 downloads them once; offline: --vgg-weights PATH or MESHSTYLE_VGG_WEIGHTS=PATH), and
-otherwise the pretrained mobilenetv2-magenta shipped with meshstyle[pretrained], so offline runs are
-real stylizations. --vgg-weights random runs untrained VGG weights (tests only; outputs are labelled).
---method feedforward uses pretrained feed-forward networks instead of optimization (seconds, not minutes)."""
 
 #: Arguments that name inputs and outputs rather than options of the run (not in the option tables).
 IO_ARGUMENTS = ("content", "input", "style", "output", "preview", "quiet")
@@ -44,7 +39,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``meshstyle`` argument parser with every subcommand."""
-    from . import image, mesh, styles
+    from . import batch, image, mesh, styles
 
     parser = Parser(
         prog="meshstyle",
@@ -56,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_commands(sub)
     mesh.add_commands(sub)
     styles.add_styles_command(sub)
+    batch.add_batch_command(sub)
     return parser
 
 

@@ -9,7 +9,7 @@ from ..core import optiontable
 from ..engine.options import EngineOptions
 from ..stylize.jobs import image_job
 from ..stylize.options import ENGINE_DEFAULTS, ImageOptions
-from . import EPILOG_WEIGHTS
+from .epilog import EPILOG_WEIGHTS
 from .progress import ProgressBar
 
 log = logging.getLogger("meshstyle")

@@ -12,7 +12,7 @@ from ..core.outputs import OutputPlan
 from ..engine.options import EngineOptions
 from ..stylize.jobs import mesh_job
 from ..stylize.options import ENGINE_DEFAULTS, MeshOptions
-from . import EPILOG_WEIGHTS
+from .epilog import EPILOG_WEIGHTS
 from .image import add_option_flags
 from .progress import ProgressBar
 
