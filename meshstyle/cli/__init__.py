@@ -39,7 +39,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``meshstyle`` argument parser with every subcommand."""
-    from . import image, mesh, styles
+    from . import batch, image, mesh, styles
 
     parser = Parser(
         prog="meshstyle",
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_commands(sub)
     mesh.add_commands(sub)
     styles.add_styles_command(sub)
+    batch.add_batch_command(sub)
     return parser
 
 
