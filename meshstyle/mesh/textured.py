@@ -44,6 +44,10 @@ log = logging.getLogger("meshstyle")
 
 MESH_INPUTS = (".obj", ".glb", ".gltf")
 MAX_TEXTURE = 8192
+#: UVs farther than this from the texture square warn: the float32 texture lookup then keeps less than a
+#: thousandth of a tile (float32 spacing at 1e4 is 0.001, about half a texel of a 512 px texture), so the
+#: texels such a corner samples are arbitrary (finite but meaningless UVs, e.g. 1e30).
+UV_WARNING = 1e4
 BAKE_SIZE = 1024
 
 
@@ -115,6 +119,7 @@ class TexturedMesh:
                 log.warning("%s: material of %r has UVs but no texture (missing texture file?); "
                             "falling back to its base colour", source or "mesh", name)
             self._check_degenerate(name, geom)
+            _warn_far_uv(name, geom, where)
             self._limit_texture(name, geom)
         self.stylizable = [k for k, g in meshes.items() if _has_uv(g) and _material_image(g) is not None]
         if not self.stylizable:
@@ -322,6 +327,18 @@ def _check_geometry(name: str, geom, where: str) -> None:
     uv = getattr(geom.visual, "uv", None)
     if uv is not None and not np.isfinite(np.asarray(uv, np.float64)).all():
         raise MeshstyleError(f"mesh {name!r}{where} has non-finite UV coordinates")
+
+
+def _warn_far_uv(name: str, geom, where: str) -> None:
+    """Warn when a part's UVs reach beyond +-:data:`UV_WARNING` (tiling there is meaningless)."""
+    uv = getattr(geom.visual, "uv", None)
+    if uv is None or not len(uv):
+        return
+    far = float(np.abs(np.asarray(uv, np.float64)).max())
+    if far > UV_WARNING:
+        log.warning("UV coordinates of %r%s reach %.3g, far outside the texture's tiling range (beyond %g a "
+                    "texture lookup is meaningless); those corners show arbitrary texels", name, where, far,
+                    UV_WARNING)
 
 
 def _read_materials(origin: obj_io.ObjSource, resolver: ConfinedResolver, path: Path, allow_missing: bool) -> None:
