@@ -21,10 +21,20 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from .plan import Job
 
 RESULTS = "results.jsonl"
+
+
+def meshstyle_version() -> str:
+    """The installed meshstyle version (package metadata: importing the package here would be a cycle)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("meshstyle")
+    except PackageNotFoundError:
+        return "unknown"
+
 #: Options that do not change what a job writes (so they do not invalidate finished jobs).
 FREE_OPTIONS = ("threads", "device")
 
@@ -59,7 +69,7 @@ def fingerprint(job: Job, style_hashes: list[str], input_hashes: list[tuple[str,
         style_hashes: sha256 of each style file in ``job.styles`` order (``preset:N`` as itself).
         input_hashes: (path, sha256) of every file the job read.
     """
-    data = {"version": __version__, "command": job.command, "options": job_options(job), "styles": style_hashes,
+    data = {"version": meshstyle_version(), "command": job.command, "options": job_options(job), "styles": style_hashes,
             "inputs": sorted([str(p), h] for p, h in input_hashes), "output": job.output_rel}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 

@@ -21,7 +21,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .. import __version__
 from ..core.imageio import load_image
 from ..core.outputs import OutputPlan
 from ..stylize.options import is_preset
@@ -37,6 +36,7 @@ from .results import (
     finished,
     job_options,
     latest,
+    meshstyle_version,
     read_records,
     sha256_file,
 )
@@ -178,7 +178,7 @@ def run_batch(jobs: list[Job], outdir: str | os.PathLike, options: BatchOptions,
                     item["sha256"] = sha256_file(outdir / item["path"])
                 inputs = [(i["path"], i["sha256"]) for i in record["provenance"]["inputs"]]
                 record["provenance"].update(
-                    version=__version__, options=job_options(job),
+                    version=meshstyle_version(), options=job_options(job),
                     styles=[{"path": s, "sha256": h} for s, h in zip(job.styles, hashes[id(job)])],
                     fingerprint=fingerprint(job, hashes[id(job)], inputs))
             except Exception as exc:  # writing the returned bytes failed: the job failed

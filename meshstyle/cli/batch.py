@@ -15,7 +15,7 @@ from ..batch.plan import option_fields
 from ..core import optiontable
 from ..engine.options import EngineOptions
 from ..stylize.options import ENGINE_DEFAULTS, ImageOptions, MeshOptions
-from . import EPILOG_WEIGHTS
+from .epilog import EPILOG_WEIGHTS
 
 log = logging.getLogger("meshstyle")
 

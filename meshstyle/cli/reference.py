@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..batch.options import BatchOptions
 from ..core.optiontable import markdown_table
 from ..engine.options import EngineOptions
 from ..stylize.options import ENGINE_DEFAULTS, ImageOptions, MeshOptions
@@ -11,7 +12,8 @@ START, END = "<!-- options:start -->", "<!-- options:end -->"
 
 def options_markdown() -> str:
     """Markdown table of every option flag: commands, default (per command where they differ) and help."""
-    return markdown_table([(EngineOptions, ENGINE_DEFAULTS), (ImageOptions, None), (MeshOptions, None)])
+    return markdown_table([(EngineOptions, ENGINE_DEFAULTS), (ImageOptions, None), (MeshOptions, None),
+                           (BatchOptions, None)])
 
 
 def replace_in_readme(text: str) -> str:
