@@ -23,9 +23,9 @@ package: every ``DequantizeLinear`` of an initializer becomes a float initialize
 and every activation ``QuantizeLinear``/``DequantizeLinear`` is dropped (the float value flows through),
 so the module computes the float network the int8 graph approximates (variant ``"folded"``, the
 default). Variant ``"exact"`` keeps every activation's int8 rounding as float fake-quantization with a
-straight-through gradient (:func:`fold_qdq`, :class:`FakeQuantize`). The batch-1 ``Reshape`` constants
-(instance-norm statistics ``[1, C, 1, 1]``, the embedding) get a free batch dimension, so any batch and
-image size works. The float ONNX bytes are cached in ``$MESHSTYLE_CACHE`` (default
+straight-through gradient (:func:`meshstyle.engine.onnx_graph.fold_qdq`, :class:`FakeQuantize`). The
+batch-1 ``Reshape`` constants (instance-norm statistics ``[1, C, 1, 1]``, the embedding) get a free batch
+dimension, so any batch and image size works. The float ONNX bytes are cached in ``$MESHSTYLE_CACHE`` (default
 ``~/.cache/meshstyle``) under a name keyed by the source file's sha256 and the variant; the cache holds
 ONNX bytes only, nothing is ever unpickled.
 
@@ -151,301 +151,6 @@ def cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else Path.home() / ".cache" / "meshstyle"
 
 
-def fold_qdq(model: Any, fake_quant: bool = False) -> Any:
-    """Fold an int8 QDQ ONNX model to float, in place; return it.
-
-    - ``DequantizeLinear(q, scale, zero)`` with all inputs initializers becomes the float initializer
-      ``(q - zero) * scale`` (per-axis scales broadcast along ``axis``).
-    - ``fake_quant=False`` (variant ``"folded"``): ``QuantizeLinear``/``DequantizeLinear`` of activations
-      become pass-throughs: their output name is replaced by their input everywhere (ops between a Q and
-      its DQ, such as Transpose or Reshape, then see float values). The float network the int8 graph
-      approximates, with smooth gradients.
-    - ``fake_quant=True`` (variant ``"exact"``): each activation ``Q -> [Reshape | Transpose] -> DQ``
-      chain becomes ``[Reshape | Transpose] -> FakeQuantizeLinear`` (domain ``meshstyle``, a model-local
-      ONNX function whose body is that ``QuantizeLinear -> DequantizeLinear`` pair, so onnx shape
-      inference and onnxruntime understand it): the int8 rounding and saturation of every activation are
-      kept, in float (:class:`FakeQuantize`). Moving the quantization behind the Reshape/Transpose is
-      exact: they only move elements, and the scales are per tensor. Raises ``ValueError`` for any
-      other pattern (a DQ whose scale or zero point differ from its Q's).
-    - ``Reshape`` constants of 4 values starting with a batch size of 1 get ``-1`` there, so any batch works.
-    - Graph input and output shapes lose their fixed sizes.
-    - PyTorch-exported instance norms become ``InstanceNormalization`` nodes (:func:`_fuse_instance_norm`).
-    A model without Q/DQ nodes (``multistyle26``) only gets the last three steps.
-    """
-    import numpy as np
-    from onnx import numpy_helper
-
-    graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    arrays: dict[str, np.ndarray] = {}
-
-    def array(name: str) -> np.ndarray:
-        if name not in arrays:
-            arrays[name] = numpy_helper.to_array(inits[name])
-        return arrays[name]
-
-    rename: dict[str, str] = {}
-    new_inits: list = []
-    keep = []
-    producer = {o: n for n in graph.node for o in n.output}
-    for node in graph.node:
-        if fake_quant and node.op_type == "DequantizeLinear" and node.input[0] not in inits:
-            _check_qdq_pair(node, producer, array)
-            keep.append(_fake_quant_node(node))
-        elif node.op_type == "DequantizeLinear" and all(i in inits for i in node.input if i):
-            q = array(node.input[0]).astype(np.float32)
-            scale = array(node.input[1]).astype(np.float32)
-            zero = (array(node.input[2]).astype(np.float32) if len(node.input) > 2 and node.input[2]
-                    else np.zeros_like(scale))
-            if scale.ndim == 1 and q.ndim > 0:
-                axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-                shape = [1] * q.ndim
-                shape[axis] = -1
-                scale, zero = scale.reshape(shape), zero.reshape(shape)
-            new_inits.append(numpy_helper.from_array((q - zero) * scale, node.output[0]))
-        elif node.op_type in ("QuantizeLinear", "DequantizeLinear"):
-            rename[node.output[0]] = node.input[0]
-        else:
-            keep.append(node)
-
-    def resolve(name: str) -> str:
-        while name in rename:
-            name = rename[name]
-        return name
-
-    outputs = {o.name for o in graph.output}
-    for node in keep:
-        for i, name in enumerate(node.input):
-            node.input[i] = resolve(name)
-    # a graph output produced by a dropped Q/DQ: let the producer of the float value write it instead
-    for out in outputs:
-        if out in rename:
-            src = resolve(out)
-            for node in keep:
-                for i, name in enumerate(node.output):
-                    if name == src:
-                        node.output[i] = out
-                for i, name in enumerate(node.input):
-                    if name == src:
-                        node.input[i] = out
-
-    del graph.node[:]
-    graph.node.extend(keep)
-    used = {i for node in keep for i in node.input}
-    remaining = [t for t in graph.initializer if t.name in used]
-    remaining += [t for t in new_inits if t.name in used]
-    # free the batch dimension of constant reshapes
-    reshape_shapes = {node.input[1] for node in keep if node.op_type == "Reshape"}
-    for i, t in enumerate(remaining):
-        if t.name in reshape_shapes:
-            shape = numpy_helper.to_array(t)
-            if shape.ndim == 1 and len(shape) == 4 and shape[0] == 1 and not (shape[1:] <= 0).any():
-                remaining[i] = numpy_helper.from_array(np.array([-1, *shape[1:]], dtype=np.int64), t.name)
-    del graph.initializer[:]
-    graph.initializer.extend(remaining)
-    _pad_after_transpose(graph)
-    for value in list(graph.input) + list(graph.output):
-        for k, dim in enumerate(value.type.tensor_type.shape.dim):
-            if dim.dim_value and dim.dim_value not in (3, 26, 100):  # keep channel counts
-                dim.dim_param = f"{value.name}_d{k}"
-    del graph.value_info[:]
-    _fuse_instance_norm(graph)
-    if any(node.domain == FAKE_QUANT_DOMAIN for node in graph.node):
-        _fuse_rsqrt(graph)
-        _add_fake_quant_functions(model)
-    return model
-
-
-FAKE_QUANT_DOMAIN = "meshstyle"
-FAKE_QUANT_OP = "FakeQuantizeLinear"
-RSQRT_OP = "Rsqrt"
-_QDQ_PASSTHROUGH = ("Reshape", "Transpose")  # ops tf2onnx puts between an activation Q and its DQ
-
-
-def _check_qdq_pair(dq: Any, producer: dict, array) -> None:
-    """Check that activation ``dq`` reads a ``QuantizeLinear`` (through Reshape/Transpose only) with the
-    same scale and zero point; raise ``ValueError`` otherwise."""
-    import numpy as np
-
-    node = producer.get(dq.input[0])
-    while node is not None and node.op_type in _QDQ_PASSTHROUGH:
-        node = producer.get(node.input[0])
-    if node is None or node.op_type != "QuantizeLinear":
-        raise ValueError(f"DequantizeLinear {dq.name!r} does not follow a QuantizeLinear")
-    for k in (1, 2):
-        if not np.array_equal(array(node.input[k]), array(dq.input[k])):
-            raise ValueError(f"QuantizeLinear {node.name!r} and DequantizeLinear {dq.name!r} differ in "
-                             f"{'scale' if k == 1 else 'zero point'}")
-
-
-def _fake_quant_node(dq: Any) -> Any:
-    from onnx import helper
-
-    return helper.make_node(FAKE_QUANT_OP, list(dq.input[:3]), [dq.output[0]], name=dq.name or dq.output[0],
-                            domain=FAKE_QUANT_DOMAIN)
-
-
-def _fuse_rsqrt(graph: Any) -> None:
-    """Replace ``Sqrt -> Reciprocal`` (the instance norms' ``1 / sqrt(variance + eps)``) by one
-    ``meshstyle.Rsqrt`` node, in place, so its gradient can be made safe (:class:`SafeRsqrt`): with
-    fake quantization ``variance + eps`` is 0 for flat channels (eps 1e-5 is below half a quantization
-    step), and torch's ``0 * inf`` in the backward of ``Sqrt``/``Reciprocal`` would turn every gradient
-    into NaN."""
-    from onnx import helper
-
-    users: dict[str, list] = {}
-    for n in graph.node:
-        for i in n.input:
-            users.setdefault(i, []).append(n)
-    for sqrt in [n for n in graph.node if n.op_type == "Sqrt"]:
-        found = users.get(sqrt.output[0], [])
-        if len(found) != 1 or found[0].op_type != "Reciprocal":
-            continue
-        recip = found[0]
-        idx = list(graph.node).index(sqrt)
-        graph.node.remove(recip)
-        graph.node.remove(sqrt)
-        graph.node.insert(idx, helper.make_node(RSQRT_OP, [sqrt.input[0]], [recip.output[0]],
-                                                name=recip.name or recip.output[0], domain=FAKE_QUANT_DOMAIN))
-
-
-def _add_fake_quant_functions(model: Any) -> None:
-    """Declare ``meshstyle.FakeQuantizeLinear(x, scale, zero_point) = DequantizeLinear(QuantizeLinear(x))``
-    and ``meshstyle.Rsqrt(x) = Reciprocal(Sqrt(x))`` as model-local ONNX functions (in place), so shape
-    inference and onnxruntime can run the graph."""
-    from onnx import helper
-
-    opset = [helper.make_opsetid("", next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")))]
-    have = {(f.domain, f.name) for f in model.functions}
-    if (FAKE_QUANT_DOMAIN, FAKE_QUANT_OP) not in have:
-        body = [helper.make_node("QuantizeLinear", ["x", "scale", "zero_point"], ["q"]),
-                helper.make_node("DequantizeLinear", ["q", "scale", "zero_point"], ["y"])]
-        model.functions.append(helper.make_function(FAKE_QUANT_DOMAIN, FAKE_QUANT_OP,
-                                                    ["x", "scale", "zero_point"], ["y"], body, opset))
-    if (FAKE_QUANT_DOMAIN, RSQRT_OP) not in have:
-        body = [helper.make_node("Sqrt", ["x"], ["s"]), helper.make_node("Reciprocal", ["s"], ["y"])]
-        model.functions.append(helper.make_function(FAKE_QUANT_DOMAIN, RSQRT_OP, ["x"], ["y"], body, opset))
-    if not any(o.domain == FAKE_QUANT_DOMAIN for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid(FAKE_QUANT_DOMAIN, 1))
-
-
-def _pad_after_transpose(graph: Any) -> None:
-    """Swap ``Pad(NHWC) -> Transpose(0, 3, 1, 2)`` into ``Transpose -> Pad(NCHW)``, in place.
-
-    tf2onnx pads the channels-last input of the transformer with a reflect ``Pad`` over axes 1 and 2;
-    torch's reflect padding only pads the trailing dimensions, so the pad is moved behind the
-    transpose (same values: the transpose only relabels axes).
-    """
-    import numpy as np
-    from onnx import helper, numpy_helper
-
-    inits = {t.name: t for t in graph.initializer}
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    for pad in list(graph.node):
-        if pad.op_type != "Pad" or len(pad.input) < 2 or pad.input[1] not in inits:
-            continue
-        pads = numpy_helper.to_array(inits[pad.input[1]])
-        users = consumers.get(pad.output[0], [])
-        if (len(pads) != 8 or pads[[0, 3, 4, 7]].any() or len(users) != 1 or users[0].op_type != "Transpose"
-                or list(next(a.ints for a in users[0].attribute if a.name == "perm")) != [0, 3, 1, 2]):
-            continue
-        trans = users[0]
-        nchw_pads = np.array([0, 0, pads[1], pads[2], 0, 0, pads[5], pads[6]], dtype=np.int64)
-        pads_name = pad.input[1] + "_nchw"
-        graph.initializer.append(numpy_helper.from_array(nchw_pads, pads_name))
-        mid = pad.output[0] + "_nchw"
-        new_trans = helper.make_node("Transpose", [pad.input[0]], [mid], name=trans.name, perm=[0, 3, 1, 2])
-        new_pad = helper.make_node("Pad", [mid, pads_name, *pad.input[2:]], [trans.output[0]],
-                                   name=pad.name)
-        new_pad.attribute.extend(pad.attribute)
-        idx = list(graph.node).index(pad)
-        graph.node.remove(trans)
-        graph.node.remove(pad)
-        graph.node.insert(idx, new_pad)
-        graph.node.insert(idx, new_trans)
-
-
-def _fuse_instance_norm(graph: Any) -> int:
-    """Replace PyTorch-exported instance norms by ``InstanceNormalization`` nodes, in place.
-
-    The pattern (``multistyle26``): ``m = ReduceMean(x, [2, 3])``, ``d = x - m``,
-    ``v = ReduceMean(d ** 2, [2, 3])``, ``y = d * (1 / Sqrt(v + eps))`` becomes
-    ``y = InstanceNormalization(x, scale=1, bias=0, epsilon=eps)`` (the same biased variance), which
-    onnx2torch turns into one fused ``instance_norm`` call instead of seven elementwise passes.
-    The number of channels comes from the ``Conv`` producing ``x``. Returns the number of fusions.
-    """
-    import numpy as np
-    from onnx import helper, numpy_helper
-
-    consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for a in node.attribute:
-                if a.name == "value":
-                    consts[node.output[0]] = numpy_helper.to_array(a.t)
-    producer = {o: n for n in graph.node for o in n.output}
-    users: dict[str, list] = {}
-    for n in graph.node:
-        for i in n.input:
-            users.setdefault(i, []).append(n)
-
-    def only(name: str, op: str):
-        found = users.get(name, [])
-        return found[0] if len(found) == 1 and found[0].op_type == op else None
-
-    def spatial_mean(n) -> bool:
-        axes = next((list(a.ints) for a in n.attribute if a.name == "axes"), None)
-        keep = next((a.i for a in n.attribute if a.name == "keepdims"), 1)
-        return n.op_type == "ReduceMean" and axes == [2, 3] and keep == 1 and len(n.input) == 1
-
-    def const(name: str, value: float | None = None):
-        if name not in consts or consts[name].size != 1:
-            return None
-        v = float(consts[name].reshape(()))
-        return v if value is None or abs(v - value) < 1e-12 else None
-
-    fused = 0
-    for mean in [n for n in graph.node if spatial_mean(n)]:
-        x = mean.input[0]
-        subs = [n for n in users.get(x, []) if n.op_type == "Sub" and list(n.input) == [x, mean.output[0]]]
-        if len(subs) != 1 or len(users.get(mean.output[0], [])) != 1:
-            continue
-        sub = subs[0]
-        d_users = users.get(sub.output[0], [])
-        pows = [n for n in d_users if n.op_type == "Pow" and const(n.input[1], 2.0) is not None]
-        if len(d_users) != 2 or len(pows) != 1:
-            continue
-        pow_ = pows[0]
-        var = only(pow_.output[0], "ReduceMean")
-        add = var and spatial_mean(var) and only(var.output[0], "Add")
-        eps = add and const(add.input[1])
-        sqrt = add and eps is not None and only(add.output[0], "Sqrt")
-        div = sqrt and only(sqrt.output[0], "Div")
-        if not div or const(div.input[0], 1.0) is None or div.input[1] != sqrt.output[0]:
-            continue
-        mul = only(div.output[0], "Mul")
-        if not mul or set(mul.input) != {sub.output[0], div.output[0]} or mul not in d_users:
-            continue
-        conv = producer.get(x)
-        if conv is None or conv.op_type != "Conv" or conv.input[1] not in consts:
-            continue
-        channels = consts[conv.input[1]].shape[0]
-        scale, bias = f"{mean.name or x}_in_scale", f"{mean.name or x}_in_bias"
-        graph.initializer.extend([numpy_helper.from_array(np.ones(channels, np.float32), scale),
-                                  numpy_helper.from_array(np.zeros(channels, np.float32), bias)])
-        norm = helper.make_node("InstanceNormalization", [x, scale, bias], [mul.output[0]],
-                                name=f"{mean.name or x}_fused", epsilon=eps)
-        idx = list(graph.node).index(mean)
-        for n in (mean, sub, pow_, var, add, sqrt, div, mul):
-            graph.node.remove(n)
-        graph.node.insert(idx, norm)
-        fused += 1
-    return fused
-
-
 def _check_variant(variant: str) -> str:
     if variant not in VARIANTS:
         raise MeshstyleError(f"unknown model variant {variant!r}; choose one of {', '.join(VARIANTS)}")
@@ -454,8 +159,8 @@ def _check_variant(variant: str) -> str:
 
 def folded_onnx_bytes(name: str, cache_dir_: str | os.PathLike | None = None, variant: str = "folded"
                       ) -> bytes:
-    """The float ONNX model of ``name`` (``variant`` ``"folded"`` or ``"exact"``, see :func:`fold_qdq`) as
-    bytes, from the cache or built and cached.
+    """The float ONNX model of ``name`` (``variant`` ``"folded"`` or ``"exact"``, see
+    :func:`~meshstyle.engine.onnx_graph.fold_qdq`) as bytes, from the cache or built and cached.
 
     The cache file ``<cache>/pretrained/<name>-<sha256[:16]>-fold<version>[-exact].onnx`` is written
     atomically; an unreadable cache file is rebuilt. Raises :class:`MeshstyleError` (install hint,
@@ -474,6 +179,8 @@ def folded_onnx_bytes(name: str, cache_dir_: str | os.PathLike | None = None, va
             return data
         except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt below
             pass
+    from .onnx_graph import fold_qdq  # needs onnx, checked above
+
     model = onnx.load_from_string(model_bytes(name))
     data = fold_qdq(model, fake_quant=variant == "exact").SerializeToString()
     with contextlib.suppress(OSError):  # a read-only cache folder only costs the folding next time
@@ -486,7 +193,8 @@ def load_model(name: str, cache_dir: str | os.PathLike | None = None, variant: s
 
     ``name`` is one of ``multistyle26``, ``arbitrary_predict``, ``arbitrary_transform`` (inputs, outputs
     and layouts in the module docstring; all images float in [0, 1]). The module is a
-    ``torch.fx.GraphModule`` converted by onnx2torch from the float ONNX of :func:`fold_qdq`;
+    ``torch.fx.GraphModule`` converted by onnx2torch from the float ONNX of
+    :func:`~meshstyle.engine.onnx_graph.fold_qdq`;
     its parameters have ``requires_grad=False`` but it is differentiable with respect to its inputs.
     Any batch size and image size work. ``cache_dir`` overrides ``$MESHSTYLE_CACHE`` / ~/.cache/meshstyle.
 
@@ -586,6 +294,8 @@ def _register_fake_quant() -> None:
     """Teach onnx2torch the ``meshstyle`` nodes of the exact variant (once)."""
     from onnx2torch.node_converters import registry
     from onnx2torch.utils.common import get_const_value
+
+    from .onnx_graph import FAKE_QUANT_DOMAIN, FAKE_QUANT_OP, RSQRT_OP
 
     key = registry.OperationDescription(domain=FAKE_QUANT_DOMAIN, operation_type=FAKE_QUANT_OP, version=1)
     if key in registry._CONVERTER_REGISTRY:  # noqa: SLF001 - onnx2torch has no public lookup
