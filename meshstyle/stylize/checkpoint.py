@@ -67,7 +67,7 @@ def input_digests(source, style_files=()) -> dict[str, str]:
             file, then MTL files, textures, glTF buffers and images) are labelled ``mesh file`` and by
             their path relative to the mesh's folder. A mesh built in code (no file) is hashed from its
             stylizable parts' vertices, faces, UVs and textures instead (``mesh (in memory)``).
-        style_files: paths of the style image files, labelled ``style image N (NAME)``.
+        style_files: paths of the style image files, labelled ``style image N`` (a renamed copy matches).
 
     Raises:
         MeshstyleError: a file can no longer be read (see :func:`meshstyle.core.files.sha256_file`).
@@ -88,7 +88,7 @@ def input_digests(source, style_files=()) -> dict[str, str]:
             arrays += [geom.vertices, geom.faces, source.corner_uv(name), source.texture(name)]
         out["mesh (in memory)"] = _array_digest(*arrays)
     for i, path in enumerate(style_files):
-        out[f"style image {i + 1} ({Path(path).name})"] = sha256_file(path, "style image")
+        out[f"style image {i + 1}"] = sha256_file(path, "style image")
     return out
 
 
