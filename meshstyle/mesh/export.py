@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pygltflib as pg
 import trimesh
 from PIL import Image, PngImagePlugin
 
@@ -378,68 +379,99 @@ def _unit_normals(normals: np.ndarray) -> np.ndarray:
     return out
 
 
+class _GlbWriter:
+    """A new pygltflib document and its binary buffer: :meth:`view` appends a 4-byte aligned buffer
+    view, :meth:`accessor` an array (float32 or uint32) behind one."""
+
+    def __init__(self):
+        self.blob = bytearray()
+        self.doc = pg.GLTF2(asset=pg.Asset(generator="meshstyle"), scene=0)
+
+    def view(self, data: bytes, target: int | None = None) -> int:
+        """Index of a new buffer view holding ``data`` (``target``: 34962 vertex data, 34963 indices)."""
+        self.blob.extend(b"\0" * (-len(self.blob) % 4))
+        self.doc.bufferViews.append(pg.BufferView(buffer=0, byteOffset=len(self.blob), byteLength=len(data),
+                                                 target=target))
+        self.blob.extend(data)
+        return len(self.doc.bufferViews) - 1
+
+    def accessor(self, arr: np.ndarray, kind: str, target: int, bounds: bool = False) -> int:
+        """Index of a new accessor of ``arr`` (N, ...) as glTF type ``kind`` (min/max when ``bounds``)."""
+        ctype = pg.UNSIGNED_INT if arr.dtype == np.uint32 else pg.FLOAT
+        index = self.view(np.ascontiguousarray(arr).tobytes(), target)
+        acc = pg.Accessor(bufferView=index, componentType=ctype, count=len(arr), type=kind)
+        if bounds:
+            acc.min, acc.max = arr.min(0).tolist(), arr.max(0).tolist()
+        self.doc.accessors.append(acc)
+        return len(self.doc.accessors) - 1
+
+
+_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+
 def build_glb(mesh: TexturedMesh, plan: Plan, textures, record: dict) -> bytes:
     """A new GLB document (pygltflib) for a mesh whose input was not glTF, or whose texture was baked:
     one mesh per part, one node per placement (deterministic names), normals kept."""
-    import pygltflib as g
-
-    blob = bytearray()
-    doc = g.GLTF2(asset=g.Asset(generator="meshstyle"), scene=0)
-
-    def view(data: bytes, target: int | None = None) -> int:
-        blob.extend(b"\0" * (-len(blob) % 4))
-        doc.bufferViews.append(g.BufferView(buffer=0, byteOffset=len(blob), byteLength=len(data), target=target))
-        blob.extend(data)
-        return len(doc.bufferViews) - 1
-
-    def accessor(arr: np.ndarray, kind: str, target: int, bounds: bool = False) -> int:
-        ctype = g.UNSIGNED_INT if arr.dtype == np.uint32 else g.FLOAT
-        index = view(np.ascontiguousarray(arr).tobytes(), target)
-        acc = g.Accessor(bufferView=index, componentType=ctype, count=len(arr), type=kind)
-        if bounds:
-            acc.min, acc.max = arr.min(0).tolist(), arr.max(0).tolist()
-        doc.accessors.append(acc)
-        return len(doc.accessors) - 1
-
-    doc.samplers.append(g.Sampler(magFilter=g.LINEAR, minFilter=g.LINEAR_MIPMAP_LINEAR, wrapS=g.REPEAT, wrapT=g.REPEAT))
-    mime = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+    out = _GlbWriter()
+    out.doc.samplers.append(pg.Sampler(magFilter=pg.LINEAR, minFilter=pg.LINEAR_MIPMAP_LINEAR, wrapS=pg.REPEAT,
+                                      wrapT=pg.REPEAT))
     texture_of = {}
     for i, (group, fmt, (data, _)) in enumerate(zip(plan.groups, plan.formats, textures)):
-        doc.images.append(g.Image(bufferView=view(data), mimeType=mime[fmt]))
-        doc.textures.append(g.Texture(sampler=0, source=i))
+        out.doc.images.append(pg.Image(bufferView=out.view(data), mimeType=_MIME[fmt]))
+        out.doc.textures.append(pg.Texture(sampler=0, source=i))
         for member in group.members:
             texture_of[member] = (i, data)
     mesh_of = {}
     for name, geom in mesh.scene.geometry.items():
-        if not isinstance(geom, trimesh.Trimesh) or not len(geom.faces):
-            continue
-        facts = _material_facts(mesh, name)
-        pbr = g.PbrMetallicRoughness(metallicFactor=0.0, roughnessFactor=float(np.clip(facts["roughness"], 0, 1)))
-        alpha_mode = "BLEND" if facts["alpha"] < 1 else "OPAQUE"
-        attributes = g.Attributes(POSITION=accessor(np.asarray(geom.vertices, np.float32), "VEC3", 34962, True))
-        if name in mesh.normals and len(mesh.normals[name]) == len(geom.vertices):
-            attributes.NORMAL = accessor(_unit_normals(mesh.normals[name]).astype(np.float32), "VEC3", 34962)
-        if name in texture_of:
-            index, data = texture_of[name]
-            pbr.baseColorTexture = g.TextureInfo(index=index)
-            pbr.baseColorFactor = [1.0, 1.0, 1.0, facts["alpha"]]
-            with Image.open(io.BytesIO(data)) as img:
-                if img.mode in ("RGBA", "LA", "PA") and img.getchannel("A").getextrema()[0] < 255:
-                    alpha_mode = "BLEND"
-            uv = np.asarray(geom.visual.uv, np.float64)
-            attributes.TEXCOORD_0 = accessor(np.stack([uv[:, 0], 1 - uv[:, 1]], 1).astype(np.float32), "VEC2", 34962)
-        else:
-            pbr.baseColorFactor = [*srgb_to_linear(facts["srgb"]).tolist(), facts["alpha"]]
-            if geom.visual.kind == "vertex":
-                colours = np.asarray(geom.visual.vertex_colors, np.float64) / 255
-                linear = np.concatenate([srgb_to_linear(colours[:, :3]), colours[:, 3:4]], 1)
-                attributes.COLOR_0 = accessor(linear.astype(np.float32), "VEC4", 34962)
-        doc.materials.append(g.Material(name=obj_io.safe_name(mesh.material_name.get(name) or name, "material"),
+        if isinstance(geom, trimesh.Trimesh) and len(geom.faces):
+            mesh_of[name] = _glb_part(out, mesh, name, geom, texture_of.get(name))
+    _glb_nodes(out, mesh, mesh_of)
+    out.doc.buffers.append(pg.Buffer(byteLength=len(out.blob)))
+    data = json.loads(out.doc.to_json())
+    if any(f == "WEBP" for f in plan.formats):
+        for tex in data.get("textures", []):
+            tex["extensions"] = {"EXT_texture_webp": {"source": tex.pop("source")}}
+        data["extensionsUsed"] = data["extensionsRequired"] = ["EXT_texture_webp"]
+    data["asset"].pop("generator", None)
+    gltf_io.stamp_asset(data, record)
+    return gltf_io.join_glb(data, bytes(out.blob))
+
+
+def _glb_part(out: _GlbWriter, mesh: TexturedMesh, name: str, geom, texture: tuple[int, bytes] | None) -> int:
+    """Add part ``name`` as a glTF mesh with its material (``texture``: (texture index, encoded image)
+    or None for a colour-only part); returns the mesh index."""
+    facts = _material_facts(mesh, name)
+    pbr = pg.PbrMetallicRoughness(metallicFactor=0.0, roughnessFactor=float(np.clip(facts["roughness"], 0, 1)))
+    alpha_mode = "BLEND" if facts["alpha"] < 1 else "OPAQUE"
+    attributes = pg.Attributes(POSITION=out.accessor(np.asarray(geom.vertices, np.float32), "VEC3", 34962, True))
+    if name in mesh.normals and len(mesh.normals[name]) == len(geom.vertices):
+        attributes.NORMAL = out.accessor(_unit_normals(mesh.normals[name]).astype(np.float32), "VEC3", 34962)
+    if texture is not None:
+        index, data = texture
+        pbr.baseColorTexture = pg.TextureInfo(index=index)
+        pbr.baseColorFactor = [1.0, 1.0, 1.0, facts["alpha"]]
+        with Image.open(io.BytesIO(data)) as img:
+            if img.mode in ("RGBA", "LA", "PA") and img.getchannel("A").getextrema()[0] < 255:
+                alpha_mode = "BLEND"
+        uv = np.asarray(geom.visual.uv, np.float64)
+        attributes.TEXCOORD_0 = out.accessor(np.stack([uv[:, 0], 1 - uv[:, 1]], 1).astype(np.float32), "VEC2", 34962)
+    else:
+        pbr.baseColorFactor = [*srgb_to_linear(facts["srgb"]).tolist(), facts["alpha"]]
+        if geom.visual.kind == "vertex":
+            colours = np.asarray(geom.visual.vertex_colors, np.float64) / 255
+            linear = np.concatenate([srgb_to_linear(colours[:, :3]), colours[:, 3:4]], 1)
+            attributes.COLOR_0 = out.accessor(linear.astype(np.float32), "VEC4", 34962)
+    out.doc.materials.append(pg.Material(name=obj_io.safe_name(mesh.material_name.get(name) or name, "material"),
                                         pbrMetallicRoughness=pbr, alphaMode=alpha_mode))
-        indices = accessor(np.asarray(geom.faces, np.uint32).reshape(-1), "SCALAR", 34963)
-        doc.meshes.append(g.Mesh(name=str(name), primitives=[
-            g.Primitive(attributes=attributes, indices=indices, material=len(doc.materials) - 1)]))
-        mesh_of[name] = len(doc.meshes) - 1
+    indices = out.accessor(np.asarray(geom.faces, np.uint32).reshape(-1), "SCALAR", 34963)
+    out.doc.meshes.append(pg.Mesh(name=str(name), primitives=[
+        pg.Primitive(attributes=attributes, indices=indices, material=len(out.doc.materials) - 1)]))
+    return len(out.doc.meshes) - 1
+
+
+def _glb_nodes(out: _GlbWriter, mesh: TexturedMesh, mesh_of: dict[str, int]) -> None:
+    """One node per placement of a written part (the second placement of ``name`` is ``name_2``...), and
+    the scene holding them all."""
     used: dict[str, int] = {}
     for node in mesh.scene.graph.nodes_geometry:
         transform, name = mesh.scene.graph[node]
@@ -447,20 +479,11 @@ def build_glb(mesh: TexturedMesh, plan: Plan, textures, record: dict) -> bytes:
             continue
         used[name] = used.get(name, 0) + 1
         node_name = str(name) if used[name] == 1 else f"{name}_{used[name]}"
-        item = g.Node(name=node_name, mesh=mesh_of[name])
+        item = pg.Node(name=node_name, mesh=mesh_of[name])
         if not np.allclose(transform, np.eye(4)):
             item.matrix = np.asarray(transform, np.float64).T.reshape(-1).tolist()
-        doc.nodes.append(item)
-    doc.scenes.append(g.Scene(nodes=list(range(len(doc.nodes)))))
-    doc.buffers.append(g.Buffer(byteLength=len(blob)))
-    data = json.loads(doc.to_json())
-    if any(f == "WEBP" for f in plan.formats):
-        for tex in data.get("textures", []):
-            tex["extensions"] = {"EXT_texture_webp": {"source": tex.pop("source")}}
-        data["extensionsUsed"] = data["extensionsRequired"] = ["EXT_texture_webp"]
-    data["asset"].pop("generator", None)
-    gltf_io.stamp_asset(data, record)
-    return gltf_io.join_glb(data, bytes(blob))
+        out.doc.nodes.append(item)
+    out.doc.scenes.append(pg.Scene(nodes=list(range(len(out.doc.nodes)))))
 
 
 # ---------------------------------------------------------------- OBJ

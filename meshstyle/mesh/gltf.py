@@ -433,6 +433,26 @@ def edit_document(source: GltfSource, new_images: dict[int, tuple[bytes, str]], 
     doc = copy.deepcopy(source.doc)
     new_images = _split_shared_images(doc, new_images, white_materials if stylized_materials is None
                                       else stylized_materials)
+    _drop_alternate_sources(doc, new_images)
+    blob = _repack(doc, source.buffers, _embed_images(doc, source, new_images))
+    buffers = doc.get("buffers") or [{}]
+    first = {k: v for k, v in buffers[0].items() if k != "uri"}
+    first["byteLength"] = len(blob)
+    doc["buffers"] = [first] if blob else []
+    if not blob:
+        doc.pop("buffers", None)
+    for m in white_materials:
+        pbr = doc["materials"][m].setdefault("pbrMetallicRoughness", {})
+        if "baseColorFactor" in pbr:
+            pbr["baseColorFactor"] = [1.0, 1.0, 1.0, pbr["baseColorFactor"][3]]
+    if webp and new_images:
+        _require_webp(doc, new_images)
+    stamp_asset(doc, provenance)
+    return join_glb(doc, blob)
+
+
+def _drop_alternate_sources(doc: dict, new_images: dict) -> None:
+    """Remove the WebP/KTX2/DDS alternatives of textures whose image is replaced (with a warning)."""
     for tex in doc.get("textures", []):
         if tex.get("source") in new_images:
             for ext in ALTERNATE_SOURCES:
@@ -440,8 +460,10 @@ def edit_document(source: GltfSource, new_images: dict[int, tuple[bytes, str]], 
                     del tex["extensions"][ext]
                     log.warning("dropped the %s alternative of a stylized texture: viewers would show the "
                                 "unstylized image", ext)
-    view_data: dict[int, bytes] = {}
-    views = doc.setdefault("bufferViews", [])
+
+
+def _view_users(doc: dict) -> dict[int, int]:
+    """Buffer view index -> how many images (1 each) and accessors (2 each, sparse parts too) read it."""
     users: dict[int, int] = {}
     for image in doc.get("images", []):
         if "bufferView" in image:
@@ -451,6 +473,15 @@ def edit_document(source: GltfSource, new_images: dict[int, tuple[bytes, str]], 
                                             for k in ("indices", "values")]:
             if v is not None:
                 users[v] = users.get(v, 0) + 2
+    return users
+
+
+def _embed_images(doc: dict, source: GltfSource, new_images: dict[int, tuple[bytes, str]]) -> dict[int, bytes]:
+    """Put every new image, and every image that was a URI, in a buffer view (its own view when it was the
+    only user of one, else a new view); returns view index -> bytes for :func:`_repack`."""
+    view_data: dict[int, bytes] = {}
+    views = doc.setdefault("bufferViews", [])
+    users = _view_users(doc)
     for i, image in enumerate(doc.get("images", [])):
         if i not in new_images and "bufferView" in image:
             continue
@@ -463,26 +494,17 @@ def edit_document(source: GltfSource, new_images: dict[int, tuple[bytes, str]], 
             image["bufferView"] = len(views) - 1
         image.pop("uri", None)
         image["mimeType"] = _MIME.get(fmt, "image/png")
-    blob = _repack(doc, source.buffers, view_data)
-    buffers = doc.get("buffers") or [{}]
-    first = {k: v for k, v in buffers[0].items() if k != "uri"}
-    first["byteLength"] = len(blob)
-    doc["buffers"] = [first] if blob else []
-    if not blob:
-        doc.pop("buffers", None)
-    for m in white_materials:
-        pbr = doc["materials"][m].setdefault("pbrMetallicRoughness", {})
-        if "baseColorFactor" in pbr:
-            pbr["baseColorFactor"] = [1.0, 1.0, 1.0, pbr["baseColorFactor"][3]]
-    if webp and new_images:
-        for tex in doc.get("textures", []):
-            if tex.get("source") in new_images:
-                tex.setdefault("extensions", {})["EXT_texture_webp"] = {"source": tex.pop("source")}
-        for key in ("extensionsUsed", "extensionsRequired"):
-            if "EXT_texture_webp" not in doc.setdefault(key, []):
-                doc[key].append("EXT_texture_webp")
-    stamp_asset(doc, provenance)
-    return join_glb(doc, blob)
+    return view_data
+
+
+def _require_webp(doc: dict, new_images: dict) -> None:
+    """The textures of the new images read them through ``EXT_texture_webp``, declared used and required."""
+    for tex in doc.get("textures", []):
+        if tex.get("source") in new_images:
+            tex.setdefault("extensions", {})["EXT_texture_webp"] = {"source": tex.pop("source")}
+    for key in ("extensionsUsed", "extensionsRequired"):
+        if "EXT_texture_webp" not in doc.setdefault(key, []):
+            doc[key].append("EXT_texture_webp")
 
 
 def stamp_asset(doc: dict, provenance: dict | None) -> None:
