@@ -165,24 +165,12 @@ def run(param: nn.Module, loss_fn: Callable[[int], dict[str, torch.Tensor]], ite
     start = time.perf_counter() if s.start_time is None else s.start_time
     result = RunResult(texture=param().detach().clone())
     params = list(param.parameters())
-    ema = None
-    if s.ema_decay:
-        ema = [e.detach().clone() for e in s.ema_state] if s.ema_state is not None else \
-            [p.detach().clone() for p in params]
+    ema = _start_ema(s, params)
     step = s.start_iteration
     try:
         while step < iterations:
-            terms: dict[str, torch.Tensor] = {}
-            snapshot = [p.detach().clone() for p in params]
-            if s.optimizer == "lbfgs" and step in s.restart_steps:
-                opt.state.clear()
-            try:
-                _one_step(opt, param, loss_fn, step, iterations, s, terms)
-            except KeyboardInterrupt:
-                load_parameters(param, snapshot)
-                raise
+            losses = _guarded_step(opt, param, params, loss_fn, step, iterations, s)
             step += 1
-            losses = {k: float(v.detach()) for k, v in terms.items()}
             result.history.append(losses)
             if ema is not None:
                 with torch.no_grad():
@@ -203,6 +191,31 @@ def run(param: nn.Module, loss_fn: Callable[[int], dict[str, torch.Tensor]], ite
     result.texture = _final_texture(param, ema if step > s.start_iteration else None)
     result.averaged = ema
     return result
+
+
+def _start_ema(s: RunSettings, params: list[torch.Tensor]) -> list[torch.Tensor] | None:
+    """The running average of the parameters at the start (a resumed one, or the parameters), or None
+    without ``ema_decay``."""
+    if not s.ema_decay:
+        return None
+    return [e.detach().clone() for e in s.ema_state] if s.ema_state is not None else \
+        [p.detach().clone() for p in params]
+
+
+def _guarded_step(opt, param: nn.Module, params: list[torch.Tensor], loss_fn, step: int, iterations: int,
+                  s: RunSettings) -> dict[str, float]:
+    """Step ``step`` (L-BFGS's memory cleared first at ``s.restart_steps``); returns its loss terms as
+    floats. Ctrl-C inside it restores the parameters to before the step and re-raises."""
+    terms: dict[str, torch.Tensor] = {}
+    snapshot = [p.detach().clone() for p in params]
+    if s.optimizer == "lbfgs" and step in s.restart_steps:
+        opt.state.clear()
+    try:
+        _one_step(opt, param, loss_fn, step, iterations, s, terms)
+    except KeyboardInterrupt:
+        load_parameters(param, snapshot)
+        raise
+    return {k: float(v.detach()) for k, v in terms.items()}
 
 
 def _one_step(opt, param, loss_fn, step, iterations, s: RunSettings, terms: dict) -> None:
