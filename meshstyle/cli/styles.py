@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 from ..core.errors import MeshstyleError
+from ..engine.options import DEVICES
 
 log = logging.getLogger("meshstyle")
 SAMPLE = Path(__file__).resolve().parents[2] / "assets" / "content" / "chelsea.png"
@@ -29,7 +30,7 @@ def add_styles_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--columns", type=int, default=7, metavar="N", help="tiles per row (1..27)")
     p.add_argument("--work", type=int, default=384, metavar="PX",
                    help="long edge the networks run at before the results shrink to the tile, px (16..2048)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="compute device")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="compute device")
     p.add_argument("--quiet", action="store_true", help="print errors only")
     p.set_defaults(func=cmd_styles)
     return p

@@ -75,6 +75,15 @@ def specs(cls_or_obj: Any) -> list[tuple[dataclasses.Field, Spec]]:
     return [(f, f.metadata["option"]) for f in dataclasses.fields(cls_or_obj) if "option" in f.metadata]
 
 
+def choices(cls_or_obj: Any, name: str) -> tuple[str, ...]:
+    """The allowed values of option ``name`` of a dataclass (its ``choices``), for code that checks or
+    lists them without defining them a second time. Raises KeyError if ``name`` has no choices."""
+    for field, spec in specs(cls_or_obj):
+        if field.name == name and spec.choices is not None:
+            return tuple(spec.choices)
+    raise KeyError(f"{name} is not an option with choices")
+
+
 def flag_name(field: dataclasses.Field, spec: Spec) -> str:
     """The command-line flag of a field, with its dashes (``--style-weight``, ``--no-depth-aware``)."""
     name = spec.flag or field.name.replace("_", "-")

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core import optiontable
 from ..core.errors import MeshstyleError
 from ..core.imageio import load_image, long_edge_size, resize_tensor, rgb8_to_tensor, tensor_to_rgb8
 from ..core.uv import MipPyramid
@@ -43,16 +44,13 @@ from ..mesh.coverage import unseen_share
 from ..mesh.padding import pad_texture
 from ..mesh.raycast import compute_level_views
 from ..mesh.textured import TexturedMesh
-from ..mesh.weights import BLEND, REFERENCE_PERCENTILE
 from .checkpoint import RunRandomness, fingerprint, load_checkpoint, save_checkpoint, style_digest
 from .image import COARSE_ITERATION_SHARE
 from .options import ENGINE_DEFAULTS, MeshOptions, split_overrides
 from .results import MeshResult
 from .textures import export_texture, working_texture
 
-WEIGHTINGS = ("gradient", "gram")
-#: Defaults of mesh options the option table does not have yet (read with getattr from MeshOptions).
-DEFAULT_WEIGHTING = "gradient"
+WEIGHTINGS = optiontable.choices(MeshOptions, "weighting")
 log = logging.getLogger("meshstyle")
 
 
@@ -162,9 +160,8 @@ def _prepare_views(source: TexturedMesh, mesh_options: MeshOptions, options: Eng
     views, plan = compute_level_views(
         source, cameras, mesh_options.resolution, mesh_options.depth_levels, mesh_options.angle_threshold,
         mesh_options.supersample, mesh_options.depth_aware,
-        getattr(mesh_options, "depth_reference_percentile", REFERENCE_PERCENTILE),
-        min_input_size(options.encoder, layers), progress, getattr(mesh_options, "level_blend", BLEND),
-        getattr(mesh_options, "crop_tiles", 1),
+        mesh_options.depth_reference_percentile, min_input_size(options.encoder, layers), progress,
+        mesh_options.level_blend, mesh_options.crop_tiles,
         call_cost_pixels(options.encoder, resolve_precision(options.precision, options.encoder, device)))
     return [[lv.to(device) for lv in per_view] for per_view in views], asdict(plan)
 
@@ -172,9 +169,8 @@ def _prepare_views(source: TexturedMesh, mesh_options: MeshOptions, options: Eng
 def _run_settings(options: EngineOptions, mesh_options: MeshOptions, checkpoint,
                   restart_steps: tuple[int, ...] = ()) -> RunSettings:
     return RunSettings(optimizer=options.optimizer, lr=options.lr, ema_decay=options.ema or None,
-                       line_search=getattr(options, "line_search", "none"),
-                       lr_decay=getattr(mesh_options, "lr_decay", 0.1),
-                       lr_milestones=tuple(getattr(mesh_options, "lr_milestones", (0.8,))),
+                       line_search=options.line_search, lr_decay=mesh_options.lr_decay,
+                       lr_milestones=tuple(mesh_options.lr_milestones),
                        checkpoint=checkpoint, checkpoint_every=mesh_options.checkpoint_every,
                        restart_steps=restart_steps)
 
@@ -320,7 +316,7 @@ def _usable_scales(mesh_options: MeshOptions, options: EngineOptions) -> int:
     """``render_scales``, fewer while the coarsest scale's coarsest depth level would be smaller than the
     encoder's smallest input."""
     smallest = min_input_size(options.encoder, list(options.style_layers) + list(options.content_layers))
-    scales = getattr(mesh_options, "render_scales", 1)
+    scales = mesh_options.render_scales
     while scales > 1 and mesh_options.resolution >> (scales - 1 + mesh_options.depth_levels - 1) < smallest:
         scales -= 1
     return scales
@@ -370,7 +366,7 @@ class _StageLoss:
     def __init__(self, objective: Objective, stages: list[_Stage], firsts: list[int], starts: list[torch.Tensor],
                  mesh_options: MeshOptions):
         self.objective, self.stages, self.firsts, self.starts = objective, stages, firsts, starts
-        self.weighting = getattr(mesh_options, "weighting", DEFAULT_WEIGHTING)
+        self.weighting = mesh_options.weighting
         self.index, self.loss = -1, None
 
     def at(self, step: int) -> MultiViewLoss:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from ..core.errors import MeshstyleError
 from ..core.optiontable import check, option
-from ..engine.color import COLOUR_SPACES
+from ..engine.color import COLOUR_SPACES, MODES
 from ..engine.options import EngineOptions
 
 #: Engine defaults per command; the API functions and the CLI both start from these.
@@ -98,7 +98,7 @@ class ImageOptions:
                           "result) or an image file (auto: content for image, noise otherwise)", kind="custom",
                           none=True, check=_init_problem, commands=IMAGE_COMMANDS, group="image")
     preserve_color: str = option("none", "keep the content's colours: luminance-only transfer or style colour "
-                                 "histogram matching", choices=("none", "luminance", "histogram"),
+                                 "histogram matching", choices=MODES,
                                  commands=frozenset({"image"}), group="image")
     scales: int | None = option(None, "coarse-to-fine scales, halving the size each time (auto: coarsest long "
                                 "edge >= 128 px; reconstruct: 1)", kind="int", low=1, high=8, none=True,
