@@ -86,3 +86,55 @@ def test_api_values_are_checked_by_the_same_table(value):
                     instance.validate()
             except MeshstyleError as exc:
                 assert "\n" not in str(exc)
+
+
+# the glTF loader: nesting depth and data URIs (issue 25) ----------------------------------------------
+
+_MEDIA = st.sampled_from(["application/octet-stream", "application/gltf-buffer", "image/png", "image/jpeg",
+                          "text/plain", "", "IMAGE/PNG", "application/json"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(depth=st.integers(0, 3000), brackets=st.sampled_from(["[]", "{}"]),
+       buffer_media=_MEDIA, image_media=_MEDIA, base64_flag=st.booleans(),
+       mangle=st.sampled_from(["none", "junk", "truncate", "no-comma"]))
+def test_gltf_loader_nesting_and_data_uris_load_or_refuse_in_one_line(depth, brackets, buffer_media, image_media,
+                                                                      base64_flag, mangle):
+    import base64
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from test_hostile2 import png_bytes, quad_gltf
+
+    from conftest import checker
+    from meshstyle.mesh.gltf import MAX_JSON_DEPTH
+    from meshstyle.mesh.textured import TexturedMesh
+
+    image = base64.b64encode(png_bytes(checker(16, 4))).decode()
+    if mangle == "junk":
+        image = "@@" + image
+    elif mangle == "truncate":
+        image = image[:len(image) // 2]
+    flag = ";base64" if base64_flag else ""
+    uri = f"data:{image_media}{flag}" + ("" if mangle == "no-comma" else ",") + image
+    doc = quad_gltf(uri)
+    doc["buffers"][0]["uri"] = f"data:{buffer_media};base64," + doc["buffers"][0]["uri"].split(",", 1)[1]
+    opening, closing = brackets
+    text = json.dumps(doc)[:-1] + ', "extras": ' + (opening * depth + closing * depth if depth else "1") + "}"
+    if opening == "{" and depth:  # objects need keys: {"a":{"a":{}}}
+        text = json.dumps(doc)[:-1] + ', "extras": ' + '{"a":' * (depth - 1) + "{}" + "}" * (depth - 1) + "}"
+    valid = (depth + 1 <= MAX_JSON_DEPTH and base64_flag and mangle == "none"
+             and buffer_media in ("application/octet-stream", "application/gltf-buffer")
+             and image_media.lower() in ("image/png", "image/jpeg"))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "q.gltf"
+        path.write_text(text)
+        try:
+            mesh = TexturedMesh.load(path)
+        except MeshstyleError as exc:
+            assert "\n" not in str(exc) and str(exc)
+            assert not valid, str(exc)
+        else:
+            assert valid, (depth, buffer_media, image_media, mangle)
+            assert mesh.texture(mesh.stylizable[0]).shape == (16, 16, 3)
