@@ -233,3 +233,21 @@ def test_feedforward_textures_start_textures_at_the_original_size(nets):
     written = stylize_mesh_feedforward(mesh, STYLE, networks=nets, **settings).mesh.texture(name)
     assert np.abs(written.astype(int) - np.round(tex.permute(1, 2, 0).numpy() * 255).astype(int)).max() <= 1
     assert np.array_equal(mesh.texture(name), texture)  # input untouched
+
+
+def test_fit_options_share_the_option_tables_defaults_and_ranges():
+    from meshstyle.stylize.feedforward_mesh import _SHARED, _FitOptions
+    from meshstyle.stylize.options import ENGINE_DEFAULTS, MeshOptions
+
+    fit = _FitOptions()
+    for table, names in _SHARED.items():
+        defaults = MeshOptions() if table is MeshOptions else ENGINE_DEFAULTS["mesh"]
+        names = [n for n in names if n != "resolution"]  # its range is shared, its default (384 px) the fit's own
+        assert {n: getattr(fit, n) for n in names} == {n: getattr(defaults, n) for n in names}
+    assert fit.resolution == 384
+    fit.check()
+    for bad, flag in [({"views": 0}, "--views"), ({"rounds": 21}, "--rounds"), ({"strength": 1.5}, "--strength"),
+                      ({"fov": 200.0}, "--fov"), ({"resolution": 24}, "--resolution")]:
+        with pytest.raises(MeshstyleError) as err:
+            _FitOptions(**bad).check()
+        assert str(err.value).startswith(flag) and "\n" not in str(err.value)

@@ -15,17 +15,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core import optiontable
 from ..core.errors import MeshstyleError
 from ..core.imageio import resize_tensor, tensor_to_rgb8
 from ..core.uv import sample_texture
 from ..core.views import ViewStack, render
-from ..engine.options import resolve_device
+from ..engine.options import EngineOptions, resolve_device
 from ..engine.pretrained import provenance
 from ..engine.texture import PlainTexture, PyramidTexture
 from ..mesh.cameras import orbit_cameras
@@ -35,6 +36,7 @@ from ..mesh.textured import TexturedMesh
 from ..mesh.weights import angle_weight
 from .feedforward import FeedForward, ParsedStyle, StyleInput
 from .mesh_quality import edge_samples, pair_grid, reprojection_error, seam_jump
+from .options import ENGINE_DEFAULTS, MeshOptions
 from .results import MeshResult
 from .textures import working_texture
 
@@ -96,34 +98,56 @@ def backproject(images: torch.Tensor, weights: torch.Tensor, views: ViewStack, t
     return out
 
 
+_MESH = MeshOptions()
+_ENGINE = ENGINE_DEFAULTS["mesh"]
+#: Options of the optimization's tables that the feed-forward job shares (their defaults and ranges).
+_SHARED = {MeshOptions: ("views", "resolution", "rounds", "texture_size", "angle_threshold", "fov", "distance",
+                         "elevation"), EngineOptions: ("strength", "seed")}
+#: The smallest render the networks take, px.
+MIN_RESOLUTION = 32
+
+
 @dataclass
 class _FitOptions:
-    """Settings of a feed-forward mesh job; the meaning of each is in :func:`stylize_mesh_feedforward`."""
+    """Settings of a feed-forward mesh job; the meaning of each is in :func:`stylize_mesh_feedforward`.
 
-    views: int = 24
+    The settings it shares with the optimization take their defaults and ranges from
+    :class:`~meshstyle.stylize.options.MeshOptions` and :class:`~meshstyle.engine.options.EngineOptions`;
+    the fit's own (render size, Adam steps and rate, batch, seam weight, texture levels) are set here: the
+    networks were trained near 384 px, and a plain texture fitted with 40 steps per round suffices."""
+
+    views: int = _MESH.views
     resolution: int = 384
-    rounds: int = 3
+    rounds: int = _MESH.rounds
     iterations: int = 40
     batch_views: int = 4
     seam_weight: float = 1.0
     lr: float = 0.02
     levels: int = 1
-    texture_size: int | None = None
-    strength: float = 1.0
-    angle_threshold: float = 60.0
-    fov: float = 40.0
-    distance: float = 1.0
-    elevation: tuple[float, float] = (-75.0, 75.0)
-    seed: int = 0
+    texture_size: int | None = _MESH.texture_size
+    strength: float = _ENGINE.strength
+    angle_threshold: float = _MESH.angle_threshold
+    fov: float = _MESH.fov
+    distance: float = _MESH.distance
+    elevation: tuple[float, float] = _MESH.elevation
+    seed: int = _ENGINE.seed
 
     def check(self) -> None:
-        """Raise :class:`MeshstyleError` for out-of-range settings."""
-        if (not 1 <= self.views <= 1024 or not 32 <= self.resolution <= 4096 or self.rounds < 1
-                or self.iterations < 0):
-            raise MeshstyleError("need 1 <= views <= 1024, 32 <= resolution <= 4096, rounds >= 1, "
-                                 "iterations >= 0")
-        if not 0.0 <= self.strength <= 1.0:
-            raise MeshstyleError(f"--strength must be in [0, 1], got {self.strength}")
+        """Raise :class:`MeshstyleError` (one line) for out-of-range settings: the shared ones by the
+        option tables, the fit's own here."""
+        for table, names in _SHARED.items():
+            values = {name: getattr(self, name) for name in names}
+            optiontable.check(replace(_MESH if table is MeshOptions else _ENGINE, **values))
+        if self.resolution < MIN_RESOLUTION:
+            raise MeshstyleError(f"--resolution must be at least {MIN_RESOLUTION} px for the feed-forward "
+                                 f"networks, got {self.resolution}")
+        if self.iterations < 0 or self.batch_views < 1 or not 1 <= self.levels <= 8 or self.lr <= 0 \
+                or self.seam_weight < 0:
+            raise MeshstyleError("need iterations >= 0, batch_views >= 1, 1 <= levels <= 8, lr > 0 and "
+                                 "seam_weight >= 0")
+
+
+_FIT = _FitOptions()
 
 
 @dataclass
@@ -290,13 +314,14 @@ def _fit_mesh(mesh: TexturedMesh | str | os.PathLike, style, opts: _FitOptions, 
 
 def stylize_mesh_feedforward(mesh: TexturedMesh | str | os.PathLike,
                              style: StyleInput | Sequence[StyleInput], *,
-                             views: int = 24, resolution: int = 384, rounds: int = 3, iterations: int = 40,
-                             batch_views: int = 4, seam_weight: float = 1.0,
-                             lr: float = 0.02, levels: int = 1, texture_size: int | None = None,
-                             style_blend: Sequence[float] | None = None, strength: float = 1.0,
-                             angle_threshold: float = 60.0, fov: float = 40.0, distance: float = 1.0,
-                             elevation: tuple[float, float] = (-75.0, 75.0), seed: int = 0,
-                             device: str = "auto", cache_dir: str | os.PathLike | None = None,
+                             views: int = _FIT.views, resolution: int = _FIT.resolution,
+                             rounds: int = _FIT.rounds, iterations: int = _FIT.iterations,
+                             batch_views: int = _FIT.batch_views, seam_weight: float = _FIT.seam_weight,
+                             lr: float = _FIT.lr, levels: int = _FIT.levels, texture_size: int | None = _FIT.texture_size,
+                             style_blend: Sequence[float] | None = None, strength: float = _FIT.strength,
+                             angle_threshold: float = _FIT.angle_threshold, fov: float = _FIT.fov,
+                             distance: float = _FIT.distance, elevation: tuple[float, float] = _FIT.elevation,
+                             seed: int = _FIT.seed, device: str = _ENGINE.device, cache_dir: str | os.PathLike | None = None,
                              networks: FeedForward | None = None,
                              callback: Callable[[dict], None] | None = None) -> MeshResult:
     """Stylize a mesh's textures with a feed-forward network and a texture fit (no VGG).
@@ -345,8 +370,8 @@ def stylize_mesh_feedforward(mesh: TexturedMesh | str | os.PathLike,
 
 
 def feedforward_textures(mesh: TexturedMesh, style: StyleInput | Sequence[StyleInput], *,
-                         style_blend: Sequence[float] | None = None, strength: float = 1.0, seed: int = 0,
-                         device: str = "auto", views: int = 16, resolution: int = 320, rounds: int = 1,
+                         style_blend: Sequence[float] | None = None, strength: float = _FIT.strength,
+                         seed: int = _FIT.seed, device: str = _ENGINE.device, views: int = 16, resolution: int = 320, rounds: int = 1,
                          iterations: int = 40, cache_dir: str | os.PathLike | None = None,
                          networks: FeedForward | None = None) -> dict[str, torch.Tensor]:
     """Feed-forward textures of ``mesh`` for starting the optimization method (``--init feedforward``).
