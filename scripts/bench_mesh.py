@@ -9,6 +9,9 @@ Prints one JSON line.
     python scripts/bench_mesh.py                 # per-step split (12 steps) + the README command
     python scripts/bench_mesh.py --no-end-to-end # only the per-step split
 
+``--weighting``, ``--level-blend`` and ``--crop-tiles`` set those MeshOptions fields of the run (and the
+flags of the end-to-end command); tests/test_stylize3d.py checks that each changes what it measures.
+
 ``encoder_calls_per_step`` with the fed pixels of two runs (``--crop-tiles 1`` and ``4``) gives the cost
 of one more encoder input, a in seconds per step = inputs x a + pixels x b
 (``meshstyle.engine.encoders.CALL_COST_PIXELS`` = a / b).
@@ -40,6 +43,7 @@ from meshstyle.engine.encoders import make_encoder  # noqa: E402
 from meshstyle.engine.losses import layer_size  # noqa: E402
 from meshstyle.engine.precision import PRECISIONS  # noqa: E402
 from meshstyle.stylize import mesh as stylize3d  # noqa: E402
+from meshstyle.stylize.mesh import WEIGHTINGS  # noqa: E402
 from meshstyle.stylize.options import MeshOptions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,9 +51,15 @@ SPOT = ROOT / "assets" / "meshes" / "spot" / "cow.obj"
 STYLE = ROOT / "assets" / "styles" / "starry_night_google.jpg"
 
 
-def capture_loss() -> list:
-    """Patch MultiViewLoss so that the instance a run builds is kept (for its level views)."""
-    kept, base = [], stylize3d.MultiViewLoss
+class _Kept(list):
+    base: type
+
+
+def capture_loss() -> _Kept:
+    """Instrument (not configure) a run: MultiViewLoss is swapped for a subclass that keeps the instances
+    the run builds (for their level views); :func:`measure` puts the original back."""
+    kept, base = _Kept(), stylize3d.MultiViewLoss
+    kept.base = base
 
     class Kept(base):
         def __init__(self, *args, **kwargs):
@@ -114,55 +124,82 @@ def vgg_floor(pixels: float, layers: list[str], repeats: int = 4, name: str = "v
     return sorted(times[1:])[len(times[1:]) // 2]
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--no-end-to-end", action="store_true")
-    parser.add_argument("--weighting", default=None, help="gradient or gram (default: stylize.mesh.DEFAULT_WEIGHTING)")
-    parser.add_argument("--level-blend", type=float, default=None, help="blend band in octaves (default: mesh.weights.BLEND)")
+    parser.add_argument("--weighting", default=None, choices=WEIGHTINGS,
+                        help="MeshOptions.weighting (default: its default)")
+    parser.add_argument("--level-blend", type=float, default=None,
+                        help="MeshOptions.level_blend, octaves (default: its default)")
     parser.add_argument("--crop-tiles", type=int, default=None, help="MeshOptions.crop_tiles (default: its default)")
     parser.add_argument("--encoder", default="vgg19", help="encoder to time (vgg19 with random weights, or "
                         "mobilenetv2-magenta)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="encoder precision of the run and of the floor (auto: as the CLI picks it)")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def run_options(args: argparse.Namespace) -> tuple[MeshOptions, dict]:
+    """The mesh options and engine keyword overrides of the timed run: one render scale (every timed step
+    is a full-resolution step; the default's coarse steps are cheaper) and the flags given."""
+    chosen = {name: getattr(args, name) for name in ("weighting", "level_blend", "crop_tiles")
+              if getattr(args, name) is not None}
+    engine = {"encoder": args.encoder, "precision": args.precision}
+    if args.encoder.startswith("vgg"):
+        engine["vgg_weights"] = "random"
+    return MeshOptions(render_scales=1, **chosen), engine
+
+
+def measure(mesh, style, mesh_options: MeshOptions, engine: dict, steps: int, callback=None):
+    """Run :func:`~meshstyle.stylize.mesh.stylize_mesh` for ``steps`` steps; returns the result and the
+    :class:`~meshstyle.stylize.mesh.MultiViewLoss` the run built (its level views and weights)."""
+    kept = capture_loss()
+    try:
+        result = stylize3d.stylize_mesh(mesh, style, mesh_options=mesh_options, iterations=steps,
+                                        callback=callback, **engine)
+    finally:
+        stylize3d.MultiViewLoss = kept.base
+    return result, kept[0]
+
+
+def main() -> None:
+    args = parse_args()
     timer = StepTimer()
     timer.patch(stylize3d)
-    kept = capture_loss()
-    # one render scale: every timed step is a full-resolution step (the default's coarse steps are cheaper)
-    mesh_options = MeshOptions(render_scales=1, **({} if args.crop_tiles is None else {"crop_tiles": args.crop_tiles}))
-    if args.weighting:  # module defaults: options outside the option table do not survive dataclass replace()
-        stylize3d.DEFAULT_WEIGHTING = args.weighting
-    if args.level_blend is not None:
-        stylize3d.BLEND = args.level_blend
-    weights = {"vgg_weights": "random"} if args.encoder.startswith("vgg") else {}
-    result = stylize3d.stylize_mesh(SPOT, STYLE, mesh_options=mesh_options, iterations=args.steps, callback=timer,
-                                    encoder=args.encoder, precision=args.precision, **weights)
-    pixels = level_pixels(kept[0], mesh_options.batch_views)
-    pixels["background_mass_share"] = background_mass(kept[0])
-    used = kept[0].objective.options
+    mesh_options, engine = run_options(args)
+    result, loss = measure(SPOT, STYLE, mesh_options, engine, args.steps, timer)
+    pixels = level_pixels(loss, mesh_options.batch_views)
+    pixels["background_mass_share"] = background_mass(loss)
+    used = loss.objective.options
     layers = list(used.style_layers) + list(used.content_layers)
-    precision = kept[0].objective.encoder.precision
+    precision = loss.objective.encoder.precision
     floor = vgg_floor(pixels["all"]["weighted_px_per_step"], layers, name=args.encoder, precision=precision)
     summary = timer.summary()
     out = {"threads": torch.get_num_threads(), "encoder": args.encoder, "precision": precision,
            "defaults": {k: getattr(mesh_options, k) for k in ("views", "resolution", "depth_levels", "batch_views",
-                                                                      "crop_tiles")},
+                                                               "crop_tiles", "weighting", "level_blend")},
            "plan": result.timings.get("plan"), "uv_maps_s": round(result.timings["views"], 3), "levels": pixels,
            **summary, "vgg_floor_s": round(floor, 4), "step_over_floor": round(summary["s_per_step"] / floor, 3),
            "step_over_fed_vgg": round(summary["s_per_step"] / max(summary["vgg_s_per_step"], 1e-9), 3),
            "in_process_peak_rss_mb": round(peak_rss_mb(), 1)}
     if not args.no_end_to_end:
-        with tempfile.TemporaryDirectory() as tmp:
-            cmd = [sys.executable, "-m", "meshstyle.cli", "mesh", str(SPOT), "--style", str(STYLE), "-o",
-                   f"{tmp}/spot.glb", "--encoder", args.encoder, "--quiet", "--precision", args.precision,
-                   *(["--vgg-weights", "random"] if weights else []),
-                   "--crop-tiles", str(mesh_options.crop_tiles)]
-            start = time.perf_counter()
-            subprocess.run(cmd, check=True)
-            out["end_to_end_s"] = round(time.perf_counter() - start, 1)
-            out["end_to_end_peak_rss_mb"] = round(peak_rss_mb(children=True), 1)
+        out.update(end_to_end(args, mesh_options, "vgg_weights" in engine))
     print(json.dumps(out))
+
+
+def end_to_end(args: argparse.Namespace, mesh_options: MeshOptions, random_weights: bool) -> dict:
+    """Seconds and peak memory of the CLI command with the same flags (all render scales, as users run it)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "meshstyle.cli", "mesh", str(SPOT), "--style", str(STYLE), "-o",
+               f"{tmp}/spot.glb", "--encoder", args.encoder, "--quiet", "--precision", args.precision,
+               *(["--vgg-weights", "random"] if random_weights else []),
+               "--crop-tiles", str(mesh_options.crop_tiles), "--weighting", mesh_options.weighting,
+               "--level-blend", str(mesh_options.level_blend)]
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        return {"end_to_end_s": round(time.perf_counter() - start, 1),
+                "end_to_end_peak_rss_mb": round(peak_rss_mb(children=True), 1)}
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def test_checkpoint_and_resume(tmp_path, spot_path, style_path):
     assert ckpt.exists()
     resumed = stylize_mesh(spot_path, style_path, **{**options, "iterations": 6, "resume": str(ckpt)})
     assert len(full.history) == 4 and len(resumed.history) == 2
-    with pytest.raises(Exception, match="another mesh or other options"):
+    with pytest.raises(Exception, match=r"other options \(--views 4 -> 5\)"):
         stylize_mesh(spot_path, style_path, **{**options, "views": 5, "resume": str(ckpt)})
 
 
@@ -173,3 +173,65 @@ def test_lbfgs_on_minibatches_of_views_is_warned(spot_path, style_path, caplog, 
         stylize_mesh(spot_path, style_path, **{**TINY, "iterations": 1, "views": 2, "batch_views": batch_views,
                                                "optimizer": "lbfgs"})
     assert any("L-BFGS sees another batch of views" in r.getMessage() for r in caplog.records) == warned
+
+
+def _bench_mesh_module():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    sys.path.insert(0, str(scripts))  # bench_mesh imports its neighbour benchlib
+    try:
+        spec = importlib.util.spec_from_file_location("bench_mesh", scripts / "bench_mesh.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(scripts))
+    return module
+
+
+def _scene_obj(tmp_path, name: str) -> TexturedMesh:
+    """'bar': a cube stretched 8x along z (seen from the side its depth spans 3 render levels);
+    'pair': two cubes 10 units apart (a wide frame with two clusters of object pixels, so crop tiles pay)."""
+    import trimesh
+
+    from conftest import checker, cube, textured
+
+    one = cube(checker(64, 8))
+    if name == "bar":
+        one.vertices = one.vertices * np.array([1.0, 1.0, 8.0])
+        mesh = one
+    else:
+        n = len(one.vertices)
+        mesh = textured(trimesh.Trimesh(np.concatenate([one.vertices - [5, 0, 0], one.vertices + [5, 0, 0]]),
+                                        np.concatenate([one.faces, one.faces + n]), process=False),
+                        np.concatenate([one.visual.uv, one.visual.uv]), checker(64, 8))
+    mesh.export(tmp_path / f"{name}.obj")
+    return TexturedMesh.load(tmp_path / f"{name}.obj")
+
+
+@pytest.mark.parametrize("flags, scene, resolution, measured", [
+    (["--weighting", "gram"], "bar", 128, "loss"),
+    (["--level-blend", "1.0"], "bar", 128, "weighted_px_per_step"),
+    (["--crop-tiles", "1"], "pair", 256, "fed_px_per_step"),
+])
+def test_each_bench_mesh_flag_changes_what_it_measures(tmp_path, flags, scene, resolution, measured):
+    """scripts/bench_mesh.py sets its flags as MeshOptions fields (no module globals): a run with the flag
+    differs from the run without it in the figure the flag is meant to move."""
+    from dataclasses import replace
+
+    bench = _bench_mesh_module()
+    mesh = _scene_obj(tmp_path, scene)
+    style = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))
+    figures = []
+    for argv in ([], flags):
+        mesh_options, engine = bench.run_options(bench.parse_args(argv))
+        mesh_options = replace(mesh_options, views=2, batch_views=2, resolution=resolution, style_size=64,
+                               elevation=(0.0, 0.0))
+        engine = {**engine, "precision": "fp32", "style_layers": "relu1_1,relu2_1", "content_layers": "relu2_1"}
+        result, loss = bench.measure(mesh, style, mesh_options, engine, 1)
+        figures.append(result.history[0]["total"] if measured == "loss"
+                       else bench.level_pixels(loss, 2)["all"][measured])
+    assert engine["vgg_weights"] == "random" and figures[0] != figures[1], figures
+    assert bench.stylize3d.MultiViewLoss.__name__ == "MultiViewLoss"  # the instrumentation was undone
