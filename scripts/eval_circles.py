@@ -16,10 +16,11 @@ cow) and those few lie in the largest, least distorted islands; the matched one 
 same size.
 Targets on the spot cow: median stretch <= 1.25 and radius CV <= 0.35.
 
-    python scripts/eval_circles.py [--iterations 200] [--encoder vgg] [--seeds 0,1,2] [--quick]
+    python scripts/eval_circles.py [--iterations 200] [--encoder auto] [--seeds 0,1,2] [--quick]
 
-Random VGG weights by default (labelled in the output); ``--encoder`` picks another encoder of the
-engine (e.g. ``mobilenetv2-magenta``, pretrained).
+The machine's default encoder (``--encoder auto``: ImageNet VGG-19 when cached, else VGG-16 offline, else
+the MobileNetV2); ``--encoder`` picks another (``vgg16``, ``mobilenetv2-magenta``), ``--vgg-weights random``
+untrained VGG weights (labelled in the output).
 """
 
 from __future__ import annotations
@@ -106,8 +107,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mesh", default=str(SPOT))
     parser.add_argument("--iterations", type=int, default=200)
-    parser.add_argument("--encoder", default="vgg19", help="EngineOptions.encoder (vgg19 with random weights by "
-                        "default; e.g. mobilenetv2-magenta)")
+    parser.add_argument("--encoder", default="auto", help="EngineOptions.encoder (auto: the default encoder of "
+                        "this machine; e.g. vgg16, mobilenetv2-magenta)")
+    parser.add_argument("--vgg-weights", default=None, help="VGG weights (default: the encoder's own, ImageNet; "
+                        "random for untrained weights)")
     parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test of the script)")
     parser.add_argument("--out", default=None, help="folder for the textures (PNG)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -118,8 +121,8 @@ def main() -> None:
     args = parser.parse_args()
     style = circle_style()
     extra = {"encoder": args.encoder} if "encoder" in EngineOptions.__dataclass_fields__ else {}
-    if args.encoder.startswith("vgg"):
-        extra["vgg_weights"] = "random"
+    if args.vgg_weights:
+        extra["vgg_weights"] = args.vgg_weights
     settings = dict(iterations=args.iterations, content_weight=0.0, seed=0, **extra)
     if args.quick:
         settings.update(iterations=3, views=4, resolution=64, depth_levels=2, batch_views=2)
@@ -154,7 +157,8 @@ def main() -> None:
             runs[-1]["pasted_2d_matched"] = matched[1]
             if args.out:
                 Image.fromarray(matched[0]).save(Path(args.out) / f"circles_2d_matched_seed{seed}.png")
-    out = {"random_vgg_weights": random_weights, "encoder": args.encoder, "settings": settings,
+    out = {"random_vgg_weights": random_weights, "encoder": EngineOptions(**extra).validated().encoder,
+           "settings": settings,
            "mesh_options": chosen, "runs": runs, "summary": summary(runs),
            "targets": {"median_stretch": 1.25, "radius_cv": 0.35}}
     print(json.dumps(out))

@@ -7,10 +7,14 @@ import torch
 
 from meshstyle.engine.losses import (
     LAYER_PRESETS,
+    STATISTICS,
     ContentLoss,
     GramStatistic,
+    NearestNeighbourStatistic,
     StyleLoss,
+    joint_groups,
     layer_size,
+    make_statistic,
     object_cells,
     resize_weight,
     total_variation,
@@ -198,7 +202,7 @@ def test_per_layer_weight_maps_select_cells_per_layer():
     assert torch.equal(loss(feats, mask), loss(changed, mask))
     # a layer whose map is all zero adds nothing: the loss is that of layer b alone
     only_b = StyleLoss(GramStatistic(), {"b": 1.0})
-    only_b.targets = {"b": loss.targets["b"]}
+    only_b.targets = {("b",): loss.targets[("b",)]}
     assert torch.allclose(loss(feats, {"a": torch.zeros(1, 1, 8, 8), "b": mask["b"]}), only_b(feats, mask))
 
 
@@ -208,3 +212,54 @@ def test_stylemesh_preset_layer_weights():
     assert [w * preset["style_weight"] for w in preset["style_layers"].values()] == pytest.approx(
         [0.1, 0.1, 0.001, 0.001, 0.1])
     assert list(preset["content_layers"]) == ["relu4_2"]
+
+
+def test_nnfm_hand_computed_nearest_and_cosine_distance():
+    # style vectors (C=2): e_x and e_y; render pixels (1, 1) -> nearest e_x or e_y at 45 degrees (tie broken
+    # by argmax: the first), (2, 0) -> e_x exactly, (0, -1) -> e_y at 180 degrees or e_x at 90: e_x
+    stat = NearestNeighbourStatistic()
+    style = torch.tensor([[[[1.0, 0.0]], [[0.0, 1.0]]]])              # (1, 2, 1, 2): pixels e_x, e_y
+    target = stat.target([style], [1.0])
+    feat = torch.tensor([[[[1.0, 2.0, 0.0]], [[1.0, 0.0, -1.0]]]])     # pixels (1,1), (2,0), (0,-1)
+    expected = [1 - 1 / math.sqrt(2), 0.0, 1.0]
+    assert torch.allclose(stat.distance(feat, None, target), torch.tensor([sum(expected) / 3]), atol=1e-6)
+    weight = torch.tensor([[[[0.0, 1.0, 3.0]]]])                         # the first pixel does not count
+    assert torch.allclose(stat.distance(feat, weight, target), torch.tensor([(0.0 + 3.0) / 4]), atol=1e-6)
+    # chunked search (one query per chunk) finds the same neighbours
+    small = NearestNeighbourStatistic(chunk_bytes=1)
+    assert torch.equal(small.nearest(feat[0].flatten(1).T, target), stat.nearest(feat[0].flatten(1).T, target))
+
+
+def test_nnfm_gradient_pulls_toward_the_nearest_style_vector_only_where_weighted():
+    stat = NearestNeighbourStatistic()
+    target = stat.target([torch.tensor([[[[1.0]], [[0.0]]]])], [1.0])   # one style vector: e_x
+    feat = torch.tensor([[[[1.0, 1.0]], [[1.0, 1.0]]]], requires_grad=True)
+    weight = torch.tensor([[[[1.0, 0.0]]]])
+    stat.distance(feat, weight, target).sum().backward()
+    # d(1 - cos)/df = -(e / |f| - cos f / |f|^2); at f = (1, 1), e = e_x: -(1, -1) / (2 sqrt 2); pixel 2: 0
+    half = 1 / (2 * math.sqrt(2))
+    assert torch.allclose(feat.grad[0, :, 0, 0], torch.tensor([-half, half]), atol=1e-6)
+    assert torch.equal(feat.grad[0, :, 0, 1], torch.zeros(2))
+
+
+def test_nnfm_matches_layers_of_one_grid_jointly_and_is_registered():
+    assert STATISTICS["nnfm"] is NearestNeighbourStatistic and isinstance(make_statistic("nnfm", seed=3),
+                                                                          NearestNeighbourStatistic)
+    assert set(STATISTICS) >= {"gram", "meanstd", "sw", "nnfm"}
+    layers = {"relu3_1": 1.0, "relu3_2": 1.0, "relu4_1": 2.0}
+    sizes = {"relu3_1": (8, 8), "relu3_2": (8, 8), "relu4_1": (4, 4)}
+    assert joint_groups(list(layers), sizes) == [("relu3_1", "relu3_2"), ("relu4_1",)]
+    torch.manual_seed(0)
+    style = {k: torch.rand(1, 3, *sizes[k]) for k in layers}
+    loss = StyleLoss(NearestNeighbourStatistic(), layers)
+    loss.set_target([style], [1.0])
+    assert loss.groups == [("relu3_1", "relu3_2"), ("relu4_1",)]
+    assert loss.targets[("relu3_1", "relu3_2")].shape == (64, 6)       # channels concatenated
+    assert float(loss(style)) == pytest.approx(0.0, abs=1e-5)           # the style is its own nearest neighbour
+    other = {k: torch.rand(1, 3, *sizes[k]) for k in layers}
+    joint = loss(other)
+    stat = NearestNeighbourStatistic()
+    by_hand = (stat.distance(torch.cat([other["relu3_1"], other["relu3_2"]], 1), None,
+                             loss.targets[("relu3_1", "relu3_2")]) * 1.0
+               + 2.0 * stat.distance(other["relu4_1"], None, loss.targets[("relu4_1",)]))
+    assert float(joint) == pytest.approx(float(by_hand), rel=1e-6)

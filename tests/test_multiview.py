@@ -8,6 +8,7 @@ import torch
 import trimesh
 
 from conftest import quad, textured
+from meshstyle.engine import vgg16_onnx
 from meshstyle.engine.objective import Objective
 from meshstyle.engine.options import EngineOptions
 from meshstyle.mesh.raycast import _tiles, compute_level_views, tile_cells
@@ -163,13 +164,16 @@ def _stripe_period(texture: np.ndarray) -> tuple[float, float]:
     return float(1.0 / peak), float(power[band].sum() / power[valid].sum())
 
 
+@pytest.mark.parametrize("encoder", ["mobilenetv2-magenta",
+                                     pytest.param("vgg16", marks=pytest.mark.skipif(
+                                         not vgg16_onnx.available(), reason="needs meshstyle[pretrained]"))])
 @pytest.mark.parametrize("depth_aware", [True, False])
-def test_plane_at_distance_d_and_2d_gets_the_same_world_period(tmp_path, depth_aware):
+def test_plane_at_distance_d_and_2d_gets_the_same_world_period(tmp_path, depth_aware, encoder):
     """Two equal squares, one seen at distance D and one at 2D, each filling its own UV half: after
     synthesis with vertical stripes the texture period is the same on both (world units, +-15%).
     Without depth awareness the far square's stripes come out wider in world units (the control: the
-    test can fail). The pretrained MobileNetV2 draws clean stripes in 150 steps (random VGG-19 draws
-    blobs without a period); float32 so that the figures do not depend on the CPU."""
+    test can fail). The pretrained MobileNetV2 and ImageNet VGG-16 draw clean stripes in 150 steps (random
+    VGG-19 draws blobs without a period); float32 so that the figures do not depend on the CPU."""
     grey = np.full((128, 128, 3), 128, np.uint8)
     left, right = quad(size=1.0, texture=grey), quad(size=1.0, texture=grey)
     for part, u0 in ((left, 0.0), (right, 0.5)):
@@ -188,7 +192,7 @@ def test_plane_at_distance_d_and_2d_gets_the_same_world_period(tmp_path, depth_a
     job.orbit_cameras = lambda *a, **k: cams
     try:
         result = stylize_mesh(mesh, stripes, views=2, resolution=96, depth_levels=2, batch_views=2, iterations=150,
-                              texture_size=128, content_weight=0.0, encoder="mobilenetv2-magenta", optimizer="adam",
+                              texture_size=128, content_weight=0.0, encoder=encoder, optimizer="adam",
                               levels=1, pyramid_weight=0.0, style_scales=(1.0,), style_size=64, angle_threshold=89.0,
                               depth_aware=depth_aware, precision="fp32")
     finally:

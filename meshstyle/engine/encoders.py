@@ -59,11 +59,17 @@ def check_encoder(name: str) -> None:
         raise MeshstyleError(f"unknown encoder {name!r}; use one of {', '.join(ENCODERS)}")
 
 
-def default_layers(name: str) -> tuple[str, str]:
-    """``(style_layers_spec, content_layers_spec)`` of encoder ``name``, e.g.
-    ``("relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", "relu4_2")`` for VGG."""
+#: Style layers of the nearest-neighbour loss (``--style-loss nnfm``) where they differ from
+#: :data:`DEFAULT_LAYERS`: ARF's VGG-16 relu3_1..relu3_3 (Zhang et al., ECCV 2022), matched jointly.
+NNFM_STYLE_LAYERS = {"vgg19": "relu3_1,relu3_2,relu3_3", "vgg16": "relu3_1,relu3_2,relu3_3"}
+
+
+def default_layers(name: str, style_loss: str = "gram") -> tuple[str, str]:
+    """``(style_layers_spec, content_layers_spec)`` of encoder ``name`` for ``style_loss``, e.g.
+    ``("relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", "relu4_2")`` for VGG (``nnfm``: relu3_1..relu3_3)."""
     check_encoder(name)
-    return DEFAULT_LAYERS[name]
+    style, content = DEFAULT_LAYERS[name]
+    return (NNFM_STYLE_LAYERS.get(name, style) if style_loss == "nnfm" else style), content
 
 
 def layer_names(name: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""Feature losses: content, style statistics (Gram, mean/std, sliced Wasserstein) and total variation.
+"""Feature losses: content, style statistics (Gram, mean/std, sliced Wasserstein, nearest-neighbour feature
+matching) and total variation.
 
 Every feature loss reads a dict of VGG features ``{layer: (N, C, H_l, W_l)}`` from one encoder pass
 and takes an optional per-pixel weight map (N, 1, H, W) at image resolution. The map is area-resized
@@ -11,7 +12,7 @@ uses); ``layer_weights`` then set their relative importance.
 
 References: Gatys, Ecker & Bethge (CVPR 2016) for content and Gram losses; Huang & Belongie, AdaIN
 (ICCV 2017) for mean/std statistics; Heitz et al., A Sliced Wasserstein Loss for Neural Texture
-Synthesis (CVPR 2021).
+Synthesis (CVPR 2021); Zhang et al., ARF: Artistic Radiance Fields (ECCV 2022) for NNFM.
 """
 
 from __future__ import annotations
@@ -286,10 +287,16 @@ class StyleStatistic:
     """Template of a style statistic: build a target from style features, compare batch features to it.
 
     Subclasses implement :meth:`target` (from a list of (1, C, H, W) features of style images with blend
-    weights) and :meth:`distance` (per item, already normalized by the target's scale).
+    weights) and :meth:`distance` (per item, already normalized by the target's scale), and are registered
+    in :data:`STATISTICS` under their ``name`` (the ``--style-loss`` choice): a new loss is one class.
     """
 
     name = "base"
+    #: True when layers of one feature grid are compared together (see :class:`StyleLoss`).
+    joint = False
+
+    def __init__(self, seed: int = 0):
+        """``seed``: for statistics that draw random numbers (subsampling, projections); others ignore it."""
 
     def target(self, feats: list[torch.Tensor], blend: list[float]):
         raise NotImplementedError
@@ -364,14 +371,82 @@ class SlicedWassersteinStatistic(StyleStatistic):
         return weighted_sliced_wasserstein(feat, weight, points, dirs) / scale
 
 
-STATISTICS = {"gram": GramStatistic, "meanstd": MeanStdStatistic, "sw": SlicedWassersteinStatistic}
+class NearestNeighbourStatistic(StyleStatistic):
+    """Nearest-neighbour feature matching (NNFM) of Zhang et al., "ARF: Artistic Radiance Fields" (ECCV 2022):
+    each feature vector of a render is pulled toward its nearest style feature vector by cosine distance.
+
+    The loss of an item is ``sum_p w_p (1 - cos(f_p, s_nn(p))) / sum_p w_p`` where ``s_nn(p)`` is the style
+    vector of largest cosine similarity to ``f_p`` (searched without gradient, in chunks of at most
+    ``chunk_bytes`` of similarities, so the search adds a bounded amount of memory); pixels of weight 0
+    are neither searched nor counted. Layers whose features share one grid (ARF: VGG-16 relu3_1..relu3_3)
+    are matched jointly on their concatenated channels (``joint``; :class:`StyleLoss` groups them).
+    Blended or multi-scale targets are one set: each style contributes vectors in proportion to its blend
+    weight, at most ``max_points`` in all (seeded subsampling). The distance is in [0, 2] and needs no
+    normalization by the target's scale.
+    """
+
+    name = "nnfm"
+    joint = True
+
+    def __init__(self, seed: int = 0, max_points: int = 1 << 14, chunk_bytes: int = 1 << 28):
+        self.generator = torch.Generator().manual_seed(seed)
+        self.max_points, self.chunk_bytes = max_points, chunk_bytes
+
+    def target(self, feats, blend):
+        parts = []
+        for f, b in zip(feats, blend):
+            vecs = f[0].flatten(1).T                                        # (P, C)
+            count = max(1, min(vecs.shape[0], round(self.max_points * b)))
+            if count < vecs.shape[0]:
+                vecs = vecs[torch.randperm(vecs.shape[0], generator=self.generator)[:count].to(vecs.device)]
+            parts.append(vecs)
+        return F.normalize(torch.cat(parts), dim=1)                         # (M, C) unit vectors
+
+    def nearest(self, queries: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """Index (P,) into ``points`` (M, C) of the nearest unit vector to each of ``queries`` (P, C) by
+        cosine similarity, searched in chunks of queries (no gradient)."""
+        with torch.no_grad():
+            q = F.normalize(queries.detach(), dim=1)
+            rows = max(1, self.chunk_bytes // (4 * max(1, points.shape[0])))
+            return torch.cat([(q[i:i + rows] @ points.T).argmax(1) for i in range(0, q.shape[0], rows)])
+
+    def distance(self, feat, weight, target):
+        points = target.to(feat)
+        flat, w = _flat(feat, weight)
+        out = []
+        for n in range(flat.shape[0]):
+            idx = torch.nonzero(w[n, 0] > 0).squeeze(1)
+            if idx.numel() == 0:
+                out.append(flat.new_zeros(()))
+                continue
+            vecs = flat[n].index_select(1, idx).T                           # (P, C)
+            wn = w[n, 0, idx]
+            cos = (F.normalize(vecs, dim=1) * points[self.nearest(vecs, points)]).sum(1)
+            out.append(((1 - cos) * wn).sum() / wn.sum().clamp_min(EPS))
+        return torch.stack(out)
+
+
+#: The style losses by name (``--style-loss``): each a :class:`StyleStatistic` subclass built with ``seed``.
+STATISTICS = {cls.name: cls for cls in (GramStatistic, MeanStdStatistic, SlicedWassersteinStatistic,
+                                          NearestNeighbourStatistic)}
 
 
 def make_statistic(name: str, seed: int = 0) -> StyleStatistic:
-    """The style statistic called ``name`` (``gram``, ``meanstd`` or ``sw``)."""
-    if name == "sw":
-        return SlicedWassersteinStatistic(seed=seed)
-    return STATISTICS[name]()
+    """The style statistic called ``name`` (a key of :data:`STATISTICS`), seeded where it draws random numbers.
+
+    Raises:
+        KeyError: unknown name (options are checked against :data:`STATISTICS` before).
+    """
+    return STATISTICS[name](seed=seed)
+
+
+def joint_groups(layers: list[str], sizes: dict[str, tuple[int, ...]]) -> list[tuple[str, ...]]:
+    """``layers`` grouped by feature grid size (in order of first appearance): the layers that a joint
+    statistic (:class:`NearestNeighbourStatistic`) concatenates."""
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for layer in layers:
+        groups.setdefault(tuple(sizes[layer]), []).append(layer)
+    return [tuple(g) for g in groups.values()]
 
 
 class StyleLoss(nn.Module):
@@ -384,28 +459,37 @@ class StyleLoss(nn.Module):
     Call :meth:`set_target` once with the style images' features (no gradient is kept), then call the
     module with the features of a batch (N, C, H, W) and an optional weight map (N, 1, H, W), a dict
     of per-layer maps ``{layer: (N, 1, H_l, W_l)}`` (e.g. :func:`object_cells`) or an :class:`ObjectCells`. Returns a scalar: per
-    layer, the mean over items that have any weight at that layer.
+    layer, the mean over items that have any weight at that layer. A statistic with ``joint = True``
+    (NNFM) sees the layers of one feature grid concatenated along channels, weighted by their mean layer
+    weight (:func:`joint_groups`).
     """
 
     def __init__(self, statistic: StyleStatistic, layer_weights: dict[str, float]):
         super().__init__()
         self.statistic = statistic
         self.layer_weights = dict(layer_weights)
-        self.targets: dict[str, object] = {}
+        self.groups: list[tuple[str, ...]] = [(layer,) for layer in self.layer_weights]
+        self.targets: dict[tuple[str, ...], object] = {}
 
     @torch.no_grad()
     def set_target(self, style_feats: list[dict[str, torch.Tensor]], blend: list[float]) -> None:
         """Targets from the features of one or more style images, blended with ``blend`` (sums to 1)."""
+        if getattr(self.statistic, "joint", False):
+            self.groups = joint_groups(list(self.layer_weights),
+                                       {k: style_feats[0][k].shape[-2:] for k in self.layer_weights})
         self.targets = {
-            layer: self.statistic.target([f[layer].detach() for f in style_feats], blend)
-            for layer in self.layer_weights
+            group: self.statistic.target([torch.cat([f[layer].detach() for layer in group], 1)
+                                          for f in style_feats], blend)
+            for group in self.groups
         }
 
     def forward(self, feats: dict[str, torch.Tensor], weight: torch.Tensor | None = None) -> torch.Tensor:
         total = 0.0
-        for layer, lw in self.layer_weights.items():
-            w = _layer_weight(weight, layer, feats[layer].shape[-2:])
-            per_item = self.statistic.distance(feats[layer], w, self.targets[layer])
+        for group in self.groups:
+            feat = feats[group[0]] if len(group) == 1 else torch.cat([feats[layer] for layer in group], 1)
+            lw = sum(self.layer_weights[layer] for layer in group) / len(group)
+            w = _layer_weight(weight, group[0], feat.shape[-2:])
+            per_item = self.statistic.distance(feat, w, self.targets[group])
             total = total + lw * _mean_over_items(per_item, w)
         return total
 

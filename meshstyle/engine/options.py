@@ -10,13 +10,13 @@ import torch
 from ..core.errors import MeshstyleError
 from ..core.optiontable import check, option
 from . import encoders
-from .losses import LAYER_PRESETS
+from .losses import LAYER_PRESETS, STATISTICS
 from .optimize import OPTIMIZERS
 from .precision import PRECISIONS
 
 DEFAULT_STYLE_LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
 DEFAULT_CONTENT_LAYERS = "relu4_2"
-STYLE_LOSSES = ("gram", "meanstd", "sw")
+STYLE_LOSSES = tuple(STATISTICS)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 METHODS = ("optimize", "feedforward")
 #: Style weight per encoder when none is given: the MobileNetV2's Gram losses are about 20x smaller than
@@ -140,8 +140,9 @@ class EngineOptions:
         None, "network layers for style, 'name[:weight],...' (auto: the encoder's, relu1_1..relu5_1 for VGG)",
         kind="custom", none=True, check=_check_layer_spec, commands=ALL_BUT_RECONSTRUCT, group="losses",
         metavar="LAYERS")
-    style_loss: str = option("gram", "style statistic: Gram matrices (Gatys), channel mean/std (AdaIN) or "
-                             "sliced Wasserstein (Heitz 2021)", choices=STYLE_LOSSES,
+    style_loss: str = option("gram", "style statistic: Gram matrices (Gatys), channel mean/std (AdaIN), "
+                             "sliced Wasserstein (Heitz 2021) or nearest-neighbour feature matching (nnfm, ARF "
+                             "2022; VGG layers relu3_1..relu3_3 unless given)", choices=STYLE_LOSSES,
                              commands=ALL_BUT_RECONSTRUCT, group="losses")
     style_blend: tuple[float, ...] | None = option(
         None, "weights of several --style images (auto: equal)", kind="floats", low=0, high=1e9, none=True,
@@ -189,7 +190,7 @@ class EngineOptions:
         if encoder == "auto":  # the feed-forward method needs no encoder: no notice then
             encoder = ("vgg19" if self.method == "feedforward" else
                        encoders.resolve_encoder(None, self.vgg_weights))
-        style_default, content_default = encoders.default_layers(encoder)
+        style_default, content_default = encoders.default_layers(encoder, self.style_loss)
         weight_default = DEFAULT_STYLE_WEIGHT[encoder]
         if self.preset != "none":
             if not encoder.startswith("vgg"):
