@@ -1,15 +1,18 @@
 """Run the Khronos glTF-Validator (npm package ``gltf-validator``) on GLB files from the tests.
 
-Install it once (``build/`` is git-ignored; ``.ci/run`` does the same)::
+On first use the suite installs it into ``build/gltf-validator`` (git-ignored) with npm, as ``.ci/run``
+does, so the README's test command validates on a fresh machine too::
 
     npm install --no-audit --no-fund --prefix build/gltf-validator gltf-validator
 
-Without it (or without ``node``) the checks are skipped with a message, unless the environment variable
-``CI`` is set: then they fail, so CI never passes without validating.
+Only without ``node`` or ``npm`` (or when that install fails, offline say) are the checks skipped with a
+message, unless the environment variable ``CI`` is set: then they fail, so CI never passes without
+validating.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -22,6 +25,33 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULE = ROOT / "build" / "gltf-validator" / "node_modules" / "gltf-validator"
 SCRIPT = Path(__file__).resolve().parent / "gltf_validate.js"
 INSTALL = "npm install --no-audit --no-fund --prefix build/gltf-validator gltf-validator"
+
+
+_install_failure: list[str] = []  # why the first-use install failed (tried once per session)
+
+
+def _install() -> str | None:
+    """Install the validator with npm unless it is there (a file lock keeps concurrent test runs from
+    installing twice); returns why it is not available, or None."""
+    if (MODULE / "package.json").exists():
+        return None
+    if _install_failure:
+        return _install_failure[0]
+    npm = shutil.which("npm")
+    if npm is None:
+        _install_failure.append("npm is not on PATH")
+        return _install_failure[0]
+    prefix = MODULE.parents[1]
+    prefix.mkdir(parents=True, exist_ok=True)
+    with open(prefix.parent / "gltf-validator.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (MODULE / "package.json").exists():
+            proc = subprocess.run([npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix),
+                                   "gltf-validator"], capture_output=True, text=True, timeout=600)
+            if proc.returncode != 0 or not (MODULE / "package.json").exists():
+                _install_failure.append(f"npm install failed: {proc.stderr.strip()[-300:]}")
+                return _install_failure[0]
+    return None
 
 
 def _unavailable(reason: str):
@@ -37,8 +67,9 @@ def validate(*paths: str | os.PathLike) -> dict[Path, dict]:
     node = shutil.which("node")
     if node is None:
         _unavailable("node is not on PATH")
-    if not (MODULE / "package.json").exists():
-        _unavailable(f"{MODULE} is missing")
+    why = _install()
+    if why is not None:
+        _unavailable(why)
     proc = subprocess.run([node, str(SCRIPT), str(MODULE), *map(str, paths)], capture_output=True, text=True,
                           timeout=120)
     if proc.returncode != 0:
