@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 from PIL import Image
 
 from conftest import ASSETS, STYLE
-from meshstyle import stylize_batch, stylize_image
+from meshstyle import MeshstyleError, stylize_batch, stylize_image
 from meshstyle.batch.options import split_cores
 from meshstyle.batch.results import read_records, sha256_file
 from meshstyle.cli import main
@@ -158,3 +159,11 @@ def test_index_html_shows_every_thumbnail_in_chromium(first_batch, tmp_path):
         capture_output=True, text=True, timeout=120, check=True).stdout
     assert re.search(r'data-images="(\d+)/(\d+)"', dom).groups() == (str(expected), str(expected))
     assert "broken" not in re.findall(r'<img[^>]*class="([^"]*)"', dom)
+
+
+def test_ray_backend_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
+    library = _library(tmp_path / "in")
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as on a machine without it
+    with pytest.raises(MeshstyleError, match=r"pip install 'meshstyle\[ray\]'"):
+        stylize_batch(library, STYLE, tmp_path / "out", backend="ray", quiet=True)
+    assert not (tmp_path / "out").exists()
