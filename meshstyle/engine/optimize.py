@@ -42,7 +42,9 @@ class StepInfo:
     ``losses`` holds each weighted loss term and ``total`` as Python floats; ``elapsed`` is seconds
     since the run started; ``scale`` counts from 0 to ``scales - 1`` in coarse-to-fine runs;
     ``iteration`` counts from 1 to ``iterations`` within a scale; ``total_steps`` is the number of steps
-    of all scales when scales differ in length (None: ``scales * iterations``).
+    of all scales when scales differ in length (None: ``scales * iterations``); ``stage_starts``: 0-based
+    steps of this scale where the cost of a step changes (a mesh run's render scales, coarse and cheap
+    first), so a time-left estimate is only taken from the steps of the last stage.
     """
 
     scale: int
@@ -52,6 +54,7 @@ class StepInfo:
     losses: dict[str, float]
     elapsed: float
     total_steps: int | None = None
+    stage_starts: tuple[int, ...] = ()
 
 
 @dataclass
@@ -178,7 +181,7 @@ def run(param: nn.Module, loss_fn: Callable[[int], dict[str, torch.Tensor]], ite
                         e.mul_(s.ema_decay).add_(p.detach(), alpha=1 - s.ema_decay)
             if callback is not None:
                 callback(StepInfo(s.scale, s.scales, step, iterations, losses, time.perf_counter() - start,
-                                  s.total_steps))
+                                  s.total_steps, tuple(s.restart_steps)))
             if s.checkpoint is not None and s.checkpoint_every and step % s.checkpoint_every == 0 and step < iterations:
                 s.checkpoint(step, param, opt, ema)
         if s.checkpoint is not None and s.checkpoint_every and step > s.start_iteration:

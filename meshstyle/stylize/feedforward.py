@@ -11,7 +11,7 @@ The mesh job is :mod:`meshstyle.stylize.feedforward_mesh`, its quality measures
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -122,12 +122,13 @@ class FeedForward:
                       models=("arbitrary_predict", "arbitrary_transform"))
 
     def stylize(self, images: torch.Tensor, style: ParsedStyle, strength: float = 1.0,
-                content_embedding: torch.Tensor | None = None, batch: int = 4) -> torch.Tensor:
+                content_embedding: torch.Tensor | None = None, batch: int = 4,
+                progress: Callable[[int], None] | None = None) -> torch.Tensor:
         """Stylize (N, 3, H, W) in [0, 1] with ``style``; ``strength`` < 1 moves the embedding toward
         ``content_embedding`` ((N, 100) or (100,); default: each image's own embedding) and fades the
         network's reconstruction error back in (:meth:`ArbitraryStylizer.with_strength`: strength 0 is
         the input itself) or, for presets, mixes pixels with the input. No gradient; ``batch`` images per
-        network call."""
+        network call; ``progress`` is called with the number of images each call finished."""
         outs = []
         with torch.no_grad():
             for k in range(0, images.shape[0], batch):
@@ -146,6 +147,8 @@ class FeedForward:
                             own = own if own.shape[0] == 1 else own[k:k + batch]
                     y = self.arbitrary.with_strength(x, emb, own, strength)
                 outs.append(y.clamp(0, 1))
+                if progress is not None:
+                    progress(x.shape[0])
         return torch.cat(outs)
 
 

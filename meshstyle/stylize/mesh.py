@@ -219,14 +219,7 @@ def mesh_feedforward(mesh, style, options: EngineOptions, mesh_options: MeshOpti
     feed-forward job's own (384 px, 40 fitting steps per round)."""
     from .feedforward_mesh import stylize_mesh_feedforward
 
-    chosen, start = {}, time.perf_counter()
-
-    def on_round(entry: dict) -> None:  # one progress step per render-stylize-fit round
-        if callback is not None:
-            losses = {k: float(v) for k, v in entry.items() if k != "round" and isinstance(v, int | float)}
-            callback(StepInfo(0, 1, int(entry["round"]) + 1, mesh_options.rounds, losses,
-                              time.perf_counter() - start))
-
+    chosen = {}
     if mesh_options.resolution != MeshOptions().resolution:
         chosen["resolution"] = mesh_options.resolution
     if options.iterations != ENGINE_DEFAULTS["mesh"].iterations:
@@ -235,7 +228,7 @@ def mesh_feedforward(mesh, style, options: EngineOptions, mesh_options: MeshOpti
         mesh, style, views=mesh_options.views, rounds=mesh_options.rounds, texture_size=mesh_options.texture_size,
         style_blend=options.style_blend, strength=options.strength, angle_threshold=mesh_options.angle_threshold,
         fov=mesh_options.fov, distance=mesh_options.distance, elevation=mesh_options.elevation, seed=options.seed,
-        device=options.device, callback=on_round, **chosen)
+        device=options.device, progress=callback, **chosen)
 
 
 def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options: MeshOptions | None = None,
