@@ -35,7 +35,8 @@ from ..core.files import check_regular_file, sha256_file
 
 FORMAT = "meshstyle-checkpoint-3"
 #: Options that may differ between the run that wrote a checkpoint and the one that resumes it.
-FREE_OPTIONS = ("checkpoint_every", "checkpoint", "resume", "iterations", "device", "allow_missing_textures")
+FREE_OPTIONS = ("checkpoint_every", "checkpoint", "resume", "iterations", "device", "allow_missing_textures",
+                "threads")
 #: Key of the global torch generator in :meth:`RunRandomness.capture`.
 GLOBAL_RNG = "torch.global"
 

@@ -31,7 +31,13 @@ from ..core.errors import MeshstyleError
 from ..core.imageio import load_image, long_edge_size, resize_tensor, rgb8_to_tensor, tensor_to_rgb8
 from ..core.uv import MipPyramid
 from ..core.views import LevelView, ViewStack, render
-from ..engine.color import DecorrelatedTexture, style_colour_basis
+from ..engine.color import (
+    DecorrelatedTexture,
+    apply_colour_map,
+    colour_statistics,
+    linear_colour_map,
+    style_colour_basis,
+)
 from ..engine.encoders import call_cost_pixels, min_input_size
 from ..engine.losses import ObjectCells
 from ..engine.objective import Objective, total
@@ -41,7 +47,7 @@ from ..engine.precision import resolve_precision
 from ..engine.texture import PyramidTexture
 from ..mesh.cameras import orbit_cameras
 from ..mesh.coverage import unseen_share
-from ..mesh.padding import pad_texture
+from ..mesh.padding import island_mask, pad_texture
 from ..mesh.raycast import compute_level_views
 from ..mesh.textured import TexturedMesh
 from .checkpoint import RunRandomness, fingerprint, load_checkpoint, save_checkpoint, style_digest
@@ -191,12 +197,34 @@ def _inputs(mesh, style, mesh_options, options, overrides):
     if not source.stylizable:
         raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
     if options.method == "feedforward":  # the networks read the styles themselves (paths or preset:N)
+        if options.color_match:
+            raise MeshstyleError("--color-match applies to the optimization method; the feed-forward networks "
+                                 "choose their own colours")
         return mesh_options, options, source, ([], [])
     if mesh_options.init == "feedforward":
         source = _feedforward_start(source, style, options)
     styles = _style_images(style, options.style_blend, mesh_options,
                            min_input_size(options.encoder, list(options.style_layers)))
+    if options.color_match:
+        source = colour_matched(source, *styles)
     return mesh_options, options, source, styles
+
+
+def colour_matched(source: TexturedMesh, styles: list[torch.Tensor], blend: list[float]) -> TexturedMesh:
+    """A copy of ``source`` whose stylizable textures are recoloured by one linear colour map that gives the
+    texels inside their UV islands (all parts pooled) the RGB mean and covariance of the style images
+    ``styles`` (3, H, W) pooled with ``blend`` (``color_match``; ARF's colour step, Zhang et al. 2022).
+    Gutter texels are mapped alike but do not count."""
+    textures = {name: rgb8_to_tensor(source.texture(name)) for name in source.stylizable}
+    inside = []
+    for name, texture in textures.items():
+        islands = torch.from_numpy(island_mask(source.corner_uv(name), tuple(texture.shape[-2:])))
+        inside.append(texture[:, islands])
+    transform = linear_colour_map(colour_statistics(inside), colour_statistics(styles, blend))
+    out = source.copy()
+    for name, texture in textures.items():
+        out.set_texture(name, tensor_to_rgb8(apply_colour_map(texture, transform)))
+    return out
 
 
 def _feedforward_start(source: TexturedMesh, style, options: EngineOptions) -> TexturedMesh:
@@ -269,9 +297,32 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     params = _texture_parameters([start.to(device) for _, start, _ in parts], mesh_options, (styles, blend))
     objective = Objective(options, device)
     current = _StageLoss(objective, stages, firsts, [start.to(device) for _, start, _ in parts], mesh_options)
+    loss_fn, settings = _checkpointed_loss(source, style, styles, mesh_options, options, params, current, firsts)
+    t = time.perf_counter()
+    result = run(_Textures(params), loss_fn, options.iterations, settings, callback)
+    timings["optimize"] = time.perf_counter() - t
+    out = _export(source, parts, params, result.averaged)
+    timings["total"] = time.perf_counter() - t0
+    return MeshResult(out, result.history, result.interrupted, objective.encoder.random_weights, timings,
+                      objective.encoder.precision)
+
+
+def _checkpointed_loss(source: TexturedMesh, style, styles: list[torch.Tensor], mesh_options: MeshOptions,
+                       options: EngineOptions, params: nn.ModuleList, current: _StageLoss,
+                       firsts: list[int]) -> tuple[Callable[[int], dict[str, torch.Tensor]], RunSettings]:
+    """The loss of each step and the :class:`RunSettings` of a run, with its checkpoints: saved with the
+    run's fingerprint, EMA and random states (:class:`~meshstyle.stylize.checkpoint.RunRandomness`), and,
+    with ``resume``, loaded into ``params`` and the settings; the saved random states are restored at the
+    first step, after rebuilding the render scale's loss when the step starts none (rebuilding draws
+    numbers the uninterrupted run did not).
+
+    Raises:
+        MeshstyleError: a checkpoint that does not belong to this run or is damaged.
+    """
+    objective = current.objective
     save = mesh_options.checkpoint and mesh_options.checkpoint_every
-    run_print = fingerprint(source, mesh_options, options, style_digest(styles), [
-        s for s in (style if isinstance(style, list | tuple) else [style]) if isinstance(s, str | os.PathLike)]) \
+    style_files = [s for s in (style if isinstance(style, list | tuple) else [style]) if isinstance(s, str | os.PathLike)]
+    run_print = fingerprint(source, mesh_options, options, style_digest(styles), style_files) \
         if save or mesh_options.resume else None
     randomness = RunRandomness(objective)
     start_step, opt_state, ema_state, pending = 0, None, None, None
@@ -284,7 +335,7 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
         nonlocal pending
         if pending is not None:  # resumed: the random states as the uninterrupted run had them at this step
             if step not in firsts:
-                current.at(step)  # rebuilding a scale's loss mid-scale draws numbers the uninterrupted run did not
+                current.at(step)
             randomness.restore(pending, mesh_options.resume)
             pending = None
         randomness.step_started(step)
@@ -295,14 +346,7 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
         mesh_options.checkpoint, step, params, opt, run_print,
         {"rng": randomness.state_for(step)} | ({"ema": averaged} if averaged else {})))
         if save else None, restart_steps=tuple(firsts[1:]))
-    t = time.perf_counter()
-    result = run(_Textures(params), loss_fn, options.iterations, replace(
-        settings, start_iteration=start_step, optimizer_state=opt_state, ema_state=ema_state), callback)
-    timings["optimize"] = time.perf_counter() - t
-    out = _export(source, parts, params, result.averaged)
-    timings["total"] = time.perf_counter() - t0
-    return MeshResult(out, result.history, result.interrupted, objective.encoder.random_weights, timings,
-                      objective.encoder.precision)
+    return loss_fn, replace(settings, start_iteration=start_step, optimizer_state=opt_state, ema_state=ema_state)
 
 
 def _usable_scales(mesh_options: MeshOptions, options: EngineOptions) -> int:
