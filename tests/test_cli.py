@@ -135,3 +135,47 @@ def test_render_command(tmp_path, spot_path, capsys, name):
         assert img.n_frames == 4 and img.size == (48, 48)
     else:
         assert img.size == (4 * 48, 48)
+
+
+def _info(iteration, elapsed, iterations=10, stage_starts=(), scale=0, scales=1):
+    from meshstyle.engine.optimize import StepInfo
+
+    return StepInfo(scale, scales, iteration, iterations, {"style": 1.0}, elapsed, None, stage_starts)
+
+
+def test_progress_estimate_comes_from_the_final_stage_only():
+    """Coarse steps cost 1 s, final-stage steps 10 s: no estimate before the final stage has run two steps,
+    then (steps left) x (rate of the final stage)."""
+    from meshstyle.cli.progress import ProgressBar, clock
+
+    bar = ProgressBar(quiet=True)
+    elapsed, lefts = 0.0, []
+    for step in range(1, 11):
+        elapsed += 1.0 if step <= 4 else 10.0
+        lefts.append(bar.seconds_left(_info(step, elapsed, stage_starts=(2, 4))))
+    assert lefts[:5] == [None] * 5
+    assert lefts[5:] == [pytest.approx(10.0 * (10 - s)) for s in range(6, 11)]
+    assert clock(4 * 60 + 36) == "4:36" and clock(3725) == "1:02:05"
+
+
+def test_progress_has_no_estimate_before_the_last_scale():
+    from meshstyle.cli.progress import ProgressBar
+
+    bar = ProgressBar(quiet=True)
+    assert all(bar.seconds_left(_info(k, k, scales=2)) is None for k in range(1, 11))
+    assert [bar.seconds_left(_info(k, 10 + 3 * k, scale=1, scales=2)) for k in range(1, 4)] == [None, 24.0, 21.0]
+
+
+def test_progress_bar_opens_at_zero_and_counts_every_step(capsys):
+    from meshstyle.cli.progress import ProgressBar
+
+    bar = ProgressBar()
+    bar(_info(0, 0.0, iterations=3))
+    assert bar.bar.n == 0 and bar.bar.total == 3
+    for k in (1, 2, 3):
+        bar(_info(k, float(k), iterations=3))
+        assert bar.bar.n == k
+    bar.close()
+    err = capsys.readouterr().err
+    assert "0/3" in err.split("\r")[1] and "3/3" in err  # shown at 0 before the first step
+    assert bar.bar.miniters == 1  # tqdm skips no update of a slow run (its dynamic miniters showed 0/3 -> 2/3)

@@ -131,8 +131,13 @@ def test_mesh_fit_matches_the_stylized_views(nets):
     texture = np.kron(QUADRANT_COLOURS, np.ones((16, 16, 1), np.uint8))
     mesh = TexturedMesh(cube(texture))
     views, res, seed = 6, 64, 1
+    steps = []
     result = stylize_mesh_feedforward(mesh, STYLE, views=views, resolution=res, rounds=1, iterations=15,
-                                      seed=seed, networks=nets)
+                                      seed=seed, networks=nets, progress=steps.append)
+    # progress from the start, one unit at a time: 6 views ray-cast, 6 stylized, 15 fit steps
+    assert [s.iteration for s in steps] == list(range(6 + 6 + 15 + 1))
+    assert {s.iterations for s in steps} == {27} and steps[-1].stage_starts == (6, 12)
+    assert "fit" in steps[-1].losses and steps[-1].elapsed >= steps[1].elapsed
     center, radius = mesh.bounding_sphere()
     cams = orbit_cameras(center, radius, views, fov=40.0, distance=1.0, seed=seed, points=mesh.points())
     stack = compute_views(mesh, cams, [res])[0]
