@@ -6,6 +6,8 @@ Factors in Neural Style Transfer, CVPR 2017).
   combined with the content's I and Q (chroma) channels.
 * Colour histogram matching: the style image's colours are transformed linearly, ``x' = A (x - mu_s) +
   mu_c`` with ``A = Sigma_c^(1/2) Sigma_s^(-1/2)``, so their mean and covariance match the content's.
+* The reverse, ARF's colour step (Zhang et al., "ARF: Artistic Radiance Fields", ECCV 2022): the content's
+  colours matched to the style's before optimizing (:func:`match_colors_to_style`, ``--color-match``).
 
 Images are (3, H, W) RGB in [0, 1].
 """
@@ -57,6 +59,38 @@ def _sqrtm(cov: torch.Tensor, inverse: bool = False) -> torch.Tensor:
     return vecs @ torch.diag(vals ** power) @ vecs.T
 
 
+def colour_statistics(pixels: list[torch.Tensor], weights: list[float] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (3, 1) and covariance (3, 3), float64, of pooled RGB pixel sets, each (3, ...) in [0, 1]; set ``k``
+    counts with weight ``weights[k]`` whatever its size (equal weights when ``None``)."""
+    weights = [1.0] * len(pixels) if weights is None else weights
+    flat = [p.reshape(3, -1).double() for p in pixels]
+    w = torch.cat([torch.full((f.shape[1],), float(wt) / max(f.shape[1], 1), dtype=torch.float64)
+                   for f, wt in zip(flat, weights)])
+    w = w / w.sum().clamp_min(1e-12)
+    joined = torch.cat(flat, dim=1)
+    mean = (joined * w).sum(1, keepdim=True)
+    cov = ((joined - mean) * w) @ (joined - mean).T
+    return mean, cov
+
+
+def linear_colour_map(source: tuple[torch.Tensor, torch.Tensor], target: tuple[torch.Tensor, torch.Tensor]
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(A, b)`` with ``x' = A x + b`` mapping colours of statistics ``source`` (mean, covariance from
+    :func:`colour_statistics`) onto those of ``target``: ``A = Sigma_t^(1/2) Sigma_s^(-1/2)``, ``b = mu_t -
+    A mu_s`` (Gatys et al. 2017's colour histogram matching; ARF's colour step, Zhang et al. 2022)."""
+    eye = torch.eye(3, dtype=torch.float64) * 1e-5
+    matrix = _sqrtm(target[1] + eye) @ _sqrtm(source[1] + eye, inverse=True)
+    return matrix, target[0] - matrix @ source[0]
+
+
+def apply_colour_map(image: torch.Tensor, transform: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """``A x + b`` on every pixel of ``image`` (3, ...) in [0, 1], clamped to [0, 1], in its dtype."""
+    matrix, offset = transform
+    out = matrix @ image.reshape(3, -1).double() + offset
+    return out.reshape(image.shape).to(image.dtype).clamp(0, 1)
+
+
 def match_color_histogram(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """Style image (3, H_s, W_s) recoloured so its RGB mean and covariance equal the content's."""
     s = style.reshape(3, -1).double()
@@ -68,6 +102,15 @@ def match_color_histogram(style: torch.Tensor, content: torch.Tensor) -> torch.T
     transform = _sqrtm(cov_c) @ _sqrtm(cov_s, inverse=True)
     out = transform @ (s - mu_s) + mu_c
     return out.reshape(style.shape).to(style.dtype).clamp(0, 1)
+
+
+def match_colors_to_style(content: torch.Tensor, styles: list[torch.Tensor],
+                          weights: list[float] | None = None) -> torch.Tensor:
+    """ARF's colour step (Zhang et al., ECCV 2022, ``--color-match``): the content (3, H, W) recoloured so its RGB
+    mean and covariance equal those of the style images (pooled with ``weights``), so the optimization
+    starts from, and keeps as content, the painting's palette."""
+    return apply_colour_map(content, linear_colour_map(colour_statistics([content]),
+                                                       colour_statistics(styles, weights)))
 
 
 #: Square root of the RGB covariance of natural images (ImageNet), columns along its principal axes (luma,
@@ -93,13 +136,7 @@ def style_colour_basis(images: list[torch.Tensor], weights: list[float] | None =
     colours it has none of (measured in the circle test: blue and black rims on red discs in the natural
     basis, see README). A grey style moves luma only, at full speed.
     """
-    weights = [1.0] * len(images) if weights is None else weights
-    pixels = torch.cat([img.reshape(3, -1).double() for img in images], dim=1)
-    counts = [img[0].numel() for img in images]
-    w = torch.cat([torch.full((n,), float(wt) / n, dtype=torch.float64) for n, wt in zip(counts, weights)])
-    w = w / w.sum()
-    mean = (pixels * w).sum(1, keepdim=True)
-    cov = ((pixels - mean) * w) @ (pixels - mean).T
+    _, cov = colour_statistics(images, weights)
     vals, vecs = torch.linalg.eigh(cov)                 # ascending
     std = vals.clamp_min(0).sqrt().flip(0)
     vecs = vecs.flip(1)

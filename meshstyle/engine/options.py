@@ -147,6 +147,10 @@ class EngineOptions:
     style_blend: tuple[float, ...] | None = option(
         None, "weights of several --style images (auto: equal)", kind="floats", low=0, high=1e9, none=True,
         commands=ALL_BUT_RECONSTRUCT, group="losses", metavar="W1,W2,...")
+    color_match: bool = option(False, "recolour the content (photo or texture) to the style's colour mean and "
+                               "covariance before optimizing, so the result takes the painting's palette (ARF's "
+                               "colour step, Zhang et al. 2022)", kind="bool", commands=WITH_CONTENT,
+                               group="losses")
     line_search: str = option("none", "L-BFGS line search (strong_wolfe: more loss evaluations per step)",
                               choices=("none", "strong_wolfe"), group="optimization")
     preset: str = option("none", "loss preset: stylemesh sets StyleMesh's layer weights (relu1_1..relu5_1 = "

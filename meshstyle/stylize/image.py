@@ -257,7 +257,8 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
     {common}
 
     ``preserve_color``: ``"luminance"`` (luminance-only transfer) or ``"histogram"`` (style colours
-    matched to the content), see :mod:`meshstyle.engine.color`. ``size``: long edge in px or (W, H).
+    matched to the content), see :mod:`meshstyle.engine.color`; ``color_match``: the reverse, the content
+    recoloured to the style's colours before optimizing (ARF). ``size``: long edge in px or (W, H).
     ``method="feedforward"`` runs the pretrained networks of
     :func:`~meshstyle.stylize.feedforward.stylize_image_feedforward` instead (styles may then be
     ``"preset:N"``; ``strength`` applies); ``init="feedforward"`` starts the optimization from their result.
@@ -280,6 +281,11 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
                                                                  replace(image_options, size=None)).image)
     out_size = (content_img.shape[2], content_img.shape[1])
     styles = [_as_image(s) for s in styles_in]
+    if options.color_match:
+        if preserve_color != "none":
+            raise MeshstyleError("--color-match gives the content the style's colours and --preserve-color keeps "
+                                 "the content's: use one of them")
+        content_img = color.match_colors_to_style(content_img, styles, blend)
     original = content_img
     if preserve_color == "luminance":
         styles = [color.luminance(s, like=content_img) for s in styles]

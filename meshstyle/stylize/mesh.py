@@ -31,7 +31,13 @@ from ..core.errors import MeshstyleError
 from ..core.imageio import load_image, long_edge_size, resize_tensor, rgb8_to_tensor, tensor_to_rgb8
 from ..core.uv import MipPyramid
 from ..core.views import LevelView, ViewStack, render
-from ..engine.color import DecorrelatedTexture, style_colour_basis
+from ..engine.color import (
+    DecorrelatedTexture,
+    apply_colour_map,
+    colour_statistics,
+    linear_colour_map,
+    style_colour_basis,
+)
 from ..engine.encoders import call_cost_pixels, min_input_size
 from ..engine.losses import ObjectCells
 from ..engine.objective import Objective, total
@@ -41,7 +47,7 @@ from ..engine.precision import resolve_precision
 from ..engine.texture import PyramidTexture
 from ..mesh.cameras import orbit_cameras
 from ..mesh.coverage import unseen_share
-from ..mesh.padding import pad_texture
+from ..mesh.padding import island_mask, pad_texture
 from ..mesh.raycast import compute_level_views
 from ..mesh.textured import TexturedMesh
 from .checkpoint import RunRandomness, fingerprint, load_checkpoint, save_checkpoint, style_digest
@@ -191,12 +197,34 @@ def _inputs(mesh, style, mesh_options, options, overrides):
     if not source.stylizable:
         raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
     if options.method == "feedforward":  # the networks read the styles themselves (paths or preset:N)
+        if options.color_match:
+            raise MeshstyleError("--color-match applies to the optimization method; the feed-forward networks "
+                                 "choose their own colours")
         return mesh_options, options, source, ([], [])
     if mesh_options.init == "feedforward":
         source = _feedforward_start(source, style, options)
     styles = _style_images(style, options.style_blend, mesh_options,
                            min_input_size(options.encoder, list(options.style_layers)))
+    if options.color_match:
+        source = colour_matched(source, *styles)
     return mesh_options, options, source, styles
+
+
+def colour_matched(source: TexturedMesh, styles: list[torch.Tensor], blend: list[float]) -> TexturedMesh:
+    """A copy of ``source`` whose stylizable textures are recoloured by one linear colour map that gives the
+    texels inside their UV islands (all parts pooled) the RGB mean and covariance of the style images
+    ``styles`` (3, H, W) pooled with ``blend`` (``color_match``; ARF's colour step, Zhang et al. 2022).
+    Gutter texels are mapped alike but do not count."""
+    textures = {name: rgb8_to_tensor(source.texture(name)) for name in source.stylizable}
+    inside = []
+    for name, texture in textures.items():
+        islands = torch.from_numpy(island_mask(source.corner_uv(name), tuple(texture.shape[-2:])))
+        inside.append(texture[:, islands])
+    transform = linear_colour_map(colour_statistics(inside), colour_statistics(styles, blend))
+    out = source.copy()
+    for name, texture in textures.items():
+        out.set_texture(name, tensor_to_rgb8(apply_colour_map(texture, transform)))
+    return out
 
 
 def _feedforward_start(source: TexturedMesh, style, options: EngineOptions) -> TexturedMesh:
