@@ -179,3 +179,12 @@ def test_progress_bar_opens_at_zero_and_counts_every_step(capsys):
     err = capsys.readouterr().err
     assert "0/3" in err.split("\r")[1] and "3/3" in err  # shown at 0 before the first step
     assert bar.bar.miniters == 1  # tqdm skips no update of a slow run (its dynamic miniters showed 0/3 -> 2/3)
+
+
+def test_mesh_help_names_every_encoder_auto_may_pick_and_the_preset_styles(capsys):
+    with pytest.raises(SystemExit):
+        main(["mesh", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "VGG style loss" not in text
+    assert all(name in text for name in ("VGG-19", "VGG-16", "mobilenetv2-magenta"))
+    assert "preset:N (N in 0..25" in text

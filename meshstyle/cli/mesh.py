@@ -22,9 +22,11 @@ GIF = ".gif"
 
 MESH_DESCRIPTION = """Restyle the texture of an OBJ/GLB mesh so it looks painted from every side.
 
-The mesh is rendered from --views cameras at several resolutions; a VGG style loss on
-those renders, weighted by viewing angle and depth (StyleMesh, CVPR 2022), is
-backpropagated into a multi-resolution texture, which is exported with the mesh."""
+The mesh is rendered from --views cameras at several resolutions; a style loss on the
+features a pretrained network (--encoder, see "Networks" below) computes of those renders,
+weighted by viewing angle and depth (StyleMesh, CVPR 2022), is backpropagated into a
+multi-resolution texture, which is exported with the mesh. --method feedforward instead
+stylizes the renders with feed-forward networks and fits the texture to them."""
 
 MESH_EXAMPLES = """examples:
   meshstyle mesh cow.obj --style starry.jpg -o cow_starry.glb --preview sheet.png
@@ -40,7 +42,9 @@ def add_commands(sub) -> None:
                        description=MESH_DESCRIPTION, epilog=MESH_EXAMPLES + EPILOG_WEIGHTS)
     p.add_argument("input", help="mesh with UVs and a texture (.obj with .mtl, .glb, .gltf); a mesh without UVs "
                                  "is unwrapped")
-    p.add_argument("--style", action="append", required=True, help="style image; repeat to blend several")
+    p.add_argument("--style", action="append", required=True,
+                   help="style image; repeat to blend several. With --method feedforward also preset:N (N in "
+                        "0..25, one of the 26 trained styles; 'meshstyle styles' draws them all)")
     p.add_argument("-o", "--output", required=True, help="output mesh: .glb (texture embedded) or .obj (+.mtl +.png)")
     p.add_argument("--preview", default=None, metavar="SHEET.png|TURNTABLE.gif",
                    help="also write a before/after contact sheet (.png/.jpg/.webp) or a turntable of the result (.gif)")
