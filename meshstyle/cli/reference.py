@@ -10,10 +10,15 @@ from ..stylize.options import ENGINE_DEFAULTS, ImageOptions, MeshOptions
 START, END = "<!-- options:start -->", "<!-- options:end -->"
 
 
+#: The one flag of every command outside the option tables that changes what a run shows (``cli.IO_ARGUMENTS``).
+QUIET_ROW = "| `--quiet`, `-q` | all | off | no progress bar and no log lines, only errors |"
+
+
 def options_markdown() -> str:
-    """Markdown table of every option flag: commands, default (per command where they differ) and help."""
+    """Markdown table of every option flag: commands, default (per command where they differ) and help;
+    ``--quiet`` last."""
     return markdown_table([(EngineOptions, ENGINE_DEFAULTS), (ImageOptions, None), (MeshOptions, None),
-                           (BatchOptions, None)])
+                           (BatchOptions, None)]) + "\n" + QUIET_ROW
 
 
 def replace_in_readme(text: str) -> str:

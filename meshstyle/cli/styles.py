@@ -31,7 +31,7 @@ def add_styles_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--work", type=int, default=384, metavar="PX",
                    help="long edge the networks run at before the results shrink to the tile, px (16..2048)")
     p.add_argument("--device", default="auto", choices=DEVICES, help="compute device")
-    p.add_argument("--quiet", action="store_true", help="print errors only")
+    p.add_argument("--quiet", "-q", action="store_true", help="print errors only")
     p.set_defaults(func=cmd_styles)
     return p
 
