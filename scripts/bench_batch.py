@@ -6,7 +6,7 @@ by the feed-forward method at low resolution (meshes: 4 views at 128 px, 1 round
 job takes seconds. Each configuration runs in its own process (``OMP_NUM_THREADS`` = threads per worker)
 into a fresh OUTDIR, timed from the moment the backend takes jobs to the last record. The Ray cluster is
 ``ray start --head --num-cpus 1`` plus ``ray start --address ... --num-cpus 1`` with its own temp dir, on
-127.0.0.1, stopped at the end. Prints one JSON line per configuration, then a summary line:
+127.0.0.1, stopped at the end (by process id). Prints one JSON line per configuration, then a summary line:
 
     python scripts/bench_batch.py [--configs local1x1,local1x2,local2x1,ray2] [--keep DIR]
 
@@ -103,7 +103,6 @@ def main() -> None:
     work = Path(args.keep or tempfile.mkdtemp(prefix="bench_batch-"))
     make_library(work / "library")
     names = [n for n in args.configs.split(",") if n]
-    ray = str(Path(sys.executable).with_name("ray"))
     address, rows = None, {}
     try:
         for name in names:
@@ -120,7 +119,9 @@ def main() -> None:
             print(line, flush=True)
     finally:
         if address is not None:
-            subprocess.run([ray, "stop", "--force"], timeout=120, capture_output=True)
+            from meshstyle.batch.rayjobs import stop_nodes
+
+            stop_nodes(work / "ray")  # by process id: other Ray clusters on the machine stay up
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     summary = {}

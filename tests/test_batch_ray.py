@@ -18,6 +18,7 @@ from PIL import Image
 
 from conftest import ASSETS, STYLE
 from meshstyle import stylize_batch
+from meshstyle.batch.rayjobs import stop_nodes
 from meshstyle.batch.results import read_records, sha256_file
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'meshstyle[ray]'; the dev extra has it)")
@@ -35,7 +36,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A head node and a second node, 1 CPU each, on 127.0.0.1; 'ray stop' at the end whatever happens."""
+    """A head node and a second node, 1 CPU each, on 127.0.0.1, stopped at the end whatever happens (by
+    process id: 'ray stop' would also stop other Ray clusters on a shared machine)."""
     root = tmp_path_factory.mktemp("ray")
     port = _free_port()
     common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
@@ -46,7 +48,7 @@ def cluster(tmp_path_factory):
                        check=True, timeout=120, capture_output=True)
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([RAY, "stop", "--force"], timeout=120, capture_output=True)
+        stop_nodes(root)
 
 
 def _library(root: Path) -> Path:

@@ -284,46 +284,59 @@ def plan_jobs(spec: str | os.PathLike, styles: list[str], outdir: str | os.PathL
         if name not in fields or not {"mesh", "image"} & fields[name][2].commands:
             raise MeshstyleError(f"unknown option {name!r} (batch jobs take the options of mesh and image)")
     cli_styles = [s if is_preset(s) else str(Path(s).resolve()) for s in styles]
-    seen: set[str] = set()
-    jobs: list[Job] = []
     if spec.is_dir():
-        _check_styles(cli_styles, seen)
-        for row, source in enumerate(find_inputs(spec, outdir), 1):
-            rel = source.relative_to(spec)
-            try:
-                job = make_job(rel.as_posix(), row, source, outdir.resolve() / _default_output(rel), cli_styles,
-                               given)
-            except MeshstyleError as exc:
-                raise MeshstyleError(f"{rel.as_posix()}: {exc}") from None
-            jobs.append(job)
-        if not jobs:
-            raise MeshstyleError(f"no meshes ({', '.join(MESH_SUFFIXES)}) or images ({', '.join(IMAGE_SUFFIXES)}) "
-                                 f"under {spec}")
+        jobs = _folder_jobs(spec, outdir, cli_styles, given)
     elif spec.suffix.lower() in MANIFEST_SUFFIXES:
-        base = spec.resolve().parent
-        for row, fields in enumerate(read_manifest(spec), 1):
-            where = f"{spec.name} row {row}"
-            try:
-                source = _inside(base, str(fields["input"]), "input", where)
-                rel = source.relative_to(base)
-                style = fields.get("style")
-                row_styles = ([s.strip() for s in style.split("|") if s.strip()] if isinstance(style, str)
-                              else [str(s) for s in style] if isinstance(style, list) else None)
-                row_styles = ([s if is_preset(s) else str(_inside(base, s, "style", where)) for s in row_styles]
-                              if row_styles else cli_styles)
-                _check_styles(row_styles, seen)
-                output = (_inside(outdir.resolve(), str(fields["output"]), "output", where) if fields.get("output")
-                          else outdir.resolve() / _default_output(rel))
-                command = "mesh" if source.suffix.lower() in MESH_SUFFIXES else "image"
-                job = make_job(rel.as_posix(), row, source, output, row_styles,
-                               {**given, **row_options(fields, command)})
-            except MeshstyleError as exc:
-                raise MeshstyleError(f"{where}: {exc}" if not str(exc).startswith(where) else str(exc)) from None
-            jobs.append(job)
+        jobs = _manifest_jobs(spec, outdir, cli_styles, given)
     elif spec.exists():
         raise MeshstyleError(f"{spec}: give a folder or a manifest ({', '.join(MANIFEST_SUFFIXES)})")
     else:
         raise MeshstyleError(f"not found: {spec}")
+    _name_outputs(jobs, outdir)
+    return jobs
+
+
+def _folder_jobs(spec: Path, outdir: Path, styles: list[str], given: dict[str, Any]) -> list[Job]:
+    _check_styles(styles, set())
+    jobs = []
+    for row, source in enumerate(find_inputs(spec, outdir), 1):
+        rel = source.relative_to(spec)
+        try:
+            jobs.append(make_job(rel.as_posix(), row, source, outdir.resolve() / _default_output(rel), styles,
+                                 given))
+        except MeshstyleError as exc:
+            raise MeshstyleError(f"{rel.as_posix()}: {exc}") from None
+    if not jobs:
+        raise MeshstyleError(f"no meshes ({', '.join(MESH_SUFFIXES)}) or images ({', '.join(IMAGE_SUFFIXES)}) "
+                             f"under {spec}")
+    return jobs
+
+
+def _manifest_jobs(spec: Path, outdir: Path, styles: list[str], given: dict[str, Any]) -> list[Job]:
+    base, seen, jobs = spec.resolve().parent, set(), []
+    for row, fields in enumerate(read_manifest(spec), 1):
+        where = f"{spec.name} row {row}"
+        try:
+            source = _inside(base, str(fields["input"]), "input", where)
+            rel = source.relative_to(base)
+            style = fields.get("style")
+            row_styles = ([s.strip() for s in style.split("|") if s.strip()] if isinstance(style, str)
+                          else [str(s) for s in style] if isinstance(style, list) else None)
+            row_styles = ([s if is_preset(s) else str(_inside(base, s, "style", where)) for s in row_styles]
+                          if row_styles else styles)
+            _check_styles(row_styles, seen)
+            output = (_inside(outdir.resolve(), str(fields["output"]), "output", where) if fields.get("output")
+                      else outdir.resolve() / _default_output(rel))
+            command = "mesh" if source.suffix.lower() in MESH_SUFFIXES else "image"
+            jobs.append(make_job(rel.as_posix(), row, source, output, row_styles,
+                                 {**given, **row_options(fields, command)}))
+        except MeshstyleError as exc:
+            raise MeshstyleError(f"{where}: {exc}" if not str(exc).startswith(where) else str(exc)) from None
+    return jobs
+
+
+def _name_outputs(jobs: list[Job], outdir: Path) -> None:
+    """Tell apart jobs of one input (manifest rows) and refuse two jobs writing one output."""
     keys = [job.key for job in jobs]
     for job in jobs:  # a manifest may list one input twice (other options or outputs): rows tell them apart
         if keys.count(job.key) > 1:
@@ -336,4 +349,3 @@ def plan_jobs(spec: str | os.PathLike, styles: list[str], outdir: str | os.PathL
                                  f"give one an output")
         outputs[out] = job
         job.output_rel = Path(os.path.relpath(job.output, outdir.resolve())).as_posix()
-    return jobs

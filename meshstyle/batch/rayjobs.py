@@ -13,7 +13,12 @@ Without ``--ray-address`` a single-node cluster is started for the batch (on 127
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from ..core.errors import MeshstyleError
@@ -80,3 +85,45 @@ def run_ray(jobs: list[Job], styles: dict[str, Any], threads: int, options: Batc
         raise
     finally:
         ray.shutdown()
+
+
+def _children(pids: set[int]) -> set[int]:
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found = set(pids)
+    while True:
+        more = {pid for pid, parent in parents.items() if parent in found} - found
+        if not more:
+            return found
+        found |= more
+
+
+def stop_nodes(temp_dir: str | os.PathLike, timeout: float = 30.0) -> list[int]:
+    """Stop the Ray nodes started on this machine with ``ray start --temp-dir`` under ``temp_dir``: every
+    process whose command line names that folder, and their descendants (workers), by process id (SIGTERM,
+    then SIGKILL after ``timeout`` s). Unlike ``ray stop`` it leaves other Ray clusters on the machine
+    alone. Linux only (reads /proc). Returns the process ids signalled."""
+    marker = str(Path(temp_dir).resolve()).encode()
+    roots = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                if marker in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    roots.add(int(entry))
+            except OSError:
+                continue
+    pids = sorted(_children(roots))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+            time.sleep(0.2)
+    return pids

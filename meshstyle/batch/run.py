@@ -131,6 +131,58 @@ def _commit_returned(record: dict[str, Any], job: Job, outdir: Path) -> None:
     plan.commit(writers)
 
 
+class _Recorder:
+    """Completes each finished job's record (writes returned bytes, hashes outputs, adds the provenance),
+    appends it to results.jsonl and advances the progress bar."""
+
+    def __init__(self, outdir: Path, hashes: dict[int, list[str]], total: int, quiet: bool):
+        self.outdir, self.hashes = outdir, hashes
+        self.run_id = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.records: dict[int, dict[str, Any]] = {}
+        self.failures = 0
+        self.results = ResultsFile(outdir)
+        self.bar = tqdm(total=total, desc="batch", unit="job", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+
+    def _complete(self, job: Job, record: dict[str, Any]) -> None:
+        try:
+            _commit_returned(record, job, self.outdir)
+            for item in record["outputs"]:
+                item["sha256"] = sha256_file(self.outdir / item["path"])
+            inputs = [(i["path"], i["sha256"]) for i in record["provenance"]["inputs"]]
+            hashes = self.hashes[id(job)]
+            record["provenance"].update(
+                version=meshstyle_version(), options=job_options(job),
+                styles=[{"path": s, "sha256": h} for s, h in zip(job.styles, hashes)],
+                fingerprint=fingerprint(job, hashes, inputs))
+        except Exception as exc:  # writing the returned bytes failed: the job failed
+            record.update(status="error", error=error_line(exc), outputs=[])
+
+    def done(self, job: Job, record: dict[str, Any]) -> None:
+        """Record ``job``'s outcome (its record from a worker, or a skipped one)."""
+        if record["status"] == "ok":
+            self._complete(job, record)
+        record.pop("files", None)
+        record["run"] = self.run_id
+        self.results.append(record)
+        self.records[id(job)] = record
+        self.failures += record["status"] == "error"
+        self.bar.set_postfix(failed=self.failures, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+        self.results.close()
+
+
+def _prepare_outdir(jobs: list[Job], outdir: Path) -> None:
+    plan = OutputPlan([job.input for job in jobs])
+    plan.add(outdir / RESULTS)
+    plan.add(outdir / INDEX)
+    plan.check()  # OUTDIR writable, with room
+    outdir.mkdir(parents=True, exist_ok=True)
+    clean_staging(outdir)
+
+
 def run_batch(jobs: list[Job], outdir: str | os.PathLike, options: BatchOptions, threads: int | None = None,
               quiet: bool = False, on_start=None) -> BatchResult:
     """Run ``jobs`` (from :func:`~meshstyle.batch.plan.plan_jobs`) into ``outdir``; see the module docstring.
@@ -150,54 +202,18 @@ def run_batch(jobs: list[Job], outdir: str | os.PathLike, options: BatchOptions,
     options.validate()
     if options.backend == "ray":
         import_ray()  # a missing Ray is a bad command line: say so before anything else
-    start = time.perf_counter()
-    outdir = Path(outdir).resolve()
-    plan = OutputPlan([job.input for job in jobs])
-    plan.add(outdir / RESULTS)
-    plan.add(outdir / INDEX)
-    plan.check()  # OUTDIR writable, with room
-    outdir.mkdir(parents=True, exist_ok=True)
-    clean_staging(outdir)
-    style_paths = sorted({s for job in jobs for s in job.styles if not is_preset(s)})
-    style_hash = {s: sha256_file(s) for s in style_paths}
+    start, outdir = time.perf_counter(), Path(outdir).resolve()
+    _prepare_outdir(jobs, outdir)
+    style_hash = {s: sha256_file(s) for s in sorted({s for job in jobs for s in job.styles if not is_preset(s)})}
     hashes = {id(job): [style_hash.get(s, s) for s in job.styles] for job in jobs}
     previous = latest(read_records(outdir))
-    run_id = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    records: dict[int, dict[str, Any]] = {}
-    todo = []
-    results = ResultsFile(outdir)
-    bar = tqdm(total=len(jobs), desc="batch", unit="job", disable=quiet, file=sys.stderr, dynamic_ncols=True)
-    failures = 0
-
-    def record_done(job: Job, record: dict[str, Any]) -> None:
-        nonlocal failures
-        if record["status"] == "ok":
-            try:
-                _commit_returned(record, job, outdir)
-                for item in record["outputs"]:
-                    item["sha256"] = sha256_file(outdir / item["path"])
-                inputs = [(i["path"], i["sha256"]) for i in record["provenance"]["inputs"]]
-                record["provenance"].update(
-                    version=meshstyle_version(), options=job_options(job),
-                    styles=[{"path": s, "sha256": h} for s, h in zip(job.styles, hashes[id(job)])],
-                    fingerprint=fingerprint(job, hashes[id(job)], inputs))
-            except Exception as exc:  # writing the returned bytes failed: the job failed
-                record.pop("files", None)
-                record.update(status="error", error=error_line(exc), outputs=[])
-        record.pop("files", None)
-        record["run"] = run_id
-        results.append(record)
-        records[id(job)] = record
-        failures += record["status"] == "error"
-        bar.set_postfix(failed=failures, refresh=False)
-        bar.update(1)
-
+    recorder, todo = _Recorder(outdir, hashes, len(jobs), quiet), []
+    workers = 1
     try:
         for job in jobs:
             old = previous.get(job.key)
             if not options.force and finished(job, old, outdir, hashes[id(job)]):
-                record = {**old, "status": "skipped", "seconds": 0.0, "error": None, "row": job.row}
-                record_done(job, record)
+                recorder.done(job, {**old, "status": "skipped", "seconds": 0.0, "error": None, "row": job.row})
             else:
                 todo.append(job)
         workers, threads = split_cores(len(todo) or 1, options.workers, threads)
@@ -209,12 +225,11 @@ def run_batch(jobs: list[Job], outdir: str | os.PathLike, options: BatchOptions,
                           if options.backend == "local" else
                           run_ray(todo, styles, threads, options, str(outdir), on_start))
                 for record in stream:
-                    record_done(by_key[record["input"]], record)
+                    recorder.done(by_key[record["input"]], record)
     finally:
-        bar.close()
-        results.close()
+        recorder.close()
         clean_staging(outdir)
-        done = [records[id(job)] for job in jobs if id(job) in records]
+        done = [recorder.records[id(job)] for job in jobs if id(job) in recorder.records]
         write_index(outdir, done, {job.key: job.input for job in jobs})
     counts = {s: sum(r["status"] == s for r in done) for s in ("ok", "skipped", "error")}
-    return BatchResult(done, outdir, workers, threads, time.perf_counter() - start, peak_rss_mb(), counts)
+    return BatchResult(done, outdir, workers, threads or 1, time.perf_counter() - start, peak_rss_mb(), counts)
