@@ -14,7 +14,7 @@ flags of the end-to-end command); tests/test_stylize3d.py checks that each chang
 
 ``encoder_calls_per_step`` with the fed pixels of two runs (``--crop-tiles 1`` and ``4``) gives the cost
 of one more encoder input, a in seconds per step = inputs x a + pixels x b
-(``meshstyle.engine.encoders.CALL_COST_PIXELS`` = a / b).
+(``Network.call_cost_pixels`` in meshstyle/engine = a / b).
 
 Steps are timed with one render scale (``render_scales=1``: all at full resolution). Uses seeded random
 VGG-19 weights (timing does not depend on the weights); ``--encoder mobilenetv2-magenta``

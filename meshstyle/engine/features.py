@@ -31,6 +31,7 @@ from torch import nn
 
 from ..core.errors import MeshstyleError
 from . import vgg16_onnx
+from .encoder import Encoder, Network
 from .precision import check_precision, compute_dtype
 
 WEIGHTS_ENV = "MESHSTYLE_VGG_WEIGHTS"
@@ -76,25 +77,42 @@ def layer_channels(arch: str = "vgg19") -> dict[str, int]:
     return channels
 
 
+def _table(arch: str) -> tuple[tuple[str, int, int], ...]:
+    """(name, channels, stride) of every layer of ``arch``: conv/relu of block ``b`` have stride
+    ``2 ** (b - 1)``, ``pool{b}`` stride ``2 ** b``."""
+    channels, stride, rows = layer_channels(arch), 1, []
+    for name in layer_names(arch):
+        if name.startswith("pool"):
+            stride *= 2
+        rows.append((name, channels[name], stride))
+    return tuple(rows)
+
+
+def _network(arch: str, call_cost: int, call_cost_bf16: int) -> Network:
+    last = layer_names(arch)[-2]
+    return Network(name=arch, table=_table(arch), style_layers="relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
+                   content_layers="relu4_2", style_weight=1.0, call_cost_pixels=call_cost,
+                   call_cost_pixels_bf16=call_cost_bf16, nnfm_style_layers="relu3_1,relu3_2,relu3_3",
+                   layer_hint=f"conv/relu1_1..{last}, pool1..pool5 (e.g. relu1_1, relu4_2)")
+
+
+#: The VGG networks. Call costs from ``scripts/bench_mesh.py --steps 24 --crop-tiles 1`` and ``4`` on the spot
+#: cow (2-core CPU), solving seconds per step = inputs x a + pixels x b: VGG-19 a = 28 ms, b = 4.0 us
+#: (6,900 px); in bfloat16 (``--steps 72``; the first pass over the views builds the oneDNN kernels of each
+#: crop shape) a = 41 ms, b = 1.75 us (23,500 px): pixels are 2.3x cheaper there while an input's fixed cost
+#: is not, so fewer cuts pay. VGG-16 takes VGG-19's figures.
+NETWORKS = {arch: _network(arch, 6900, 23500) for arch in ("vgg19", "vgg16")}
+
+
 def min_input_size(layers: list[str], arch: str = "vgg19") -> int:
-    """Smallest image side (px) for which every layer in ``layers`` has at least one pixel:
-    2 to the power of the number of pooling layers before the deepest one."""
-    if not layers:
-        return 1
-    names = layer_names(arch)
-    deepest = max(names.index(name) for name in layers)
-    return 2 ** sum(1 for name in names[:deepest] if name.startswith("pool"))
+    """Smallest image side (px) for which every layer in ``layers`` has at least one pixel: the largest
+    stride among them (:attr:`Network.min_input_size`)."""
+    return NETWORKS[arch].min_input_size(layers)
 
 
 def check_layers(layers: list[str], arch: str = "vgg19") -> None:
     """Raise :class:`MeshstyleError` naming the first unknown layer and the valid ones."""
-    valid = layer_names(arch)
-    for name in layers:
-        if name not in valid:
-            raise MeshstyleError(
-                f"unknown {arch.upper()} layer {name!r}; valid names are conv/relu1_1..{valid[-2]}, pool1..pool5 "
-                f"(e.g. relu1_1, relu4_2)"
-            )
+    NETWORKS[arch].check_layers(layers)
 
 
 def _torchvision_weights(arch: str):
@@ -204,7 +222,7 @@ def load_vgg_state_dict(weights: str | os.PathLike | None, arch: str = "vgg19") 
     return _features_only(state, arch)
 
 
-class VGGEncoder(nn.Module):
+class VGGEncoder(Encoder):
     """Frozen VGG feature extractor returning named layers.
 
     Args:
@@ -235,7 +253,7 @@ class VGGEncoder(nn.Module):
             raise MeshstyleError("no VGG layers requested")
         check_layers(layers, arch)
         names = layer_names(arch)
-        self.arch = arch
+        self.arch, self.network = arch, NETWORKS[arch]
         self.precision = precision
         self.layers = list(dict.fromkeys(layers))
         self.weights_spec = resolve_weights_spec(weights)
@@ -243,7 +261,6 @@ class VGGEncoder(nn.Module):
         self.weights_source = weights_source(self.weights_spec, arch)
         depth = max(names.index(name) for name in self.layers) + 1
         self.names = names[:depth]
-        self.min_size = min_input_size(self.layers, arch)
 
         # only the convolutional part: building the whole model costs seconds for a 120M-parameter classifier
         full = torchvision.models.vgg.make_layers(VGG_CONFIGS[arch], batch_norm=False)
@@ -286,12 +303,12 @@ class VGGEncoder(nn.Module):
                     module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
                     module.bias.zero_()
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        if min(images.shape[-2:]) < self.min_size:
-            raise MeshstyleError(f"image of {images.shape[-1]}x{images.shape[-2]} px is too small for layer "
-                                 f"{self.layers[-1]}: each side must be at least {self.min_size} px")
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """ImageNet mean/std normalization, in the encoder's precision and channels-last layout."""
         x = ((images - self.mean) / self.std).to(compute_dtype(self.precision))
-        x = x.contiguous(memory_format=torch.channels_last)
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         wanted, out = set(self.layers), {}
         for name, module in zip(self.names, self.body):
             x = module(x)

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.errors import MeshstyleError
+from .encoder import Encoder, Network
 from .precision import autocast, check_precision
 
 MODEL = "arbitrary_predict"
@@ -84,50 +85,21 @@ DEFAULT_STYLE_LAYERS = "stem_relu6,block1_expand_relu6,block3_expand_relu6,block
 DEFAULT_CONTENT_LAYERS = "block6_expand_relu6"
 
 
-def layer_names() -> list[str]:
-    """Names of the encoder's layers in graph order (35: stem, 33 block activations, head).
-
-    >>> layer_names()[:4]
-    ['stem_relu6', 'block0_depthwise_relu6', 'block1_expand_relu6', 'block1_depthwise_relu6']
-    """
-    return [name for name, _, _, _ in _TABLE]
+#: The network: layers (channels, strides) and defaults. Style weight 20: its Gram losses are about 20x smaller
+#: than VGG's for the same images (measured on chelsea + Starry Night, 256 px), so 20 balances content as 1
+#: does for VGG. Call cost from ``scripts/bench_mesh.py --steps 24 --crop-tiles 1`` and ``4`` on the spot cow
+#: (a = 30 ms, b = 0.96 us per input pixel; bfloat16 is not used for this network).
+NETWORK = Network(
+    name="mobilenetv2-magenta", table=tuple((name, c, s) for name, _, c, s in _TABLE),
+    style_layers=DEFAULT_STYLE_LAYERS, content_layers=DEFAULT_CONTENT_LAYERS, style_weight=20.0,
+    call_cost_pixels=31000,
+    layer_hint=("stem_relu6, block0_depthwise_relu6, block1..16_expand_relu6, block1..16_depthwise_relu6, "
+                f"head_relu6 (e.g. {DEFAULT_STYLE_LAYERS})"))
 
 
 def onnx_names() -> dict[str, str]:
     """``{layer name: ONNX node name}``, e.g. ``"block1_expand_relu6": "Relu6__10"``."""
     return dict(_ONNX)
-
-
-def layer_channels() -> dict[str, int]:
-    """Number of channels of every layer."""
-    return {name: c for name, _, c, _ in _TABLE}
-
-
-def layer_strides() -> dict[str, int]:
-    """Stride (input pixels per feature pixel, per side) of every layer: 2, 4, 8, 16 or 32."""
-    return {name: s for name, _, _, s in _TABLE}
-
-
-def min_input_size(layers: list[str]) -> int:
-    """Smallest image side (px) for which every layer in ``layers`` has at least one pixel: the largest
-    stride among them (each stride-2 convolution pads to ``ceil``-free halving: side -> floor(side / 2));
-    1 for no layers."""
-    if not layers:
-        return 1
-    check_layers(layers)
-    strides = layer_strides()
-    return max(strides[name] for name in layers)
-
-
-def check_layers(layers: list[str]) -> None:
-    """Raise :class:`MeshstyleError` naming the first unknown layer and the valid ones."""
-    for name in layers:
-        if name not in _ONNX:
-            raise MeshstyleError(
-                f"unknown mobilenetv2-magenta layer {name!r}; valid names are stem_relu6, "
-                f"block0_depthwise_relu6, block1..16_expand_relu6, block1..16_depthwise_relu6, head_relu6 "
-                f"(e.g. {DEFAULT_STYLE_LAYERS})"
-            )
 
 
 def _cut(module: torch.fx.GraphModule, nodes: list[str]) -> torch.fx.GraphModule:
@@ -207,11 +179,11 @@ def antialias_(module: nn.Module) -> int:
     return count
 
 
-class MobileNetEncoder(nn.Module):
+class MobileNetEncoder(Encoder):
     """Frozen MobileNetV2 (Magenta style predictor) returning named ReLU6 activations.
 
     Args:
-        layers: layer names (see :func:`layer_names`); the graph is cut after the deepest one.
+        layers: layer names (see :data:`NETWORK`); the graph is cut after the deepest one.
         smoothing: ``"antialias"`` (default: strided convolutions become stride 1 + ReLU6 + blur-pool,
             :func:`antialias_`), ``"none"`` (the network as trained), ``"swag"`` (softmax-transformed
             activations, :func:`swag`) or ``"blur"`` (a fixed binomial low-pass of the input).
@@ -247,7 +219,7 @@ class MobileNetEncoder(nn.Module):
         check_precision(precision)
         if not layers:
             raise MeshstyleError("no mobilenetv2-magenta layers requested")
-        check_layers(layers)
+        NETWORK.check_layers(layers)
         if smoothing not in SMOOTHINGS:
             raise MeshstyleError(f"unknown smoothing {smoothing!r}; use one of {', '.join(SMOOTHINGS)}")
         if not (math.isfinite(jitter) and 0 <= jitter <= 4):
@@ -261,7 +233,7 @@ class MobileNetEncoder(nn.Module):
         self.precision = precision
         self.weights_spec = WEIGHTS_SPEC
         self.provenance = pretrained.provenance(MODEL)
-        self.min_size = min_input_size(self.layers)
+        self.network = NETWORK
         self.generator = torch.Generator().manual_seed(seed)
         graph = pretrained.load_model(MODEL, cache_dir=cache_dir)
         self.body = copy.deepcopy(_cut(graph, [_ONNX[name] for name in self.layers]))
@@ -280,17 +252,18 @@ class MobileNetEncoder(nn.Module):
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        if min(images.shape[-2:]) < self.min_size:
-            raise MeshstyleError(f"image of {images.shape[-1]}x{images.shape[-2]} px is too small for layer "
-                                 f"{self.layers[-1]}: each side must be at least {self.min_size} px")
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """Jitter (optimized images only) or blur as ``smoothing`` asks, then NHWC: the graph starts with
+        the NHWC -> NCHW transpose of the TFLite original."""
         if self.jitter > 0 and images.requires_grad:
             images = self._jitter(images)
         if self.smoothing == "blur":
             images = _binomial_blur(images)
-        # the graph starts with the NHWC -> NCHW transpose of the TFLite original
-        with autocast(self.precision, images.device.type):
-            feats = self.body(images.permute(0, 2, 3, 1))
+        return images.permute(0, 2, 3, 1)
+
+    def features(self, nhwc: torch.Tensor) -> dict[str, torch.Tensor]:
+        with autocast(self.precision, nhwc.device.type):
+            feats = self.body(nhwc)
         out = {}
         for name, feat in zip(self.layers, feats):
             feat = feat.float()

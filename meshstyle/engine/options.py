@@ -19,9 +19,6 @@ DEFAULT_CONTENT_LAYERS = "relu4_2"
 STYLE_LOSSES = tuple(STATISTICS)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 METHODS = ("optimize", "feedforward")
-#: Style weight per encoder when none is given: the MobileNetV2's Gram losses are about 20x smaller than
-#: VGG's for the same images (measured on chelsea + Starry Night, 256 px), so 20 balances content as 1 does.
-DEFAULT_STYLE_WEIGHT = {"vgg19": 1.0, "vgg16": 1.0, "mobilenetv2-magenta": 20.0}
 
 
 def parse_layers(spec: str | dict[str, float], arch: str = "vgg19") -> dict[str, float]:
@@ -195,7 +192,7 @@ class EngineOptions:
             encoder = ("vgg19" if self.method == "feedforward" else
                        encoders.resolve_encoder(None, self.vgg_weights))
         style_default, content_default = encoders.default_layers(encoder, self.style_loss)
-        weight_default = DEFAULT_STYLE_WEIGHT[encoder]
+        weight_default = encoders.network(encoder).style_weight
         if self.preset != "none":
             if not encoder.startswith("vgg"):
                 raise MeshstyleError(f"--preset {self.preset} names VGG layers; use it with --encoder vgg19")

@@ -364,7 +364,7 @@ def compute_level_views(mesh: TexturedMesh, cameras: list[Camera], resolution: i
     (:func:`tile_cells`), each its own level view that owns its cell's pixels (weight 0 elsewhere) and
     carries its part of the level's share, so fewer empty pixels are ray-cast and fed to the encoder; a
     cut is made only where it saves more than ``call_cost_px`` level pixels, the cost of one more encoder
-    input in a step (:data:`meshstyle.engine.encoders.CALL_COST_PIXELS`).
+    input in a step (:meth:`meshstyle.engine.encoder.Network.call_cost`).
     ``progress`` is called ``depth_levels`` times per camera.
 
     Returns:
