@@ -1,7 +1,10 @@
-"""Shared fixtures: asset paths and small meshes built in code."""
+"""Shared fixtures and helpers: asset paths, small meshes and documents built in code, the CLI refusal check."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
 import logging
 from pathlib import Path
 
@@ -10,6 +13,9 @@ import pytest
 import torch
 import trimesh
 from PIL import Image
+
+from meshstyle.cli import main
+from meshstyle.mesh.cameras import Camera, look_at
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SPOT = ASSETS / "meshes" / "spot" / "cow.obj"
@@ -67,6 +73,91 @@ def checker(size: int = 64, cells: int = 8) -> np.ndarray:
     idx = (np.arange(size) * cells // size)
     board = (idx[:, None] + idx[None, :]) % 2
     return np.repeat((board * 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+# ------------------------------------------------------------------ helpers shared by several test modules
+# (test modules import these from conftest, never from each other)
+
+def camera(eye, target=(0, 0, 0), fov=40.0):
+    eye = np.asarray(eye, float)
+    return Camera(eye, look_at(eye, np.asarray(target, float)), fov)
+
+
+def colour_at(image, row, col):
+    return tuple(np.round(image[:, row, col].numpy() * 255).astype(int))
+
+
+def quadrant_checks(image, size):
+    """Upper-left of the picture shows the top-left texel (red), and so on."""
+    a, b = size // 2 - size // 8, size // 2 + size // 8
+    assert colour_at(image, a, a) == tuple(QUADRANT_COLOURS[0, 0])
+    assert colour_at(image, a, b) == tuple(QUADRANT_COLOURS[0, 1])
+    assert colour_at(image, b, a) == tuple(QUADRANT_COLOURS[1, 0])
+    assert colour_at(image, b, b) == tuple(QUADRANT_COLOURS[1, 1])
+
+
+def multi_primitive_scene() -> trimesh.Scene:
+    """A textured cube and an untextured red sphere (vertex colours) under a translated node."""
+    scene = trimesh.Scene()
+    scene.add_geometry(cube(), geom_name="box", node_name="box")
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.5)
+    sphere.visual = trimesh.visual.ColorVisuals(sphere, vertex_colors=np.tile([200, 30, 30, 255], (len(sphere.vertices), 1)))
+    scene.add_geometry(sphere, geom_name="ball", node_name="ball", transform=trimesh.transformations.translation_matrix([3, 0, 0]))
+    return scene
+
+
+TINY_MESH = ["--views", "1", "--resolution", "32", "--depth-levels", "1", "--iterations", "1",
+             "--vgg-weights", "random", "--texture-size", "32", "--style-scales", "1", "-q"]
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def refused(work: Path, argv: list[str], capsys, *needles: str) -> str:
+    """Run the CLI; assert exit 2, one 'meshstyle: error:' line containing ``needles``, nothing changed."""
+    before = snapshot(work)
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 if not isinstance(code, SystemExit) else code.code == 2
+    assert len(err) == 1 and err[0].startswith("meshstyle: error: "), err
+    assert "Traceback" not in err[0]
+    for needle in needles:
+        assert needle in err[0], err[0]
+    assert snapshot(work) == before
+    return err[0]
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "PNG")
+    return out.getvalue()
+
+
+def quad_gltf(image_uri: str | None = None, buffer_media: str = "application/octet-stream",
+              uv_scale: float = 1.0) -> dict:
+    """A textured square as a .gltf document with its buffer (and image) embedded as data URIs."""
+    pos = np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], np.float32)
+    uv = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float32) * uv_scale
+    idx = np.array([0, 1, 2, 0, 2, 3], np.uint16)
+    blob = pos.tobytes() + uv.tobytes() + idx.tobytes()
+    if image_uri is None:
+        image_uri = "data:image/png;base64," + base64.b64encode(png_bytes(checker(16, 4))).decode()
+    return {
+        "asset": {"version": "2.0"}, "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0}],
+        "meshes": [{"primitives": [{"attributes": {"POSITION": 0, "TEXCOORD_0": 1}, "indices": 2, "material": 0}]}],
+        "materials": [{"pbrMetallicRoughness": {"baseColorTexture": {"index": 0}}}],
+        "textures": [{"source": 0}], "images": [{"uri": image_uri}],
+        "buffers": [{"byteLength": len(blob),
+                     "uri": f"data:{buffer_media};base64," + base64.b64encode(blob).decode()}],
+        "bufferViews": [{"buffer": 0, "byteOffset": 0, "byteLength": 48},
+                        {"buffer": 0, "byteOffset": 48, "byteLength": 32},
+                        {"buffer": 0, "byteOffset": 80, "byteLength": 12}],
+        "accessors": [{"bufferView": 0, "componentType": 5126, "count": 4, "type": "VEC3",
+                       "min": [-1, -1, 0], "max": [1, 1, 0]},
+                      {"bufferView": 1, "componentType": 5126, "count": 4, "type": "VEC2"},
+                      {"bufferView": 2, "componentType": 5123, "count": 6, "type": "SCALAR"}]}
 
 
 @pytest.fixture(scope="module")

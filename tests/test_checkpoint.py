@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_hostile import TINY_MESH, refused
 
-from conftest import SPOT, checker, cube
+from conftest import SPOT, TINY_MESH, checker, cube, refused
 from meshstyle.cli import main
 from meshstyle.mesh.textured import TexturedMesh
 from meshstyle.stylize.mesh import stylize_mesh

@@ -3,7 +3,6 @@ no traceback, no new files, inputs unchanged."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import shutil
@@ -16,17 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ASSETS
+from conftest import ASSETS, TINY_MESH, refused
 from meshstyle.cli import main
 
 SPOT_DIR = ASSETS / "meshes" / "spot"
-TINY_MESH = ["--views", "1", "--resolution", "32", "--depth-levels", "1", "--iterations", "1",
-             "--vgg-weights", "random", "--texture-size", "32", "--style-scales", "1", "-q"]
-
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
@@ -36,20 +28,6 @@ def work(tmp_path):
     Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(tmp_path / "c.png")
     shutil.copytree(SPOT_DIR, tmp_path / "spot")
     return tmp_path
-
-
-def refused(work: Path, argv: list[str], capsys, *needles: str) -> str:
-    """Run the CLI; assert exit 2, one 'meshstyle: error:' line containing ``needles``, nothing changed."""
-    before = _snapshot(work)
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 if not isinstance(code, SystemExit) else code.code == 2
-    assert len(err) == 1 and err[0].startswith("meshstyle: error: "), err
-    assert "Traceback" not in err[0]
-    for needle in needles:
-        assert needle in err[0], err[0]
-    assert _snapshot(work) == before
-    return err[0]
 
 
 def refused_by_parser(work, argv, capsys, *needles):
@@ -108,6 +86,8 @@ def test_preview_equal_to_the_output(work, capsys):
     ("--seed", "-1", "--seed"), ("--seed", str(2**64), "--seed"), ("--depth-levels", "0", "--depth-levels"),
     ("--vgg-weights", "random:abc", "random:SEED"), ("--content-weight", "nan", "finite"),
 ])
+
+
 def test_out_of_range_values_are_refused_by_the_table(work, capsys, flag, value, needle):
     command = "image" if flag in ("--style-scale", "--content-weight") else "mesh"
     inputs = [work / "c.png"] if command == "image" else [work / "spot/cow.obj"]

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_hostile import TINY_MESH, refused
 
-from conftest import SPOT, checker
+from conftest import SPOT, TINY_MESH, checker, quad_gltf, refused
 from meshstyle.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -29,37 +28,6 @@ def work(tmp_path):
     Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(tmp_path / "s.png")
     shutil.copytree(SPOT.parent, tmp_path / "spot")
     return tmp_path
-
-
-def png_bytes(rgb: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(rgb).save(out, "PNG")
-    return out.getvalue()
-
-
-def quad_gltf(image_uri: str | None = None, buffer_media: str = "application/octet-stream",
-              uv_scale: float = 1.0) -> dict:
-    """A textured square as a .gltf document with its buffer (and image) embedded as data URIs."""
-    pos = np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], np.float32)
-    uv = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float32) * uv_scale
-    idx = np.array([0, 1, 2, 0, 2, 3], np.uint16)
-    blob = pos.tobytes() + uv.tobytes() + idx.tobytes()
-    if image_uri is None:
-        image_uri = "data:image/png;base64," + base64.b64encode(png_bytes(checker(16, 4))).decode()
-    return {
-        "asset": {"version": "2.0"}, "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0}],
-        "meshes": [{"primitives": [{"attributes": {"POSITION": 0, "TEXCOORD_0": 1}, "indices": 2, "material": 0}]}],
-        "materials": [{"pbrMetallicRoughness": {"baseColorTexture": {"index": 0}}}],
-        "textures": [{"source": 0}], "images": [{"uri": image_uri}],
-        "buffers": [{"byteLength": len(blob),
-                     "uri": f"data:{buffer_media};base64," + base64.b64encode(blob).decode()}],
-        "bufferViews": [{"buffer": 0, "byteOffset": 0, "byteLength": 48},
-                        {"buffer": 0, "byteOffset": 48, "byteLength": 32},
-                        {"buffer": 0, "byteOffset": 80, "byteLength": 12}],
-        "accessors": [{"bufferView": 0, "componentType": 5126, "count": 4, "type": "VEC3",
-                       "min": [-1, -1, 0], "max": [1, 1, 0]},
-                      {"bufferView": 1, "componentType": 5126, "count": 4, "type": "VEC2"},
-                      {"bufferView": 2, "componentType": 5123, "count": 6, "type": "SCALAR"}]}
 
 
 def render_argv(path: Path, out: Path) -> list:
@@ -118,6 +86,8 @@ def test_embedded_data_uris_of_the_spec_load(work, media, image):
     ("data:image/png;base64,@@@@", "does not decode"),
     ("data:image/png;base64", "no comma"),
 ])
+
+
 def test_bad_data_uris_are_one_line(work, capsys, uri, needle):
     (work / "q.gltf").write_text(json.dumps(quad_gltf(uri)))
     refused(work, render_argv(work / "q.gltf", work / "o.png"), capsys, "image 0", needle)
@@ -132,6 +102,8 @@ def test_bad_data_uris_are_one_line(work, capsys, uri, needle):
     (lambda d: d["accessors"][2].update(componentType=7), "accessor 2 has an unknown componentType 7"),
     (lambda d: d["bufferViews"][1].update(byteOffset=4000), "bufferView 1 (bytes 4000..4032) lies outside buffer 0"),
 ])
+
+
 def test_bad_accessor_is_named_in_words(work, capsys, edit, needle):
     doc = quad_gltf()
     edit(doc)

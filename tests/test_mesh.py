@@ -6,26 +6,15 @@ import os
 
 import numpy as np
 import pytest
-import trimesh
 from PIL import Image
 
-from conftest import ASSETS, cube, quad
+from conftest import ASSETS, multi_primitive_scene, quad
 from meshstyle.core import imageio
 from meshstyle.core.errors import MeshstyleError
 from meshstyle.mesh import unwrap as unwrap_module
 from meshstyle.mesh.padding import island_mask
 from meshstyle.mesh.rasterize import rasterize_uv
 from meshstyle.mesh.textured import TexturedMesh
-
-
-def multi_primitive_scene() -> trimesh.Scene:
-    """A textured cube and an untextured red sphere (vertex colours) under a translated node."""
-    scene = trimesh.Scene()
-    scene.add_geometry(cube(), geom_name="box", node_name="box")
-    sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.5)
-    sphere.visual = trimesh.visual.ColorVisuals(sphere, vertex_colors=np.tile([200, 30, 30, 255], (len(sphere.vertices), 1)))
-    scene.add_geometry(sphere, geom_name="ball", node_name="ball", transform=trimesh.transformations.translation_matrix([3, 0, 0]))
-    return scene
 
 
 def _geometry(mesh, name):
@@ -165,6 +154,8 @@ def _obj_with_texture(tmp_path, map_kd: str, name: str = "t.obj"):
     ("notimage.png", "not an image"),
     ("truncated.png", "cannot decode"),
 ])
+
+
 def test_textures_outside_the_folder_or_corrupt_are_refused(tmp_path, map_kd, message):
     asset = tmp_path / "asset"
     asset.mkdir()
@@ -214,6 +205,8 @@ def test_decompression_bomb_texture_is_one_line(tmp_path, monkeypatch):
     ("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 x\n", "malformed face corner"),
     ("", "no vertices"),
 ])
+
+
 def test_corrupt_obj_is_a_one_line_error(tmp_path, text, message):
     (tmp_path / "bad.obj").write_text(text)
     with pytest.raises(MeshstyleError, match=message) as info:
@@ -285,12 +278,12 @@ def test_quads_are_triangulated_and_uvs_outside_the_unit_square_wrap(tmp_path):
                                     "vt 1 1\nvt 2 1\nvt 2 2\nvt 1 2\nf 1/1 2/2 3/3 4/4\n")
     mesh = TexturedMesh.load(tmp_path / "q.obj")
     assert len(mesh.instances()[0].faces) == 2
+    from conftest import camera, quadrant_checks
     from meshstyle.mesh.raycast import compute_views
     from meshstyle.stylize.mesh import render_views
-    from test_raster import _quadrant_checks, camera
 
     # UVs 1..2 repeat the texture exactly as 0..1 would
-    _quadrant_checks(render_views(mesh, compute_views(mesh, [camera((0, 0, 4))], [64]))[0], 64)
+    quadrant_checks(render_views(mesh, compute_views(mesh, [camera((0, 0, 4))], [64]))[0], 64)
 
 
 def test_huge_texture_is_downscaled_with_a_warning(caplog):

@@ -7,7 +7,7 @@ import pytest
 import torch
 import trimesh
 
-from conftest import quad, textured
+from conftest import camera, quad, textured
 from meshstyle.engine import vgg16_onnx
 from meshstyle.engine.objective import Objective
 from meshstyle.engine.options import EngineOptions
@@ -22,7 +22,6 @@ from meshstyle.mesh.weights import (
     level_weight,
 )
 from meshstyle.stylize.mesh import MultiViewLoss, export_texture, render_stages, stylize_mesh
-from test_raster import camera
 
 DEPTH_AWARE = True
 TINY = dict(views=2, resolution=48, depth_levels=2, batch_views=2, iterations=4, vgg_weights="random",

@@ -105,9 +105,7 @@ def test_gltf_loader_nesting_and_data_uris_load_or_refuse_in_one_line(depth, bra
     import tempfile
     from pathlib import Path
 
-    from test_hostile2 import png_bytes, quad_gltf
-
-    from conftest import checker
+    from conftest import checker, png_bytes, quad_gltf
     from meshstyle.mesh.gltf import MAX_JSON_DEPTH
     from meshstyle.mesh.textured import TexturedMesh
 

@@ -7,30 +7,12 @@ import pytest
 import torch
 import trimesh
 
-from conftest import QUADRANT_COLOURS, cube, quad
+from conftest import camera, colour_at, cube, quad, quadrant_checks
 from meshstyle.core.views import render
-from meshstyle.mesh.cameras import Camera, look_at, orbit_cameras
+from meshstyle.mesh.cameras import orbit_cameras
 from meshstyle.mesh.raycast import RayScene, compute_views
 from meshstyle.mesh.textured import TexturedMesh
 from meshstyle.stylize.mesh import render_views
-
-
-def camera(eye, target=(0, 0, 0), fov=40.0):
-    eye = np.asarray(eye, float)
-    return Camera(eye, look_at(eye, np.asarray(target, float)), fov)
-
-
-def _colour_at(image, row, col):
-    return tuple(np.round(image[:, row, col].numpy() * 255).astype(int))
-
-
-def _quadrant_checks(image, size):
-    """Upper-left of the picture shows the top-left texel (red), and so on."""
-    a, b = size // 2 - size // 8, size // 2 + size // 8
-    assert _colour_at(image, a, a) == tuple(QUADRANT_COLOURS[0, 0])
-    assert _colour_at(image, a, b) == tuple(QUADRANT_COLOURS[0, 1])
-    assert _colour_at(image, b, a) == tuple(QUADRANT_COLOURS[1, 0])
-    assert _colour_at(image, b, b) == tuple(QUADRANT_COLOURS[1, 1])
 
 
 @pytest.mark.parametrize("shape", ["quad", "cube"])
@@ -43,7 +25,7 @@ def test_checkerboard_colours_match_viewer_convention(shape):
     stack = compute_views(mesh, cams, [64])
     images = render_views(mesh, stack)
     for image in images:
-        _quadrant_checks(image, 64)
+        quadrant_checks(image, 64)
 
 
 def test_checkerboard_texel_centres():
@@ -59,14 +41,14 @@ def test_checkerboard_texel_centres():
     # pixel centres fall on texel centres, so bilinear sampling returns each texel exactly
     for row in range(8):
         for col in range(8):
-            assert np.allclose(_colour_at(image, row, col), tex[row, col], atol=1)
+            assert np.allclose(colour_at(image, row, col), tex[row, col], atol=1)
 
 
 def test_glb_round_trip_keeps_the_uv_convention(tmp_path):
     TexturedMesh(quad()).save(tmp_path / "quad.glb")
     mesh = TexturedMesh.load(tmp_path / "quad.glb")
     image = render_views(mesh, compute_views(mesh, [camera((0, 0, 4))], [64]))[0]
-    _quadrant_checks(image, 64)
+    quadrant_checks(image, 64)
 
 
 def test_cos_angle_on_a_sphere_matches_analytic_value():

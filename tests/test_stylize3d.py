@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import multi_primitive_scene
 from meshstyle.cli import main
 from meshstyle.engine.texture import PyramidTexture
 from meshstyle.mesh.textured import TexturedMesh
 from meshstyle.stylize.mesh import _batch, stylize_mesh
-from test_mesh import multi_primitive_scene
 
 TINY = dict(views=4, resolution=64, depth_levels=2, batch_views=4, iterations=12, vgg_weights="random",
             texture_size=128, seed=0)
