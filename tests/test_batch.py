@@ -6,8 +6,10 @@ import csv
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +169,35 @@ def test_ray_backend_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
     with pytest.raises(MeshstyleError, match=r"pip install 'meshstyle\[ray\]'"):
         stylize_batch(library, STYLE, tmp_path / "out", backend="ray", quiet=True)
     assert not (tmp_path / "out").exists()
+
+
+def test_sigterm_of_the_driver_keeps_finished_jobs_and_the_rerun_does_the_rest(tmp_path):
+    library = tmp_path / "in"
+    library.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(library / f"p{i}.png")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "meshstyle.cli", "batch", str(library), "--style", str(STYLE), "-o", str(out),
+               "--workers", "1", "--threads", "1", "--size", "48", "--iterations", "40", "--vgg-weights", "random",
+               "--quiet"]
+    driver = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not read_records(out) and time.monotonic() < deadline and driver.poll() is None:
+            time.sleep(0.2)
+        assert driver.poll() is None, driver.stderr.read()
+        driver.send_signal(signal.SIGTERM)
+        status, err = driver.wait(timeout=120), driver.stderr.read()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert status == 130 and "resumes" in err and "Traceback" not in err
+    first = read_records(out)
+    assert 1 <= len(first) < 3 and all(r["status"] == "ok" for r in first)
+    listed = {o["path"] for r in first for o in r["outputs"]}
+    assert _files(out) == listed | {"results.jsonl", "index.html"}  # nothing half-written, no staging
+    assert subprocess.run(command, capture_output=True, timeout=300).returncode == 0
+    second = read_records(out)[len(first):]
+    assert sorted(r["input"] for r in second) == ["p0.png", "p1.png", "p2.png"]
+    assert {r["input"] for r in second if r["status"] == "skipped"} == {r["input"] for r in first}

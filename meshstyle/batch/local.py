@@ -23,12 +23,15 @@ POOL_RETRIES = 1
 
 def _stop(pool: ProcessPoolExecutor) -> None:
     """Cancel queued jobs and end the pool's processes now (jobs in flight are lost, nothing half-written)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets them
     pool.shutdown(wait=False, cancel_futures=True)
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
+    for process in processes:
         if process.is_alive():
             process.terminate()
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        process.join(timeout=10)
+    for process in processes:
+        process.join(timeout=30)
+        if process.is_alive():
+            process.kill()
 
 
 def run_local(jobs: list[Job], styles: dict[str, Any], workers: int, threads: int, outdir: str,

@@ -224,8 +224,11 @@ def run_batch(jobs: list[Job], outdir: str | os.PathLike, options: BatchOptions,
                 stream = (run_local(todo, styles, workers, threads, str(outdir), on_start)
                           if options.backend == "local" else
                           run_ray(todo, styles, threads, options, str(outdir), on_start))
-                for record in stream:
-                    recorder.done(by_key[record["input"]], record)
+                try:
+                    for record in stream:
+                        recorder.done(by_key[record["input"]], record)
+                finally:
+                    stream.close()  # an interrupt between records stops the backend now, not at exit
     finally:
         recorder.close()
         clean_staging(outdir)

@@ -117,6 +117,12 @@ def execute(job: Job, styles: list, threads: int, mode: str, outdir: str) -> dic
 # --- local process pool -------------------------------------------------------------------------------------
 
 _STYLES: dict[str, Any] = {}
+_TERMINATING: list[bool] = []
+
+
+def _terminate(signum, frame) -> None:
+    _TERMINATING.append(True)
+    raise SystemExit(143)  # unwinds the job: its staging folders are removed
 
 
 def init_local_worker(threads: int, styles: dict[str, Any]) -> None:
@@ -129,12 +135,16 @@ def init_local_worker(threads: int, styles: dict[str, Any]) -> None:
     _STYLES.clear()
     _STYLES.update(styles)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, _terminate)
 
 
 def local_job(job: Job, threads: int, outdir: str) -> dict[str, Any]:
     """A local pool task: :func:`execute` with the styles the initializer received, writing into OUTDIR."""
-    return execute(job, [_STYLES.get(s, s) for s in job.styles], threads, "shared", outdir)
+    try:
+        return execute(job, [_STYLES.get(s, s) for s in job.styles], threads, "shared", outdir)
+    finally:
+        if _TERMINATING:  # the pool's loop would go on to the next job: leave now
+            os._exit(143)
 
 
 def ray_job(job: Job, threads: int, mode: str, outdir: str, *styles) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from ..batch import plan_jobs, run_batch
 from ..batch.options import BatchOptions
@@ -73,7 +74,12 @@ def cmd_batch(args) -> int:
     jobs = plan_jobs(args.spec, args.style or [], args.output, given)
     log.info("%d jobs (%d meshes, %d images)", len(jobs), sum(j.command == "mesh" for j in jobs),
              sum(j.command == "image" for j in jobs))
-    result = run_batch(jobs, args.output, options, threads=given.get("threads"), quiet=args.quiet)
+    try:
+        result = run_batch(jobs, args.output, options, threads=given.get("threads"), quiet=args.quiet)
+    except KeyboardInterrupt:
+        log.error("interrupted: finished jobs are in %s; the same command resumes with the others",
+                  Path(args.output) / "results.jsonl")
+        return 130
     line = f"meshstyle: {result.summary()}"
     if result.failed:
         log.error("%s", line.removeprefix("meshstyle: "))
