@@ -182,3 +182,15 @@ def test_every_option_has_help_and_a_checkable_default():
         for field, spec in optiontable.specs(table):
             assert spec.help and not spec.help.endswith("."), field.name
         assert len(dataclasses.fields(table)) == len(optiontable.specs(table))
+
+
+def test_no_test_module_imports_another():
+    """Helpers shared by test modules live in conftest.py (or a helper module not named test_*)."""
+    tests = {p.stem for p in (ROOT / "tests").glob("test_*.py")}
+    found = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            found += [(path.name, n) for n in names if n.split(".")[0] in tests]
+    assert "test_cli" in tests and not found, found

@@ -48,11 +48,28 @@ def test_reconstruct_command(tmp_path, content_path, capsys):
     assert code == 0 and out.exists()
 
 
-def test_save_every_writes_intermediate_results(tmp_path, content_path, style_path, capsys):
+@pytest.mark.parametrize("save_every", [1, 0])
+def test_save_every_writes_intermediate_results(tmp_path, content_path, style_path, capsys, monkeypatch,
+                                                save_every):
+    """A run that dies at step 3 of 4 (a crash in the progress callback, which runs before that step's
+    save) has written the output only when --save-every asked for intermediate results."""
+    from meshstyle.cli.progress import ProgressBar
+
+    shown = ProgressBar.__call__
+
+    def crash_at_step_3(self, info):
+        if info.iteration == 3:
+            raise RuntimeError("power cut")
+        shown(self, info)
+
+    monkeypatch.setattr(ProgressBar, "__call__", crash_at_step_3)
     out = tmp_path / "out.png"
-    code, _ = run_cli(["image", content_path, "--style", style_path, "--size", 32, "-o", out, "--save-every", "1",
-                       *FAST], capsys)
-    assert code == 0 and out.exists()
+    with pytest.raises(RuntimeError, match="power cut"):
+        main([str(a) for a in ["image", content_path, "--style", style_path, "--size", 32, "-o", out,
+                                "--save-every", save_every, "--vgg-weights", "random", "--iterations", 4, "-q"]])
+    assert out.exists() == bool(save_every)
+    if save_every:
+        assert load_image(out).shape == (3, 21, 32) and "RANDOM" in Image.open(out).info["Description"]
 
 
 def _bad_inputs(tmp_path, content_path, style_path):

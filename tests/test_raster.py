@@ -80,12 +80,17 @@ def test_depth_of_a_plane_at_known_distance():
 
 
 def test_supersampled_views_average_coverage():
+    """2x2 rays per pixel: the mask is each pixel's covered share, the 2x2 average of the hits of a view
+    at twice the size (the camera is shifted so the quad's edges cross pixels: partial coverage)."""
     mesh = TexturedMesh(quad())
-    stacks = compute_views(mesh, [camera((0, 0, 4))], [32], supersample=2)
+    cams = [camera((0.03, 0.05, 4), target=(0.03, 0.05, 0))]
+    stacks = compute_views(mesh, cams, [32], supersample=2)
     assert stacks[0].grid.shape == (1, 64, 64, 2) and stacks[0].mask.shape == (1, 1, 32, 32)
-    edge_values = stacks[0].mask.unique()
-    assert float(edge_values.min()) == 0.0 and float(edge_values.max()) == 1.0
-    assert render([__import__("torch").rand(3, 4, 4)], stacks[0]).shape == (1, 3, 32, 32)
+    fine = compute_views(mesh, cams, [64])[0].mask
+    assert torch.equal(stacks[0].mask, torch.nn.functional.avg_pool2d(fine, 2))
+    partial = (stacks[0].mask > 0) & (stacks[0].mask < 1)
+    assert int(partial.sum()) > 0 and set(stacks[0].mask.unique().tolist()) <= {0.0, 0.25, 0.5, 0.75, 1.0}
+    assert render([torch.rand(3, 4, 4)], stacks[0]).shape == (1, 3, 32, 32)
 
 
 def test_orbit_cameras_are_deterministic_and_look_at_the_centre():

@@ -6,6 +6,7 @@ import torch
 
 from conftest import multi_primitive_scene
 from meshstyle.cli import main
+from meshstyle.core.errors import MeshstyleError
 from meshstyle.engine.texture import PyramidTexture
 from meshstyle.mesh.textured import TexturedMesh
 from meshstyle.stylize.mesh import _batch, stylize_mesh
@@ -75,7 +76,7 @@ def test_checkpoint_and_resume(tmp_path, spot_path, style_path):
     assert ckpt.exists()
     resumed = stylize_mesh(spot_path, style_path, **{**options, "iterations": 6, "resume": str(ckpt)})
     assert len(full.history) == 4 and len(resumed.history) == 2
-    with pytest.raises(Exception, match=r"other options \(--views 4 -> 5\)"):
+    with pytest.raises(MeshstyleError, match=r"other options \(--views 4 -> 5\)"):
         stylize_mesh(spot_path, style_path, **{**options, "views": 5, "resume": str(ckpt)})
 
 
