@@ -58,7 +58,8 @@ L-BFGS from the gradient) and now reaches the textbook's final loss at 2.03x its
 from the final one alone 0.90 / 0.72 (an earlier note's 0.67 / 0.63 for that variant did not reproduce). At
 ``--size 192`` (the earlier loop): 0.98 and 0.73. No run diverged.
 
-Seeded random VGG weights (timing and convergence speed do not need trained weights; labelled).
+Seeded random VGG-19 weights by default (labelled); ``--encoder vgg16 --vgg-weights imagenet`` runs both
+loops on ImageNet VGG-16 (offline from ``meshstyle[pretrained]``).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ from benchlib import peak_rss_mb  # noqa: E402
 
 from meshstyle.core.imageio import load_image, long_edge_size, resize_tensor  # noqa: E402
 from meshstyle.engine import optimize  # noqa: E402
-from meshstyle.engine.features import VGGEncoder, layer_names  # noqa: E402
+from meshstyle.engine.features import VGGEncoder, layer_names, load_vgg_state_dict  # noqa: E402
 from meshstyle.engine.texture import PyramidTexture  # noqa: E402
 from meshstyle.stylize import image as stylize2d  # noqa: E402
 
@@ -94,13 +95,18 @@ STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 
 class TextbookVGG(torch.nn.Module):
-    """torchvision's VGG-19 ``features`` up to relu5_1, seeded exactly as meshstyle's random weights."""
+    """torchvision's VGG ``features`` (``arch``) up to relu5_1, seeded exactly as meshstyle's random weights,
+    or with the weights ``weights`` names (``imagenet``: what meshstyle loads, e.g. VGG-16 offline)."""
 
-    def __init__(self):
+    def __init__(self, arch: str = "vgg19", weights: str = "random"):
         super().__init__()
-        features = torchvision.models.vgg19(weights=None).features
-        VGGEncoder._init_random(features, 0)
-        names = layer_names("vgg19")
+        features = getattr(torchvision.models, arch)(weights=None).features
+        state = load_vgg_state_dict(weights, arch)
+        if state is None:
+            VGGEncoder._init_random(features, 0)
+        else:
+            features.load_state_dict(state, strict=False)
+        names = layer_names(arch)
         depth = names.index("relu5_1") + 1
         self.names = names[:depth]
         self.body = torch.nn.Sequential(*[torch.nn.ReLU(inplace=False) if isinstance(m, torch.nn.ReLU) else m
@@ -123,12 +129,12 @@ def gram(feat):
     return flat @ flat.T / (h * w)
 
 
-def textbook(content, style, iterations, style_weight):
+def textbook(content, style, iterations, style_weight, network=("vgg19", "random")):
     """The textbook loop; returns (history of {"style", "content", "total"}, seconds since the start
     (network and target set-up included, as for meshstyle) after each step, loss evaluations so far
     after each step)."""
     start = time.perf_counter()
-    vgg = TextbookVGG()
+    vgg = TextbookVGG(*network)
     with torch.no_grad():
         targets = {k: gram(v) for k, v in vgg(style[None]).items() if k in STYLE_LAYERS}
         content_target = vgg(content[None])[CONTENT_LAYER]
@@ -166,7 +172,7 @@ PARAMETERIZATIONS = {
 
 
 def meshstyle_run(content_path, style_path, size, iterations, style_weight, line_search, param="auto",
-                  scales=None, precision="auto"):
+                  scales=None, precision="auto", network=("vgg19", "random")):
     """meshstyle's stylize_image; returns (history of the final scale, elapsed s per final-scale step,
     VGG evaluations so far per final-scale step, each evaluation counted by its pixels relative to the
     final scale's, the image after each final-scale step)."""
@@ -195,7 +201,8 @@ def meshstyle_run(content_path, style_path, size, iterations, style_weight, line
     stylize2d.run = counting_run
     try:
         result = stylize2d.stylize_image(content_path, style_path, size=size, iterations=iterations,
-                                         optimizer="lbfgs", style_weight=style_weight, vgg_weights="random",
+                                         optimizer="lbfgs", style_weight=style_weight, encoder=network[0],
+                                         vgg_weights=network[1],
                                          callback=on_step, scales=scales, precision=precision)
     finally:
         stylize2d.run, stylize2d.parameterization = optimize.run, PARAMETERIZATIONS["auto"]
@@ -203,14 +210,14 @@ def meshstyle_run(content_path, style_path, size, iterations, style_weight, line
     return result.history[-1], elapsed, [c / final_pixels for c in costs], snapshots
 
 
-def reevaluate(history, snapshots, content, style, style_weight):
+def reevaluate(history, snapshots, content, style, style_weight, network=("vgg19", "random")):
     """meshstyle's final-scale history with each total recomputed by the textbook's float32 loss.
 
     ``snapshots[j]`` is the image after step j, whose loss meshstyle reports at step j + 1 (an L-BFGS step
     reports the loss of the point it starts from), so entry k >= 1 becomes the textbook loss of
     ``snapshots[k - 1]``; entry 0 keeps meshstyle's figure. Checks a run whose encoder used ``bf16``
     against the same float32 metric as the textbook."""
-    vgg = TextbookVGG()
+    vgg = TextbookVGG(*network)
     out = [dict(history[0])]
     with torch.no_grad():
         targets = {k: gram(v) for k, v in vgg(style[None]).items() if k in STYLE_LAYERS}
@@ -250,6 +257,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--encoder", default="vgg19", choices=("vgg19", "vgg16"))
+    parser.add_argument("--vgg-weights", default="random", help="random (default) or imagenet (VGG-16 works offline)")
     parser.add_argument("--line-search", default="none", choices=optimize.LINE_SEARCHES)
     parser.add_argument("--style-weights", default="1,10")
     parser.add_argument("--content", default=CONTENT.name,
@@ -273,16 +282,18 @@ def main() -> None:
     content = load_image(content_path, args.size)  # as stylize_image loads it, so both losses are one metric
     style_img = load_image(style_path)
     style = resize_tensor(style_img, long_edge_size(style_img.shape[2], style_img.shape[1], args.size))
-    out = {"random_vgg_weights": True, "content": content_path.name, "style": style_path.name,
+    network = (args.encoder, args.vgg_weights)
+    out = {"random_vgg_weights": args.vgg_weights.startswith("random"), "encoder": args.encoder,
+           "content": content_path.name, "style": style_path.name,
            "threads": torch.get_num_threads(), "size": list(content.shape[1:]),
            "iterations": args.iterations, "line_search": args.line_search, "param": args.param,
            "scales": args.scales, "precision": args.precision, "coarse_share": round(args.coarse_share, 4)}
     for sw in (float(x) for x in args.style_weights.split(",")):
-        tb_hist, tb_times, tb_costs = textbook(content, style, args.iterations, sw)
+        tb_hist, tb_times, tb_costs = textbook(content, style, args.iterations, sw, network)
         ms_reported, ms_times, ms_costs, snapshots = meshstyle_run(
             content_path, style_path, args.size, args.iterations, sw, args.line_search, args.param, args.scales,
-            args.precision)
-        ms_hist = reevaluate(ms_reported, snapshots, content, style, sw)
+            args.precision, network)
+        ms_hist = reevaluate(ms_reported, snapshots, content, style, sw, network)
         final = tb_hist[-1]["total"]
         near = 1.02 * final  # within 2 % of the textbook's final loss, for both loops
         reach = first_reaching(ms_hist, ms_times, final)
