@@ -28,6 +28,32 @@ QUADRANT_COLOURS = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255
 QUADRANT_TEXTURE = np.kron(QUADRANT_COLOURS, np.ones((8, 8, 1), np.uint8))
 
 
+#: Test modules that run the pretrained networks of ``meshstyle[pretrained]`` in every test (marker
+#: ``pretrained``; also ``slow``: loading and running the networks takes seconds per test). Tests elsewhere
+#: whose parameters name a pretrained encoder get the marker too.
+PRETRAINED_MODULES = {"test_pretrained", "test_feedforward", "test_mobilenet", "test_vgg16_onnx"}
+PRETRAINED_NAMES = ("mobilenetv2-magenta", "vgg16")
+#: Test modules of whole stylizations, batches, resumes, exports checked by the glTF validator, or other
+#: programs (Ray, Chromium): seconds per test (marker ``slow``). ``pytest -m "not slow"`` runs the rest.
+SLOW_MODULES = {"test_stylize2d", "test_stylize3d", "test_batch", "test_batch_ray", "test_checkpoint",
+                "test_hostile", "test_hostile2", "test_export", "test_multiview", "test_color_match", "test_cli",
+                "test_parts"}
+#: Single slow tests in otherwise quick modules (several seconds each, measured with --durations).
+SLOW_TESTS = {"test_lbfgs_on_a_bf16_objective_converges_like_fp32", "test_bf16_gradient_points_where_the_fp32_gradient_does",
+              "test_load_weights_from_state_dict_file", "test_layer_names_follow_the_paper"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark tests ``pretrained`` and ``slow`` by the tables above (markers registered in pyproject.toml)."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module in PRETRAINED_MODULES or any(name in item.name for name in PRETRAINED_NAMES):
+            item.add_marker(pytest.mark.pretrained)
+            item.add_marker(pytest.mark.slow)
+        if module in SLOW_MODULES or item.originalname in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _meshstyle_logs_propagate():
     """The CLI turns propagation off; tests want caplog to see warnings."""
