@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"meshstyle: error: {one_line(str(exc) or type(exc).__name__)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("meshstyle: interrupted before any result existed; nothing written", file=sys.stderr)
+        print("meshstyle: interrupted; nothing written (a run keeps its result so far on Ctrl-C only once its "
+              "optimization steps have begun; the feed-forward method keeps none)", file=sys.stderr)
         return 130
     except (MemoryError, RuntimeError) as exc:
         if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower() or "can't allocate" in str(exc).lower():
