@@ -126,8 +126,9 @@ def mesh_job(input_path: str | os.PathLike, styles: list[StyleItem], output: str
     ensure_finite(result.history)
     seams = (result.history[-1] if result.history else {}).get("seams_after")
     if isinstance(seams, dict) and {"seam", "interior"} <= set(seams):
-        log.info("feed-forward fit: mean colour jump across UV seams %.3f (across ordinary edges %.3f)",
-                 seams["seam"], seams["interior"])
+        log.info("feed-forward fit: mean colour jump across UV seams %.3f, across ordinary edges %.3f (seams "
+                 "jumping no more than ordinary edges do not show; the input's seams: %.3f)",
+                 seams["seam"], seams["interior"], result.history[-1]["seams_before"]["seam"])
     note = RANDOM_LABEL if result.random_weights else None
     encoder = options.encoder if options.method == "optimize" else "none"
     provenance = {"style": style_label(list(styles), style_names), "method": options.method, "encoder": encoder,
