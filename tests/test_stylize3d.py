@@ -236,3 +236,18 @@ def test_each_bench_mesh_flag_changes_what_it_measures(tmp_path, flags, scene, r
                        else bench.level_pixels(loss, 2)["all"][measured])
     assert engine["vgg_weights"] == "random" and figures[0] != figures[1], figures
     assert bench.stylize3d.MultiViewLoss.__name__ == "MultiViewLoss"  # the instrumentation was undone
+
+
+def test_api_and_cli_refuse_a_diverged_mesh_run(tmp_path, spot_path, style_path, capsys, monkeypatch):
+    """One finite check inside stylize_mesh: the API raises, the CLI prints one line and writes nothing."""
+    from conftest import TINY_MESH, refused
+    from meshstyle.engine import objective
+
+    real = objective.Objective.forward
+    monkeypatch.setattr(objective.Objective, "forward",
+                        lambda self, *a, **k: {key: v * float("nan") for key, v in real(self, *a, **k).items()})
+    with pytest.raises(MeshstyleError, match="diverged"):
+        stylize_mesh(spot_path, style_path, **{**TINY, "iterations": 2})
+    refused(tmp_path, ["mesh", spot_path, "--style", style_path, "-o", tmp_path / "out.glb", *TINY_MESH], capsys,
+            "diverged")
+    assert not (tmp_path / "out.glb").exists()

@@ -51,6 +51,7 @@ from ..mesh.padding import island_mask, pad_texture
 from ..mesh.raycast import compute_level_views
 from ..mesh.textured import TexturedMesh
 from .checkpoint import RunRandomness, fingerprint, load_checkpoint, save_checkpoint, style_digest
+from .guards import ensure_finite
 from .image import COARSE_ITERATION_SHARE
 from .options import ENGINE_DEFAULTS, MeshOptions, split_overrides
 from .results import MeshResult
@@ -252,11 +253,13 @@ def mesh_feedforward(mesh, style, options: EngineOptions, mesh_options: MeshOpti
         chosen["resolution"] = mesh_options.resolution
     if options.iterations != ENGINE_DEFAULTS["mesh"].iterations:
         chosen["iterations"] = options.iterations
-    return stylize_mesh_feedforward(
+    result = stylize_mesh_feedforward(
         mesh, style, views=mesh_options.views, rounds=mesh_options.rounds, texture_size=mesh_options.texture_size,
         style_blend=options.style_blend, strength=options.strength, angle_threshold=mesh_options.angle_threshold,
         fov=mesh_options.fov, distance=mesh_options.distance, elevation=mesh_options.elevation, seed=options.seed,
         device=options.device, progress=callback, **chosen)
+    ensure_finite(result.history)
+    return result
 
 
 def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options: MeshOptions | None = None,
@@ -301,6 +304,7 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     t = time.perf_counter()
     result = run(_Textures(params), loss_fn, options.iterations, settings, callback)
     timings["optimize"] = time.perf_counter() - t
+    ensure_finite(result.history, *(p().detach() for p in params))
     out = _export(source, parts, params, result.averaged)
     timings["total"] = time.perf_counter() - t0
     return MeshResult(out, result.history, result.interrupted, objective.encoder.random_weights, timings,
