@@ -26,6 +26,7 @@ from ..core.errors import MeshstyleError
 from ..core.imageio import load_image, long_edge_size, resize_tensor
 from ..core.views import ViewStack, render
 from ..engine import color
+from ..engine.losses import ObjectCells
 from ..engine.objective import Objective, total
 from ..engine.optimize import RunResult, StepInfo, run
 from ..engine.options import EngineOptions, normalize_blend, parse_layers, resolve_device
@@ -48,6 +49,13 @@ LBFGS_PYRAMID = {"levels": 4, "gain": 2 ** -0.5}
 #: result (256 px, pyramid, an earlier variant of the loop: the textbook's 60-step loss reached at
 #: 0.63-0.67 of its VGG cost with 20 coarse steps, 0.75 with 60; scripts/bench_image.py has today's figures).
 COARSE_ITERATION_SHARE = 1 / 3
+#: A 2D run shows the encoder the image inside a mirrored frame this many px wide (:func:`mirrored`), and
+#: takes the style statistics and the content loss over the image's own cells only: the encoder's zero
+#: padding (and the MobileNetV2's one-sided stride-2 padding, which leaves the top row and left column a
+#: quarter of the gradient of the others) then falls on the frame, not on the image's outer pixels,
+#: which otherwise turned into bright or coloured 1-4 px lines along the edges (issue 27 item 6;
+#: measured in tests/test_edges.py). 16 px: one cell of relu5_1 (VGG) at every scale.
+EDGE_MARGIN = 16
 
 
 def _as_image(item: ImageInput, size: int | tuple[int, int] | None = None) -> torch.Tensor:
@@ -135,6 +143,27 @@ def upsampled_change(result: torch.Tensor, start: torch.Tensor, finer_start: tor
     return (finer_start + delta).clamp(0, 1)
 
 
+def _margin(height: int, width: int, margin: int) -> int:
+    """The frame actually used: ``margin``, at most a quarter of the short side (a 32 px image gets 8 px)."""
+    return max(0, min(margin, min(height, width) // 4))
+
+
+def mirrored(image: torch.Tensor, margin: int = EDGE_MARGIN) -> torch.Tensor:
+    """``image`` (N, 3, H, W) inside a frame of ``margin`` px (at most min(H, W) / 4) mirrored from it
+    (``reflect`` padding: the frame repeats the image's rows and columns next to the edge, without the
+    edge itself); differentiable, so the frame's gradient flows back into the pixels it copies."""
+    m = _margin(image.shape[-2], image.shape[-1], margin)
+    return torch.nn.functional.pad(image, (m, m, m, m), mode="reflect") if m else image
+
+
+def inside_mask(height: int, width: int, margin: int = EDGE_MARGIN, device=None) -> torch.Tensor:
+    """(1, 1, H + 2m, W + 2m) float mask of a :func:`mirrored` image: 1 on the image, 0 on the frame."""
+    m = _margin(height, width, margin)
+    mask = torch.zeros(1, 1, height + 2 * m, width + 2 * m, device=device)
+    mask[..., m:m + height, m:m + width] = 1
+    return mask
+
+
 def parameterization(start: torch.Tensor, optimizer: str) -> torch.nn.Module:
     """What a 2D run optimizes, starting from the image ``start`` (3, H, W) in [0, 1]: for L-BFGS a
     :class:`~meshstyle.engine.texture.PyramidTexture` with :data:`LBFGS_PYRAMID` (unconstrained, only
@@ -160,7 +189,7 @@ def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[
             objective.set_style([resize_tensor(s, _style_size(size, s, style_scale)) for s in finals], blend)
         targets = None
         if content is not None and objective.content is not None:
-            targets = objective.content_targets(resize_tensor(content, size)[None])
+            targets = objective.content_targets(mirrored(resize_tensor(content, size)[None].to(device)))
         if current is None:
             start = _initial(init, size, content, options.seed)
         elif keep_detail:
@@ -171,10 +200,13 @@ def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[
         param = parameterization(start.to(device), options.optimizer)
 
         view = ViewStack.identity(size[1], size[0]).to(device)  # an image is one identity view
+        inside = inside_mask(size[1], size[0], device=device)
+        cells = ObjectCells(inside)  # style statistics over the image's own cells, not the mirrored frame
 
-        def loss_fn(step, param=param, targets=targets, view=view):
+        def loss_fn(step, param=param, targets=targets, view=view, cells=cells, inside=inside):
             image = param()
-            terms = objective(render([image], view), content_targets=targets)
+            terms = objective(mirrored(render([image], view)), style_weight=cells, content_targets=targets,
+                              content_weight=inside)
             terms.update(objective.tv(image))
             return total(terms)
 
@@ -213,7 +245,8 @@ def _prepare(command: str, options: EngineOptions | None, image_options: ImageOp
 def _result(image, results, objective) -> ImageResult:
     return ImageResult(image=image, history=[r.history for r in results],
                        interrupted=any(r.interrupted for r in results),
-                       random_weights=objective.encoder.random_weights)
+                       random_weights=objective.encoder.random_weights,
+                       weights_source=objective.encoder.weights_source)
 
 
 _COMMON_ARGS = """        options: :class:`~meshstyle.engine.options.EngineOptions` (default: the CLI's defaults).
