@@ -22,7 +22,7 @@ from .epilog import EPILOG_WEIGHTS
 log = logging.getLogger("meshstyle")
 
 #: Arguments that name inputs and outputs rather than options of the run (not in the option tables).
-IO_ARGUMENTS = ("content", "input", "style", "output", "preview", "quiet")
+IO_ARGUMENTS = ("content", "input", "style", "output", "preview", "quiet", "list_parts")
 
 
 class Parser(argparse.ArgumentParser):

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from ..core import optiontable
+from ..core.errors import MeshstyleError
 from ..core.imageio import check_image_output
 from ..core.outputs import OutputPlan
 from ..engine.options import EngineOptions
@@ -30,6 +31,8 @@ stylizes the renders with feed-forward networks and fits the texture to them."""
 
 MESH_EXAMPLES = """examples:
   meshstyle mesh cow.obj --style starry.jpg -o cow_starry.glb --preview sheet.png
+  meshstyle mesh truck.glb --list-parts
+  meshstyle mesh truck.glb --exclude-parts 'wheel*,glass' --style starry.jpg --style body=wave.jpg -o out.glb
   meshstyle mesh cow.glb --style wave.jpg -o cow_wave.obj --views 32 --iterations 500
   meshstyle mesh cow.obj --style a.jpg -o out.glb --checkpoint-every 50   # then --resume out.ckpt
 
@@ -42,10 +45,15 @@ def add_commands(sub) -> None:
                        description=MESH_DESCRIPTION, epilog=MESH_EXAMPLES + EPILOG_WEIGHTS)
     p.add_argument("input", help="mesh with UVs and a texture (.obj with .mtl, .glb, .gltf); a mesh without UVs "
                                  "is unwrapped")
-    p.add_argument("--style", action="append", required=True,
-                   help="style image; repeat to blend several. With --method feedforward also preset:N (N in "
-                        "0..25, one of the 26 trained styles; 'meshstyle styles' draws them all)")
-    p.add_argument("-o", "--output", required=True, help="output mesh: .glb (texture embedded) or .obj (+.mtl +.png)")
+    p.add_argument("--style", action="append",
+                   help="style image; repeat to blend several. NAME=painting.jpg gives the parts NAME (a name or "
+                        "glob, see --list-parts) their own style in the same run (repeatable). With --method "
+                        "feedforward also preset:N (N in 0..25, one of the 26 trained styles; 'meshstyle styles' "
+                        "draws them all)")
+    p.add_argument("-o", "--output", help="output mesh: .glb (texture embedded) or .obj (+.mtl +.png)")
+    p.add_argument("--list-parts", action="store_true",
+                   help="print the parts of INPUT that can be restyled (name, material, texture size, share of "
+                        "the surface) for --parts, --exclude-parts and --style NAME=..., and stop")
     p.add_argument("--preview", default=None, metavar="SHEET.png|TURNTABLE.gif",
                    help="also write a before/after contact sheet (.png/.jpg/.webp) or a turntable of the result (.gif)")
     add_option_flags(p, "mesh", MeshOptions)
@@ -81,6 +89,15 @@ def _check_preview(path: str | None) -> None:
 
 def cmd_mesh(args) -> int:
     """``meshstyle mesh``: validate everything, stylize, export, preview; returns the exit status."""
+    if args.list_parts:
+        from ..mesh.textured import TexturedMesh
+        from ..stylize.parts import format_parts
+
+        print(format_parts(TexturedMesh.load(args.input, allow_missing_textures=args.allow_missing_textures)))
+        return 0
+    missing = [flag for flag, value in (("--style", args.style), ("-o/--output", args.output)) if not value]
+    if missing:
+        raise MeshstyleError(f"the following arguments are required: {', '.join(missing)}")
     options = optiontable.from_args(EngineOptions, args, ENGINE_DEFAULTS["mesh"])
     mesh_options = optiontable.from_args(MeshOptions, args)
     views_bar = ProgressBar("ray casting views", quiet=args.quiet, unit="view")

@@ -22,6 +22,7 @@ from ..engine.features import is_random_weights
 from ..engine.optimize import StepInfo
 from ..engine.options import EngineOptions
 from .options import ImageOptions, MeshOptions, check_style_kinds, is_preset
+from .parts import split_part_styles
 
 log = logging.getLogger("meshstyle")
 RANDOM_LABEL = "made with RANDOM (untrained) VGG weights: a test output, not a real stylization"
@@ -63,6 +64,12 @@ def _style_files(styles: list[StyleItem]) -> list[StyleItem]:
     return [s for s in styles if not is_preset(s) and not isinstance(s, torch.Tensor)]
 
 
+def _mesh_style_files(styles: list[StyleItem]) -> list[StyleItem]:
+    """The style files of a mesh job, those of per-part items ``NAME=path`` included."""
+    plain, per_part = split_part_styles(styles)
+    return _style_files(plain + [path for _, path in per_part])
+
+
 def plan_mesh_outputs(input_path, styles: list[StyleItem], mesh_options: MeshOptions, mesh, out: Path,
                       preview: str | os.PathLike | None = None) -> OutputPlan:
     """The output plan of a mesh job: the mesh ``out`` and the siblings its export writes, the preview and
@@ -74,7 +81,7 @@ def plan_mesh_outputs(input_path, styles: list[StyleItem], mesh_options: MeshOpt
     resume = mesh_options.resume
     if resume and mesh_options.checkpoint and Path(resume).resolve() == Path(mesh_options.checkpoint).resolve():
         resume = None  # continuing a checkpoint and saving it again is the documented workflow
-    plan = OutputPlan([input_path, *_style_files(styles), resume, *mesh.resource_files()])
+    plan = OutputPlan([input_path, *_mesh_style_files(styles), resume, *mesh.resource_files()])
     for path in mesh.output_paths(out, texture_format=mesh_options.texture_format):
         plan.add(path)
     if preview:
@@ -112,7 +119,7 @@ def mesh_job(input_path: str | os.PathLike, styles: list[StyleItem], output: str
         mesh_options = replace(mesh_options, checkpoint=str(Path(output).with_suffix(".ckpt")))
     mesh_options.validate()
     out = check_mesh_output(output)
-    for style in _style_files(styles):
+    for style in _mesh_style_files(styles):
         open_image(style)  # fail fast on a bad style before the slow work
     check_style_kinds(styles, options.method)
     mesh = TexturedMesh.load(input_path, allow_missing_textures=mesh_options.allow_missing_textures)
@@ -142,7 +149,7 @@ def mesh_job(input_path: str | os.PathLike, styles: list[StyleItem], output: str
     written = plan.commit(writers)
     if result.random_weights:
         log.warning("%s", RANDOM_LABEL)
-    return JobOutcome(written, [Path(p) for p in mesh.resource_files()] + [Path(s) for s in _style_files(styles)],
+    return JobOutcome(written, [Path(p) for p in mesh.resource_files()] + [Path(s) for s in _mesh_style_files(styles)],
                       provenance, result.random_weights, result.interrupted, encoder)
 
 

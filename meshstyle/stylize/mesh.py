@@ -54,6 +54,7 @@ from .checkpoint import RunRandomness, fingerprint, load_checkpoint, save_checkp
 from .guards import ensure_finite
 from .image import COARSE_ITERATION_SHARE
 from .options import ENGINE_DEFAULTS, MeshOptions, split_overrides
+from .parts import narrowed, selected_parts, split_part_styles, style_groups
 from .results import MeshResult
 from .textures import export_texture, working_texture
 
@@ -120,14 +121,21 @@ class MultiViewLoss(nn.Module):
         objective: :class:`~meshstyle.engine.objective.Objective` with its style targets set.
         views: per camera, its level views (on the objective's device).
         weighting: ``"gradient"`` or ``"gram"``.
+        groups: per-part styles (``--style NAME=painting``): ``[(part indices, style targets), ...]`` with the
+            targets of :attr:`StyleLoss.targets <meshstyle.engine.losses.StyleLoss>`; each group's style term
+            is taken over the cells of its own parts only and weighted by their share of the level's weighted
+            pixels; one encoder pass serves them all. ``None``: one style for every part.
     """
 
-    def __init__(self, objective: Objective, views: list[list[LevelView]], weighting: str = "gradient"):
+    def __init__(self, objective: Objective, views: list[list[LevelView]], weighting: str = "gradient",
+                 groups: list[tuple[list[int], dict]] | None = None):
         super().__init__()
         if weighting not in WEIGHTINGS:
             raise MeshstyleError(f"unknown weighting {weighting!r}; use one of {', '.join(WEIGHTINGS)}")
-        self.objective, self.views, self.weighting = objective, views, weighting
+        self.objective, self.views, self.weighting, self.groups = objective, views, weighting, groups
         self.cells = [[ObjectCells(lv.weight > 0) for lv in per_view] for per_view in views]
+        self.group_cells = None if groups is None else [
+            [[_group_weight(lv, indices, weighting) for indices, _ in groups] for lv in per_view] for per_view in views]
         self.content: list[list[dict | None]] = [[None] * len(per_view) for per_view in views]
 
     @torch.no_grad()
@@ -149,12 +157,47 @@ class MultiViewLoss(nn.Module):
                 image = render(textures, lv.view, mips=mips)
                 if self.weighting == "gradient" and image.requires_grad:
                     image.register_hook(lambda grad, w=lv.weight: grad * w)
-                style_weight = self.cells[v][k] if self.weighting == "gradient" else lv.weight
-                level = self.objective(image, style_weight=style_weight, content_targets=self.content[v][k],
-                                       content_weight=lv.view.mask)
+                if self.groups is not None:
+                    level = self._grouped(image, v, k)
+                else:
+                    style_weight = self.cells[v][k] if self.weighting == "gradient" else lv.weight
+                    level = self.objective(image, style_weight=style_weight, content_targets=self.content[v][k],
+                                           content_weight=lv.view.mask)
                 for key, value in level.items():
                     terms[key] = terms.get(key, 0.0) + value * (lv.share / len(batch))
         return terms
+
+    def _grouped(self, image: torch.Tensor, v: int, k: int) -> dict[str, torch.Tensor]:
+        """The terms of one level render with per-part styles: one encoder pass, each group's style
+        statistics over its own parts' cells against its own targets, weighted by its pixel share."""
+        objective = self.objective
+        feats = objective.encoder(image)
+        out = {}
+        if objective.style is not None and objective.options.style_weight > 0:
+            style = image.new_zeros(())
+            for (_, targets), (weight, share) in zip(self.groups, self.group_cells[v][k]):
+                if share > 0:
+                    objective.style.targets = targets
+                    style = style + share * objective.style(feats, weight)
+            out["style"] = objective.options.style_weight * style
+        content = self.content[v][k]
+        if objective.content is not None and content is not None and objective.options.content_weight > 0:
+            out["content"] = objective.options.content_weight * objective.content(
+                feats, content, self.views[v][k].view.mask)
+        return out
+
+
+def _group_weight(lv: LevelView, indices: list[int], weighting: str) -> tuple[object, float]:
+    """(style weight, share) of the parts ``indices`` in a level view: the pixels wholly covered by those
+    parts with positive weight (as :class:`ObjectCells` for ``gradient`` weighting, else the weight map times
+    the parts' coverage), and their share of the level's weighted pixels."""
+    view = lv.view
+    member = torch.isin(view.part, torch.as_tensor(indices, device=view.part.device)).float()[:, None]
+    if view.supersample > 1:
+        member = F.avg_pool2d(member, view.supersample)
+    active = (lv.weight > 0) & (member >= 1 - 1e-6)
+    share = float(active.sum()) / max(float((lv.weight > 0).sum()), 1.0)
+    return (ObjectCells(active) if weighting == "gradient" else lv.weight * member), share
 
 
 def _prepare_views(source: TexturedMesh, mesh_options: MeshOptions, options: EngineOptions, device,
@@ -182,8 +225,72 @@ def _run_settings(options: EngineOptions, mesh_options: MeshOptions, checkpoint,
                        restart_steps=restart_steps)
 
 
+@dataclass
+class _Selection:
+    """What a run restyles: the ``original`` mesh as loaded (the export starts from it), the restyled part
+    ``names`` and their style ``groups`` ``[(part names, style items), ...]`` with each group's
+    ``style_blend`` in ``blends`` (the user's for the plain styles, equal weights for ``NAME=`` ones)."""
+
+    original: TexturedMesh
+    names: list[str]
+    groups: list[tuple[list[str], list]]
+    blends: list
+
+    @property
+    def style(self) -> list:
+        """The style items of a one-group run, else every group's items in order."""
+        return [item for _, items in self.groups for item in items]
+
+    def indices(self, source: TexturedMesh) -> list[list[int]] | None:
+        """Per group, its parts' indices in ``source.stylizable``; None for a one-group run."""
+        return None if len(self.groups) == 1 else [[source.stylizable.index(n) for n in names]
+                                                   for names, _ in self.groups]
+
+    def onto(self, result: MeshResult) -> MeshResult:
+        """``result`` with its mesh put back onto a copy of ``original``: the restyled parts take their new
+        textures, every other part keeps its texture (and its bytes on export) and its place in the scene."""
+        if self.names == list(self.original.stylizable):
+            return result
+        full = self.original.copy()
+        for name in self.names:
+            full.set_texture(name, result.mesh.texture(name), pad=False)
+        return replace(result, mesh=full)
+
+
+def _select(original: TexturedMesh, style, mesh_options: MeshOptions, options: EngineOptions) -> _Selection:
+    """The :class:`_Selection` of ``parts`` / ``exclude_parts`` and ``NAME=path`` style items.
+
+    Raises:
+        MeshstyleError: an unknown part name (listing the parts), a part without style, or per-part styles
+            with an option that takes one style for every part.
+    """
+    plain, per_part = split_part_styles(style)
+    names = selected_parts(original, mesh_options.parts, mesh_options.exclude_parts)
+    groups = style_groups(original, names, plain, per_part)
+    if len(groups) > 1 and (options.method == "feedforward" or mesh_options.init == "feedforward"):
+        raise MeshstyleError("different styles per part (--style NAME=PAINTING) need --method optimize and "
+                             "--init original")
+    return _Selection(original, names, groups, [options.style_blend if items == plain else None
+                                                for _, items in groups])
+
+
+def _group_images(selection: _Selection, options: EngineOptions, mesh_options: MeshOptions
+                  ) -> list[tuple[list[torch.Tensor], list[float]]]:
+    """Per style group, its style images and blend weights at ``mesh_options``' style size."""
+    smallest = min_input_size(options.encoder, list(options.style_layers))
+    return [_style_images(items, blend, mesh_options, smallest)
+            for (_, items), blend in zip(selection.groups, selection.blends)]
+
+
+def _pooled(groups: list[tuple[list[torch.Tensor], list[float]]]) -> tuple[list[torch.Tensor], list[float]]:
+    """Every group's style images in one list, each group weighing the same in the blend."""
+    return ([img for images, _ in groups for img in images],
+            [w / len(groups) for _, weights in groups for w in weights])
+
+
 def _inputs(mesh, style, mesh_options, options, overrides):
-    """Validated (mesh options, engine options, source mesh, (style images, blend weights))."""
+    """Validated (mesh options, engine options, source mesh restricted to the selected parts, (style images,
+    blend weights: every group's, pooled), :class:`_Selection`)."""
     mesh_over, engine_over = split_overrides(overrides, MeshOptions, EngineOptions)
     mesh_options = replace(mesh_options or MeshOptions(), **mesh_over)
     options = replace(options or ENGINE_DEFAULTS["mesh"], **engine_over).validated()
@@ -194,21 +301,22 @@ def _inputs(mesh, style, mesh_options, options, overrides):
         log.warning("L-BFGS sees another batch of views at each step (--batch-views %d < --views %d), which breaks "
                     "its curvature pairs; Adam (the mesh default) suits minibatches of views",
                     mesh_options.batch_views, mesh_options.views)
-    source = TexturedMesh.load(mesh) if not isinstance(mesh, TexturedMesh) else mesh
-    if not source.stylizable:
+    original = TexturedMesh.load(mesh) if not isinstance(mesh, TexturedMesh) else mesh
+    if not original.stylizable:
         raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
+    selection = _select(original, style, mesh_options, options)
+    source = narrowed(original, selection.names)
     if options.method == "feedforward":  # the networks read the styles themselves (paths or preset:N)
         if options.color_match:
             raise MeshstyleError("--color-match applies to the optimization method; the feed-forward networks "
                                  "choose their own colours")
-        return mesh_options, options, source, ([], [])
+        return mesh_options, options, source, ([], []), selection
     if mesh_options.init == "feedforward":
-        source = _feedforward_start(source, style, options)
-    styles = _style_images(style, options.style_blend, mesh_options,
-                           min_input_size(options.encoder, list(options.style_layers)))
+        source = _feedforward_start(source, selection.style, options)
+    styles = _pooled(_group_images(selection, options, mesh_options))
     if options.color_match:
         source = colour_matched(source, *styles)
-    return mesh_options, options, source, styles
+    return mesh_options, options, source, styles, selection
 
 
 def colour_matched(source: TexturedMesh, styles: list[torch.Tensor], blend: list[float]) -> TexturedMesh:
@@ -287,28 +395,42 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
         MeshstyleError: unreadable inputs, nothing stylizable, out-of-range options or a bad checkpoint.
     """
     timings, t0 = {}, time.perf_counter()
-    mesh_options, options, source, (styles, blend) = _inputs(mesh, style, mesh_options, options, overrides)
+    mesh_options, options, source, (styles, blend), selection = _inputs(mesh, style, mesh_options, options,
+                                                                         overrides)
     if options.method == "feedforward":
-        return mesh_feedforward(source, style, options, mesh_options, callback)
+        return selection.onto(mesh_feedforward(source, selection.style, options, mesh_options, callback))
     torch.manual_seed(options.seed)
     device = resolve_device(options.device)
     firsts = render_stages(options.iterations, _usable_scales(mesh_options, options))
-    stages = [_stage(source, style, (styles, blend), mesh_options, options, device, view_progress, 2 ** k)
+    stages = [_stage(source, selection, (styles, blend), mesh_options, options, device, view_progress, 2 ** k)
               for k in reversed(range(len(firsts)))]
     timings.update(plan=stages[-1].plan, views=time.perf_counter() - t0)
     parts = [working_texture(source, name, mesh_options.texture_size) for name in source.stylizable]
-    params = _texture_parameters([start.to(device) for _, start, _ in parts], mesh_options, (styles, blend))
+    params = _texture_parameters([start.to(device) for _, start, _ in parts], mesh_options, (styles, blend),
+                                 _part_styles(source, selection, stages[-1]))
     objective = Objective(options, device)
-    current = _StageLoss(objective, stages, firsts, [start.to(device) for _, start, _ in parts], mesh_options)
-    loss_fn, settings = _checkpointed_loss(source, style, styles, mesh_options, options, params, current, firsts)
+    current = _StageLoss(objective, stages, firsts, [start.to(device) for _, start, _ in parts], mesh_options,
+                         selection.indices(source))
+    loss_fn, settings = _checkpointed_loss(source, selection.style, styles, mesh_options, options, params, current,
+                                           firsts)
     t = time.perf_counter()
     result = run(_Textures(params), loss_fn, options.iterations, settings, callback)
     timings["optimize"] = time.perf_counter() - t
     ensure_finite(result.history, *(p().detach() for p in params))
     out = _export(source, parts, params, result.averaged)
     timings["total"] = time.perf_counter() - t0
-    return MeshResult(out, result.history, result.interrupted, objective.encoder.random_weights, timings,
-                      objective.encoder.precision)
+    return selection.onto(MeshResult(out, result.history, result.interrupted, objective.encoder.random_weights,
+                                     timings, objective.encoder.precision))
+
+
+def _part_styles(source: TexturedMesh, selection: _Selection, stage: _Stage
+                 ) -> list[tuple[list[torch.Tensor], list[float]]] | None:
+    """Per part of ``source``, the style images and blend of its group (for its colour basis); None for a
+    one-group run."""
+    if stage.groups is None:
+        return None
+    group_of = {name: g for g, (names, _) in enumerate(selection.groups) for name in names}
+    return [stage.groups[group_of[name]] for name in source.stylizable]
 
 
 def _checkpointed_loss(source: TexturedMesh, style, styles: list[torch.Tensor], mesh_options: MeshOptions,
@@ -371,21 +493,23 @@ class _Stage:
     styles: list[torch.Tensor]
     blend: list[float]
     plan: dict
+    groups: list[tuple[list[torch.Tensor], list[float]]] | None = None
 
 
-def _stage(source: TexturedMesh, style, final: tuple[list[torch.Tensor], list[float]], mesh_options: MeshOptions,
-           options: EngineOptions, device, progress, factor: int) -> _Stage:
+def _stage(source: TexturedMesh, selection: _Selection, final: tuple[list[torch.Tensor], list[float]],
+           mesh_options: MeshOptions, options: EngineOptions, device, progress, factor: int) -> _Stage:
     """The render scale ``1 / factor``: views at ``resolution / factor`` px and the style images at
     ``style_size / factor`` (the same size on the surface; ``final``, the run's (styles, blend), at factor
-    1); only the final scale reports view progress and warns about texture no view sees."""
+    1), per style group when ``selection`` has several; only the final scale reports view progress and
+    warns about texture no view sees."""
     scaled = replace(mesh_options, resolution=max(16, mesh_options.resolution // factor),
                      style_size=max(16, (mesh_options.style_size or mesh_options.resolution) // factor))
     views, plan = _prepare_views(source, scaled, options, device, progress if factor == 1 else None)
     if factor == 1:
         _warn_unseen(source, views)
-    styles, blend = final if factor == 1 else _style_images(
-        style, options.style_blend, scaled, min_input_size(options.encoder, list(options.style_layers)))
-    return _Stage(views, styles, blend, plan)
+    groups = _group_images(selection, options, scaled) if factor != 1 or len(selection.groups) > 1 else None
+    styles, blend = final if factor == 1 else _pooled(groups)
+    return _Stage(views, styles, blend, plan, groups if len(selection.groups) > 1 else None)
 
 
 #: Share of a part's UV islands that, seen by no view, triggers a warning.
@@ -405,8 +529,9 @@ class _StageLoss:
     also on resume): the objective's style targets switch to that scale's style images."""
 
     def __init__(self, objective: Objective, stages: list[_Stage], firsts: list[int], starts: list[torch.Tensor],
-                 mesh_options: MeshOptions):
+                 mesh_options: MeshOptions, part_groups: list[list[int]] | None = None):
         self.objective, self.stages, self.firsts, self.starts = objective, stages, firsts, starts
+        self.part_groups = part_groups
         self.weighting = mesh_options.weighting
         self.index, self.loss = -1, None
 
@@ -414,8 +539,15 @@ class _StageLoss:
         index = bisect.bisect_right(self.firsts, step) - 1
         if index != self.index:
             stage = self.stages[index]
-            self.objective.set_style(stage.styles, stage.blend)
-            self.loss = MultiViewLoss(self.objective, stage.views, self.weighting)
+            groups = None
+            if stage.groups is not None:  # per-part styles: one set of targets per group
+                groups = []
+                for indices, (images, blend) in zip(self.part_groups, stage.groups):
+                    self.objective.set_style(images, blend)
+                    groups.append((indices, dict(self.objective.style.targets)))
+            else:
+                self.objective.set_style(stage.styles, stage.blend)
+            self.loss = MultiViewLoss(self.objective, stage.views, self.weighting, groups)
             self.loss.set_content(self.starts)
             self.index = index
         return self.loss
@@ -437,14 +569,18 @@ def _checkpoint_ema(extra: dict, params: nn.Module) -> list[torch.Tensor] | None
     return [e.to(p) for e, p in zip(ema, params.parameters())]  # dtype and device of the parameters
 
 
-def _texture_parameters(starts: list[torch.Tensor], mesh_options: MeshOptions, styles) -> nn.ModuleList:
+def _texture_parameters(starts: list[torch.Tensor], mesh_options: MeshOptions, styles,
+                        part_styles: list | None = None) -> nn.ModuleList:
     """The optimized parameterization of each part's working texture (3, H, W): a texture pyramid, its
     change in a colour basis (``texture_colours``: the style images' principal colour axes, ``style``;
-    natural images', ``decorrelated``) unless ``rgb``. ``styles``: (images, blend weights)."""
+    natural images', ``decorrelated``) unless ``rgb``. ``styles``: (images, blend weights); ``part_styles``:
+    per part, its own (images, blend) for its colour basis (per-part styles), else None."""
     basis = style_colour_basis(*styles) if mesh_options.texture_colours == "style" else None
     out = nn.ModuleList()
-    for start in starts:
+    for index, start in enumerate(starts):
         pyramid = PyramidTexture(start, mesh_options.levels)
+        if basis is not None and part_styles is not None:
+            basis = style_colour_basis(*part_styles[index])
         out.append(pyramid if mesh_options.texture_colours == "rgb" else
                    DecorrelatedTexture(pyramid, start, None if basis is None else basis.to(start)))
     return out

@@ -121,6 +121,14 @@ def _elevation_problem(value) -> str | None:
 MESH = frozenset({"mesh"})
 
 
+def _parts_problem(value) -> str | None:
+    """Why ``value`` is no part list (``"a,b*"`` or a sequence of non-empty names), or None."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items or any(not isinstance(v, str) or not v.strip() for v in items):
+        return "must be part names or globs separated by commas"
+    return None
+
+
 @dataclass
 class MeshOptions:
     """Options of mesh stylization (one field per flag; help, range and default in each declaration).
@@ -130,6 +138,14 @@ class MeshOptions:
     see :mod:`meshstyle.mesh.weights`.
     """
 
+    parts: tuple[str, ...] | None = option(
+        None, "restyle only these parts: names or globs of their geometry or material names, comma-separated "
+        "(auto: every textured part; --list-parts shows them); the others keep their texture bytes and still "
+        "occlude", kind="custom", none=True, check=_parts_problem, commands=MESH, group="parts",
+        metavar="NAME,...")
+    exclude_parts: tuple[str, ...] | None = option(
+        None, "leave these parts as they are (names or globs, comma-separated)", kind="custom", none=True,
+        check=_parts_problem, commands=MESH, group="parts", metavar="NAME,...")
     views: int = option(24, "cameras around the object", kind="int", low=1, high=1024, commands=MESH, group="views")
     resolution: int = option(256, "render size of the finest depth level (farthest surfaces), px (feedforward: "
                              "384 unless given)", kind="int", low=16, high=4096, commands=MESH, group="views")
