@@ -11,7 +11,7 @@ from ..core.errors import MeshstyleError
 from ..core.optiontable import check, option
 from . import encoders
 from .losses import LAYER_PRESETS, STATISTICS
-from .optimize import OPTIMIZERS
+from .optimize import LINE_SEARCHES, OPTIMIZERS
 from .precision import PRECISIONS
 
 DEFAULT_STYLE_LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
@@ -149,7 +149,7 @@ class EngineOptions:
                                "colour step, Zhang et al. 2022)", kind="bool", commands=WITH_CONTENT,
                                group="losses")
     line_search: str = option("none", "L-BFGS line search (strong_wolfe: more loss evaluations per step)",
-                              choices=("none", "strong_wolfe"), group="optimization")
+                              choices=LINE_SEARCHES, group="optimization")
     preset: str = option("none", "loss preset: stylemesh sets StyleMesh's layer weights (relu1_1..relu5_1 = "
                          "1000,1000,10,10,1000, style weight 1e-4, content relu4_2) where not given",
                          choices=("none", *LAYER_PRESETS), commands=ALL_BUT_RECONSTRUCT, group="losses")
