@@ -104,3 +104,43 @@ class PyramidTexture(nn.Module):
         for k, level in enumerate(self.levels):
             reg = reg + 2.0 ** (-k) * (level - getattr(self, f"start{k}")).pow(2).mean()
         return reg
+
+
+class LuminanceChange(nn.Module):
+    """A texture whose change is the same on R, G and B: ``texture = start + d``, ``d`` (1, H, W) a
+    :class:`PyramidTexture` of ``levels`` levels (starting at 0).
+
+    Adding one value to the three channels changes the luminance Y by that value and leaves the chroma
+    exactly as it was: the YIQ rows of I and Q sum to 0 (:mod:`meshstyle.engine.color`). This is the
+    texture side of luminance-only style transfer on meshes (Gatys et al., CVPR 2017, "colour
+    preservation"): with luminance renders and luminance style images the loss has a gradient along
+    ``d`` only. :meth:`project_` limits ``d`` so that no channel leaves [0, 1], so no clipping alters
+    the chroma either.
+
+    Args:
+        start: (3, H, W) texture in [0, 1].
+        levels: texture pyramid levels of ``d``.
+    """
+
+    def __init__(self, start: torch.Tensor, levels: int = 4):
+        super().__init__()
+        start = start.detach().float().clamp(0, 1)
+        self.register_buffer("start", start.clone(), persistent=False)
+        self.register_buffer("low", -start.min(0, keepdim=True).values, persistent=False)
+        self.register_buffer("high", 1 - start.max(0, keepdim=True).values, persistent=False)
+        self.offset = PyramidTexture(torch.full((1, *start.shape[-2:]), 0.5), levels)
+
+    def forward(self) -> torch.Tensor:
+        """The texture (3, H, W); equals ``start`` before any step."""
+        return self.start + (self.offset() - 0.5)
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Keep every channel in [0, 1] by limiting the common change ``d`` (moved out of the finest level)."""
+        change = self.offset() - 0.5
+        excess = change - torch.maximum(torch.minimum(change, self.high), self.low)
+        self.offset.levels[0].sub_(excess)
+
+    def regularizer(self) -> torch.Tensor:
+        """The regularizer of the change's pyramid (:meth:`PyramidTexture.regularizer`)."""
+        return self.offset.regularizer()

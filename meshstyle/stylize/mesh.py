@@ -32,10 +32,12 @@ from ..core.imageio import load_image, long_edge_size, resize_tensor, rgb8_to_te
 from ..core.uv import MipPyramid
 from ..core.views import LevelView, ViewStack, render
 from ..engine.color import (
+    RGB_TO_YIQ,
     DecorrelatedTexture,
     apply_colour_map,
     colour_statistics,
     linear_colour_map,
+    luminance,
     style_colour_basis,
 )
 from ..engine.encoders import call_cost_pixels, min_input_size
@@ -44,7 +46,7 @@ from ..engine.objective import Objective, total
 from ..engine.optimize import RunSettings, StepInfo, load_parameters, run
 from ..engine.options import EngineOptions, normalize_blend, resolve_device
 from ..engine.precision import resolve_precision
-from ..engine.texture import PyramidTexture
+from ..engine.texture import LuminanceChange, PyramidTexture
 from ..mesh.cameras import orbit_cameras
 from ..mesh.coverage import unseen_share
 from ..mesh.padding import island_mask, pad_texture
@@ -133,6 +135,7 @@ class MultiViewLoss(nn.Module):
         if weighting not in WEIGHTINGS:
             raise MeshstyleError(f"unknown weighting {weighting!r}; use one of {', '.join(WEIGHTINGS)}")
         self.objective, self.views, self.weighting, self.groups = objective, views, weighting, groups
+        self.grey = False  # luminance renders (preserve_color="luminance"), set by the caller
         self.cells = [[ObjectCells(lv.weight > 0) for lv in per_view] for per_view in views]
         self.group_cells = None if groups is None else [
             [[_group_weight(lv, indices, weighting) for indices, _ in groups] for lv in per_view] for per_view in views]
@@ -145,7 +148,7 @@ class MultiViewLoss(nn.Module):
             return
         for v, per_view in enumerate(self.views):
             for k, lv in enumerate(per_view):
-                self.content[v][k] = self.objective.content_targets(render(textures, lv.view))
+                self.content[v][k] = self.objective.content_targets(self._seen(render(textures, lv.view)))
 
     def forward(self, textures: list[torch.Tensor], batch: list[int]) -> dict[str, torch.Tensor]:
         """Loss terms ``{"style": ..., "content": ...}`` (scalars) of views ``batch`` for part textures
@@ -154,7 +157,7 @@ class MultiViewLoss(nn.Module):
         mips = [MipPyramid(t) for t in textures]  # one mip pyramid per texture for all renders of the step
         for v in batch:
             for k, lv in enumerate(self.views[v]):
-                image = render(textures, lv.view, mips=mips)
+                image = self._seen(render(textures, lv.view, mips=mips))
                 if self.weighting == "gradient" and image.requires_grad:
                     image.register_hook(lambda grad, w=lv.weight: grad * w)
                 if self.groups is not None:
@@ -166,6 +169,13 @@ class MultiViewLoss(nn.Module):
                 for key, value in level.items():
                     terms[key] = terms.get(key, 0.0) + value * (lv.share / len(batch))
         return terms
+
+    def _seen(self, image: torch.Tensor) -> torch.Tensor:
+        """The render as the encoder sees it: itself, or its luminance Y on all three channels (``grey``)."""
+        if not self.grey:
+            return image
+        y = torch.einsum("c,nchw->nhw", RGB_TO_YIQ[0].to(image), image)
+        return y.unsqueeze(1).expand(-1, 3, -1, -1)
 
     def _grouped(self, image: torch.Tensor, v: int, k: int) -> dict[str, torch.Tensor]:
         """The terms of one level render with per-part styles: one encoder pass, each group's style
@@ -306,6 +316,8 @@ def _inputs(mesh, style, mesh_options, options, overrides):
         raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
     selection = _select(original, style, mesh_options, options)
     source = narrowed(original, selection.names)
+    if mesh_options.preserve_color != "none":
+        selection = _colour_preserving(selection, source, mesh_options.preserve_color, options)
     if options.method == "feedforward":  # the networks read the styles themselves (paths or preset:N)
         if options.color_match:
             raise MeshstyleError("--color-match applies to the optimization method; the feed-forward networks "
@@ -317,6 +329,37 @@ def _inputs(mesh, style, mesh_options, options, overrides):
     if options.color_match:
         source = colour_matched(source, *styles)
     return mesh_options, options, source, styles, selection
+
+
+def _island_texels(source: TexturedMesh) -> torch.Tensor:
+    """(3, T, 1): the texels inside the UV islands of every stylizable part, pooled, in [0, 1]."""
+    inside = []
+    for name in source.stylizable:
+        texture = rgb8_to_tensor(source.texture(name))
+        islands = torch.from_numpy(island_mask(source.corner_uv(name), tuple(texture.shape[-2:])))
+        inside.append(texture[:, islands])
+    return torch.cat(inside, 1)[..., None]
+
+
+def _colour_preserving(selection: _Selection, source: TexturedMesh, mode: str, options: EngineOptions) -> _Selection:
+    """``preserve_color``: every style image recoloured to the asset (``histogram``: RGB mean and covariance of
+    the island texels, Gatys et al. 2017) or made grey (``luminance``: Y matched to theirs).
+
+    Raises:
+        MeshstyleError: with the feed-forward method or ``color_match``.
+    """
+    if options.method == "feedforward" or options.color_match:
+        raise MeshstyleError("--preserve-color on meshes applies to the optimization method without --color-match")
+    texels = _island_texels(source)
+    target = colour_statistics([texels])
+
+    def recolour(item):
+        image = load_image(item) if not isinstance(item, torch.Tensor) else item.float()
+        if mode == "luminance":
+            return luminance(image, like=texels)
+        return apply_colour_map(image, linear_colour_map(colour_statistics([image]), target))
+
+    return replace(selection, groups=[(names, [recolour(i) for i in items]) for names, items in selection.groups])
 
 
 def colour_matched(source: TexturedMesh, styles: list[torch.Tensor], blend: list[float]) -> TexturedMesh:
@@ -532,6 +575,7 @@ class _StageLoss:
                  mesh_options: MeshOptions, part_groups: list[list[int]] | None = None):
         self.objective, self.stages, self.firsts, self.starts = objective, stages, firsts, starts
         self.part_groups = part_groups
+        self.grey = mesh_options.preserve_color == "luminance"
         self.weighting = mesh_options.weighting
         self.index, self.loss = -1, None
 
@@ -548,6 +592,7 @@ class _StageLoss:
             else:
                 self.objective.set_style(stage.styles, stage.blend)
             self.loss = MultiViewLoss(self.objective, stage.views, self.weighting, groups)
+            self.loss.grey = self.grey
             self.loss.set_content(self.starts)
             self.index = index
         return self.loss
@@ -578,6 +623,9 @@ def _texture_parameters(starts: list[torch.Tensor], mesh_options: MeshOptions, s
     basis = style_colour_basis(*styles) if mesh_options.texture_colours == "style" else None
     out = nn.ModuleList()
     for index, start in enumerate(starts):
+        if mesh_options.preserve_color == "luminance":  # the change is grey: chroma stays exactly
+            out.append(LuminanceChange(start, mesh_options.levels))
+            continue
         pyramid = PyramidTexture(start, mesh_options.levels)
         if basis is not None and part_styles is not None:
             basis = style_colour_basis(*part_styles[index])

@@ -177,6 +177,11 @@ class MeshOptions:
                                   "slower), decorrelated (those of natural images: chroma moves less than "
                                   "luma) or rgb (rainbow grain)", choices=COLOUR_SPACES, commands=MESH,
                                   group="texture and style")
+    preserve_color: str = option("none", "keep the asset's colours: luminance (only the texture's luminance "
+                                 "changes, judged on luminance renders against the style's luminance matched to the "
+                                 "asset's) or histogram (the style's colours matched to the asset's before "
+                                 "optimizing); optimization method", choices=MODES, commands=MESH,
+                                 group="texture and style")
     texture_size: int | None = option(
         None, "optimized texture long edge, texels (auto: the original, at most 512); the output keeps the "
         "original resolution, the change is upsampled and added to it", kind="int", low=16, high=8192, none=True,
