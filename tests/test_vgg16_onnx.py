@@ -12,7 +12,10 @@ from meshstyle.core.imageio import load_image
 from meshstyle.engine import features, vgg16_onnx
 from meshstyle.engine.features import IMAGENET_MEAN, IMAGENET_STD, VGGEncoder, layer_names
 from meshstyle.engine.losses import StyleLoss, make_statistic
+from meshstyle.engine.options import EngineOptions
 from meshstyle.stylize.image import stylize_image, synthesize_texture
+from meshstyle.stylize.jobs import image_job
+from meshstyle.stylize.options import ImageOptions
 
 CONTENT = "assets/content/chelsea.png"
 STYLE = "assets/styles/starry_night_google.jpg"
@@ -133,3 +136,11 @@ def test_nnfm_style_transfer_with_trained_vgg16_lowers_its_loss(cache):
     before = (content.mean((1, 2)) - style.mean((1, 2))).norm()
     after = (result.image.mean((1, 2)) - style.mean((1, 2))).norm()
     assert after < before, (float(before), float(after))
+
+
+def test_outputs_name_the_offline_weights_in_their_provenance(cache, tmp_path):
+    out = tmp_path / "cat.png"
+    outcome = image_job("image", CONTENT, [STYLE], out, options=EngineOptions(encoder="vgg16", iterations=1),
+                        image_options=ImageOptions(size=32, scales=1))
+    assert outcome.provenance["vgg_weights"] == features.OFFLINE_VGG16 and not outcome.random_weights
+    assert out.is_file()

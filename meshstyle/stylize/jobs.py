@@ -60,6 +60,14 @@ def style_label(styles: list[StyleItem], names: list[str] | None = None) -> str:
                      for s in styles)
 
 
+def _weights_label(result) -> str:
+    """The provenance's ``vgg_weights``: ``random`` for untrained weights, else where the encoder's weights came
+    from (``result.weights_source``), ``pretrained`` when the job had no encoder (feed-forward)."""
+    if result.random_weights:
+        return "random"
+    return result.weights_source or "pretrained"
+
+
 def _style_files(styles: list[StyleItem]) -> list[StyleItem]:
     return [s for s in styles if not is_preset(s) and not isinstance(s, torch.Tensor)]
 
@@ -137,7 +145,7 @@ def mesh_job(input_path: str | os.PathLike, styles: list[StyleItem], output: str
     note = RANDOM_LABEL if result.random_weights else None
     encoder = options.encoder if options.method == "optimize" else "none"
     provenance = {"style": style_label(list(styles), style_names), "method": options.method, "encoder": encoder,
-                  "vgg_weights": "random" if result.random_weights else "pretrained", "seed": options.seed}
+                  "vgg_weights": _weights_label(result), "seed": options.seed}
     if result.precision is not None:
         provenance["precision"] = result.precision
     writers = {out: lambda tmp: result.mesh.save(tmp, texture_format=mesh_options.texture_format,
@@ -202,6 +210,6 @@ def image_job(command: str, content: str | os.PathLike | None, styles: list[Styl
         log.warning("%s: %s", out, RANDOM_LABEL)
     encoder = options.encoder if options.method == "optimize" else "none"
     provenance = {"style": style_label(list(styles), style_names), "method": options.method, "encoder": encoder,
-                  "vgg_weights": "random" if result.random_weights else "pretrained", "seed": options.seed}
+                  "vgg_weights": _weights_label(result), "seed": options.seed}
     return JobOutcome([out], [Path(p) for p in inputs], provenance, result.random_weights, result.interrupted,
                       encoder)

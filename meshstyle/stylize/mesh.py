@@ -478,7 +478,7 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     out = _export(source, parts, params, result.averaged)
     timings["total"] = time.perf_counter() - t0
     return selection.onto(MeshResult(out, result.history, result.interrupted, objective.encoder.random_weights,
-                                     timings, objective.encoder.precision))
+                                     timings, objective.encoder.precision, objective.encoder.weights_source))
 
 
 def _part_styles(source: TexturedMesh, selection: _Selection, stage: _Stage
