@@ -111,23 +111,24 @@ def _gram_distance(image: torch.Tensor, style: torch.Tensor, encoder: VGGEncoder
 
 def test_trained_vgg16_synthesis_lowers_the_gram_loss_and_ends_closer_to_the_style_than_random_weights(cache):
     """64 px texture synthesis, 40 L-BFGS steps at one scale. Measured: the trained run's Gram loss falls from
-    8.8 to 0.17 (by 51x); judged by trained VGG-16, its result is 13.7x closer to the style than the result of
-    random weights on the same steps."""
+    9.2 to 0.94 (by 9.8x); judged by trained VGG-16, its result is 2.2x closer to the style than the result of
+    random weights on the same steps. (Before 2D runs saw the image inside a mirrored frame, against edge
+    lines: 51x and 13.7x.)"""
     style = load_image(STYLE, 64)
     trained = synthesize_texture(style, size=64, iterations=40, scales=1, encoder="vgg16", seed=0, precision="fp32")
     untrained = synthesize_texture(style, size=64, iterations=40, scales=1, encoder="vgg16", vgg_weights="random",
                                    seed=0, precision="fp32")
     losses = [h["style"] for h in trained.history[-1]]
-    assert losses[-1] < losses[0] / 20, (losses[0], losses[-1])
+    assert losses[-1] < losses[0] / 5, (losses[0], losses[-1])
     judge = VGGEncoder(["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], arch="vgg16", weights="imagenet")
     ours, theirs = _gram_distance(trained.image, style, judge), _gram_distance(untrained.image, style, judge)
-    assert ours * 4 < theirs, (ours, theirs)
+    assert ours * 1.5 < theirs, (ours, theirs)
     assert not trained.random_weights and untrained.random_weights
 
 
 def test_nnfm_style_transfer_with_trained_vgg16_lowers_its_loss(cache):
     """64 px style transfer with the nearest-neighbour loss (relu3_1..relu3_3), Adam: the NNFM loss falls by
-    more than a third (measured 0.44 -> 0.19) and the image moves toward the style's colours."""
+    more than a third (measured 0.49 -> 0.21) and the image moves toward the style's colours."""
     result = stylize_image(CONTENT, STYLE, size=64, iterations=40, scales=1, encoder="vgg16", style_loss="nnfm",
                            optimizer="adam", lr=0.02, content_weight=0.0, seed=0, precision="fp32")
     losses = [h["style"] for h in result.history[-1]]
