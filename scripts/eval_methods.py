@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {
     "vgg16-gram": {"encoder": "vgg16"},
     "vgg16-nnfm": {"encoder": "vgg16", "style_loss": "nnfm"},
+    "vgg16-nnfm-colormatch": {"encoder": "vgg16", "style_loss": "nnfm", "color_match": True},
     "mobilenetv2": {"encoder": "mobilenetv2-magenta"},
     "feedforward": {"method": "feedforward"},
 }
@@ -91,7 +92,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meshes", default="spot/cow.obj,gltf/Fox.glb,bob/bob_tri.obj")
     parser.add_argument("--styles", default="starry_night_google.jpg,wave.jpg,the_scream.jpg")
-    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--settings", default="vgg16-gram,vgg16-nnfm,mobilenetv2,feedforward",
+                        help=f"comma-separated, of: {', '.join(SETTINGS)}")
     parser.add_argument("--iterations", type=int, default=None, help="optimization steps (default: the mesh default)")
     parser.add_argument("--out", default=None, help="folder for the sheets (e.g. docs/gallery)")
     parser.add_argument("--threads", type=int, default=None)
