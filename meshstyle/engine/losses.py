@@ -336,6 +336,21 @@ class MeanStdStatistic(StyleStatistic):
         return ((mean - mean_t).pow(2) + (std - std_t).pow(2)).mean(1) / scale
 
 
+def style_points(feats: list[torch.Tensor], blend: list[float], max_points: int,
+                 generator: torch.Generator) -> torch.Tensor:
+    """The feature vectors (M, C) of style images' features (1, C, H, W), pooled as one blended set: style
+    ``k`` contributes ``max(1, round(max_points * blend[k]))`` of its vectors (all of them when it has fewer),
+    drawn without replacement by ``generator``."""
+    parts = []
+    for f, b in zip(feats, blend):
+        vecs = f[0].flatten(1).T                                            # (P, C)
+        count = max(1, min(vecs.shape[0], round(max_points * b)))
+        if count < vecs.shape[0]:
+            vecs = vecs[torch.randperm(vecs.shape[0], generator=generator)[:count].to(vecs.device)]
+        parts.append(vecs)
+    return torch.cat(parts)
+
+
 class SlicedWassersteinStatistic(StyleStatistic):
     """Sliced Wasserstein distance to the style features' distribution (Heitz et al. 2021).
 
@@ -352,15 +367,7 @@ class SlicedWassersteinStatistic(StyleStatistic):
         self.directions = directions
 
     def target(self, feats, blend):
-        parts = []
-        for f, b in zip(feats, blend):
-            vecs = f[0].flatten(1).T                                        # (P, C)
-            count = max(1, min(vecs.shape[0], round(self.max_points * b)))
-            if count < vecs.shape[0]:
-                idx = torch.randperm(vecs.shape[0], generator=self.generator)[:count].to(vecs.device)
-                vecs = vecs[idx]
-            parts.append(vecs)
-        points = torch.cat(parts)
+        points = style_points(feats, blend, self.max_points, self.generator)
         return points, points.pow(2).mean().clamp_min(EPS)
 
     def distance(self, feat, weight, target):
@@ -393,14 +400,7 @@ class NearestNeighbourStatistic(StyleStatistic):
         self.max_points, self.chunk_bytes = max_points, chunk_bytes
 
     def target(self, feats, blend):
-        parts = []
-        for f, b in zip(feats, blend):
-            vecs = f[0].flatten(1).T                                        # (P, C)
-            count = max(1, min(vecs.shape[0], round(self.max_points * b)))
-            if count < vecs.shape[0]:
-                vecs = vecs[torch.randperm(vecs.shape[0], generator=self.generator)[:count].to(vecs.device)]
-            parts.append(vecs)
-        return F.normalize(torch.cat(parts), dim=1)                         # (M, C) unit vectors
+        return F.normalize(style_points(feats, blend, self.max_points, self.generator), dim=1)  # (M, C) unit
 
     def nearest(self, queries: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """Index (P,) into ``points`` (M, C) of the nearest unit vector to each of ``queries`` (P, C) by
