@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -195,6 +196,15 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def work(tmp_path):
+    """A folder with a small style image ``s.png`` and a copy of the spot cow (``spot/``); a module may
+    override it, requesting this one, to add files."""
+    Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(tmp_path / "s.png")
+    shutil.copytree(SPOT.parent, tmp_path / "spot")
+    return tmp_path
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ optimizer."""
 
 from __future__ import annotations
 
-import shutil
 import zipfile
 
 import numpy as np
@@ -12,20 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import SPOT, TINY_MESH, checker, cube, refused
+from conftest import TINY_MESH, checker, cube, refused
 from meshstyle.cli import main
 from meshstyle.mesh.textured import TexturedMesh
 from meshstyle.stylize.mesh import stylize_mesh
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture
-def work(tmp_path):
-    """A folder with a small style image and a copy of the spot cow."""
-    Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(tmp_path / "s.png")
-    shutil.copytree(SPOT.parent, tmp_path / "spot")
-    return tmp_path
 
 
 def first_run(work) -> list:

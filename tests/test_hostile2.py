@@ -8,7 +8,6 @@ import errno
 import io
 import json
 import logging
-import shutil
 import struct
 from pathlib import Path
 
@@ -20,14 +19,6 @@ from conftest import SPOT, TINY_MESH, checker, quad_gltf, refused
 from meshstyle.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture
-def work(tmp_path):
-    """A folder with a small style image and a copy of the spot cow."""
-    Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(tmp_path / "s.png")
-    shutil.copytree(SPOT.parent, tmp_path / "spot")
-    return tmp_path
 
 
 def render_argv(path: Path, out: Path) -> list:
