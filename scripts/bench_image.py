@@ -5,7 +5,12 @@ NCHW, Gram matrices by autograd on relu1_1..relu5_1, content on relu4_2, L-BFGS 
 one iteration per step, no line search, no clamping) on the pixels, starting from the content image,
 at full size. Its loss uses the same metric meshstyle reports: per layer the relative Gram error
 ``mean((G - A)^2) / mean(A^2)`` (G = F F^T / HW) summed with weights, plus the relative content error
-``mean((F - P)^2) / mean(P^2)``.
+``mean((F - P)^2) / mean(P^2)``. Since meshstyle's 2D runs see the image inside a mirrored 16 px frame and
+take their statistics over the image's own cells (``stylize.image.EDGE_MARGIN``, issue 27), the textbook
+loop minimizes that objective too (``--margin``, default 16: reflect padding, Gram and content error over
+the cells whose pixels all lie on the image); ``--margin 0`` is the textbook as published, an objective
+meshstyle no longer minimizes (its re-scored loss then never reaches the textbook's: the frame leaves the
+outer pixels free of the zero padding's pull, which that objective counts).
 
 meshstyle runs ``stylize_image`` with its defaults for L-BFGS (coarse-to-fine: 128 then 256 px, a third
 of the steps at 128 px, the 128 px style target downsampled from the 256 px style, the 256 px scale
@@ -123,21 +128,66 @@ class TextbookVGG(torch.nn.Module):
         return out
 
 
-def gram(feat):
+def gram(feat, cells=None):
+    """Gram matrix F F^T / n of (1, C, h, w) features over all cells, or over the cells where ``cells``
+    (1, 1, h, w) is 1."""
     n, c, h, w = feat.shape
     flat = feat.reshape(c, h * w)
-    return flat @ flat.T / (h * w)
+    if cells is None:
+        return flat @ flat.T / (h * w)
+    keep = cells.reshape(h * w) > 0
+    flat = flat[:, keep]
+    return flat @ flat.T / flat.shape[1]
 
 
-def textbook(content, style, iterations, style_weight, network=("vgg19", "random")):
-    """The textbook loop; returns (history of {"style", "content", "total"}, seconds since the start
-    (network and target set-up included, as for meshstyle) after each step, loss evaluations so far
-    after each step)."""
-    start = time.perf_counter()
-    vgg = TextbookVGG(*network)
+class Framed:
+    """The objective's view of an image (1, 3, H, W): with ``margin`` > 0, the image inside a frame of
+    ``min(margin, min(H, W) // 4)`` px mirrored from it (reflect padding) and, at every layer, the cells
+    whose pixels all lie on the image (an average pool of the inside mask equal to 1): the edge treatment
+    of meshstyle's 2D runs (``stylize.image.EDGE_MARGIN``), written here independently; ``margin`` 0: the
+    plain image and every cell (the textbook as published)."""
+
+    def __init__(self, vgg, height, width, margin):
+        self.vgg, self.m = vgg, max(0, min(margin, min(height, width) // 4))
+        inside = torch.zeros(1, 1, height + 2 * self.m, width + 2 * self.m)
+        inside[..., self.m:self.m + height, self.m:self.m + width] = 1
+        self.inside = inside
+
+    def __call__(self, image):
+        """{layer: (features (1, C, h, w), cells (1, 1, h, w) or None)} of ``image``."""
+        m = self.m
+        feats = self.vgg(torch.nn.functional.pad(image, (m, m, m, m), mode="reflect") if m else image)
+        return {k: (v, (torch.nn.functional.adaptive_avg_pool2d(self.inside, v.shape[-2:]) >= 1 - 1e-6).float()
+                       if m else None) for k, v in feats.items()}
+
+
+def objective_targets(framed, content, style):
+    """Style Grams of ``style`` (3, Hs, Ws) (all its cells: the style is not framed) and the content
+    features of ``content`` (3, H, W) through ``framed``."""
     with torch.no_grad():
-        targets = {k: gram(v) for k, v in vgg(style[None]).items() if k in STYLE_LAYERS}
-        content_target = vgg(content[None])[CONTENT_LAYER]
+        targets = {k: gram(v) for k, v in framed.vgg(style[None]).items() if k in STYLE_LAYERS}
+        return targets, framed(content[None])[CONTENT_LAYER]
+
+
+def objective(framed, image, targets, content_target, style_weight):
+    """(style term, content term) of ``image`` (1, 3, H, W): per layer the relative Gram error
+    ``mean((G - A)^2) / mean(A^2)`` summed, and the relative content error over the counted cells."""
+    feats = framed(image)
+    s = sum(((gram(*feats[k]) - a) ** 2).mean() / (a ** 2).mean() for k, a in targets.items())
+    f, cells = feats[CONTENT_LAYER]
+    p, _ = content_target
+    w = torch.ones_like(f[:, :1]) if cells is None else cells
+    c = (w * (f - p) ** 2).sum() / (w * p ** 2).sum()
+    return style_weight * s, c
+
+
+def textbook(content, style, iterations, style_weight, network=("vgg19", "random"), margin=0):
+    """The textbook loop on :func:`objective` (``margin``: see :class:`Framed`); returns (history of
+    {"style", "content", "total"}, seconds since the start (network and target set-up included, as for
+    meshstyle) after each step, loss evaluations so far after each step)."""
+    start = time.perf_counter()
+    framed = Framed(TextbookVGG(*network), content.shape[1], content.shape[2], margin)
+    targets, content_target = objective_targets(framed, content, style)
     image = content[None].clone().requires_grad_(True)
     opt = torch.optim.LBFGS([image], lr=1, max_iter=1, history_size=100)
     history, times, costs = [], [], []
@@ -148,13 +198,10 @@ def textbook(content, style, iterations, style_weight, network=("vgg19", "random
         def closure(terms=terms):
             evaluations[0] += 1
             opt.zero_grad()
-            feats = vgg(image)
-            s = sum(((gram(feats[k]) - a) ** 2).mean() / (a ** 2).mean() for k, a in targets.items())
-            c = ((feats[CONTENT_LAYER] - content_target) ** 2).mean() / (content_target ** 2).mean()
-            loss = style_weight * s + c
+            s, c = objective(framed, image, targets, content_target, style_weight)
+            loss = s + c
             loss.backward()
-            terms.update(style=float(style_weight * s.detach()), content=float(c.detach()),
-                         total=float(loss.detach()))
+            terms.update(style=float(s.detach()), content=float(c.detach()), total=float(loss.detach()))
             return loss
 
         opt.step(closure)
@@ -210,23 +257,20 @@ def meshstyle_run(content_path, style_path, size, iterations, style_weight, line
     return result.history[-1], elapsed, [c / final_pixels for c in costs], snapshots
 
 
-def reevaluate(history, snapshots, content, style, style_weight, network=("vgg19", "random")):
+def reevaluate(history, snapshots, content, style, style_weight, network=("vgg19", "random"), margin=0):
     """meshstyle's final-scale history with each total recomputed by the textbook's float32 loss.
 
     ``snapshots[j]`` is the image after step j, whose loss meshstyle reports at step j + 1 (an L-BFGS step
     reports the loss of the point it starts from), so entry k >= 1 becomes the textbook loss of
     ``snapshots[k - 1]``; entry 0 keeps meshstyle's figure. Checks a run whose encoder used ``bf16``
     against the same float32 metric as the textbook."""
-    vgg = TextbookVGG(*network)
+    framed = Framed(TextbookVGG(*network), content.shape[1], content.shape[2], margin)
+    targets, content_target = objective_targets(framed, content, style)
     out = [dict(history[0])]
     with torch.no_grad():
-        targets = {k: gram(v) for k, v in vgg(style[None]).items() if k in STYLE_LAYERS}
-        content_target = vgg(content[None])[CONTENT_LAYER]
         for image in snapshots[:len(history) - 1]:
-            feats = vgg(image.reshape(1, *image.shape[-3:]))
-            s = sum(((gram(feats[k]) - a) ** 2).mean() / (a ** 2).mean() for k, a in targets.items())
-            c = ((feats[CONTENT_LAYER] - content_target) ** 2).mean() / (content_target ** 2).mean()
-            out.append({"style": float(style_weight * s), "content": float(c), "total": float(style_weight * s + c)})
+            s, c = objective(framed, image.reshape(1, *image.shape[-3:]), targets, content_target, style_weight)
+            out.append({"style": float(s), "content": float(c), "total": float(s + c)})
     return out
 
 
@@ -275,6 +319,9 @@ def main() -> None:
     parser.add_argument("--coarse-share", type=float, default=stylize2d.COARSE_ITERATION_SHARE,
                         help="share of --iterations meshstyle runs at each coarser scale (1: as many as "
                              "at the final scale, the earlier behaviour)")
+    parser.add_argument("--margin", type=int, default=stylize2d.EDGE_MARGIN,
+                        help="the objective's mirrored frame, px (default: meshstyle's; 0: the textbook as "
+                             "published, which meshstyle's runs no longer minimize)")
     args = parser.parse_args()
     stylize2d.COARSE_ITERATION_SHARE = args.coarse_share
     content_path, style_path = _asset(args.content, "content"), _asset(args.style, "styles")
@@ -287,13 +334,13 @@ def main() -> None:
            "content": content_path.name, "style": style_path.name,
            "threads": torch.get_num_threads(), "size": list(content.shape[1:]),
            "iterations": args.iterations, "line_search": args.line_search, "param": args.param,
-           "scales": args.scales, "precision": args.precision, "coarse_share": round(args.coarse_share, 4)}
+           "scales": args.scales, "margin": args.margin, "precision": args.precision, "coarse_share": round(args.coarse_share, 4)}
     for sw in (float(x) for x in args.style_weights.split(",")):
-        tb_hist, tb_times, tb_costs = textbook(content, style, args.iterations, sw, network)
+        tb_hist, tb_times, tb_costs = textbook(content, style, args.iterations, sw, network, args.margin)
         ms_reported, ms_times, ms_costs, snapshots = meshstyle_run(
             content_path, style_path, args.size, args.iterations, sw, args.line_search, args.param, args.scales,
             args.precision, network)
-        ms_hist = reevaluate(ms_reported, snapshots, content, style, sw, network)
+        ms_hist = reevaluate(ms_reported, snapshots, content, style, sw, network, args.margin)
         final = tb_hist[-1]["total"]
         near = 1.02 * final  # within 2 % of the textbook's final loss, for both loops
         reach = first_reaching(ms_hist, ms_times, final)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import resource
 import time
 
@@ -56,6 +57,12 @@ class VGGTimer:
     @property
     def total(self) -> float:
         return self.forward_s + self.backward_s
+
+
+def option_sets(items: list[str]) -> dict:
+    """``["key=value", ...]`` (the scripts' repeatable ``--set``) as stylize options; values are Python
+    literals (``lr=0.04``, ``style_layers='relu1_1,relu2_1'``)."""
+    return {key: ast.literal_eval(value) for key, value in (item.split("=", 1) for item in items)}
 
 
 def peak_rss_mb(children: bool = False) -> float:

@@ -26,7 +26,6 @@ untrained VGG weights (labelled in the output).
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
 import time
@@ -43,6 +42,9 @@ from meshstyle.mesh.rasterize import rasterize_uv
 from meshstyle.mesh.textured import TexturedMesh
 from meshstyle.stylize.image import synthesize_texture
 from meshstyle.stylize.mesh import stylize_mesh
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import option_sets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SPOT = ROOT / "assets" / "meshes" / "spot" / "cow.obj"
@@ -128,7 +130,7 @@ def main() -> None:
         settings.update(iterations=3, views=4, resolution=64, depth_levels=2, batch_views=2)
     mesh = white_mesh(Path(args.mesh))
     name = mesh.stylizable[0]
-    chosen = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)}
+    chosen = option_sets(args.set)
     runs, random_weights = [], False
     for seed in args.seeds:
         start = time.perf_counter()

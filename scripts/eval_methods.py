@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -39,6 +40,9 @@ from meshstyle.mesh.preview import contact_sheet, shade_views, turntable_views
 from meshstyle.mesh.raycast import compute_views
 from meshstyle.mesh.textured import TexturedMesh
 from meshstyle.stylize.mesh import stylize_mesh
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import option_sets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {
@@ -97,6 +101,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=None, help="optimization steps (default: the mesh default)")
     parser.add_argument("--out", default=None, help="folder for the sheets (e.g. docs/gallery)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra stylize_mesh option of the optimization runs (repeatable), e.g. lr=0.04")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -111,8 +117,10 @@ def main() -> None:
             style_path = ROOT / "assets" / "styles" / style
             for setting in settings:
                 extra = dict(SETTINGS[setting])
-                if args.iterations and extra.get("method") != "feedforward":
-                    extra["iterations"] = args.iterations
+                if extra.get("method") != "feedforward":
+                    extra.update(option_sets(args.set))
+                    if args.iterations:
+                        extra["iterations"] = args.iterations
                 start = time.perf_counter()
                 result = stylize_mesh(source, str(style_path), seed=0, **extra)
                 seconds = time.perf_counter() - start
