@@ -2,8 +2,8 @@
 
 Every flag comes from a dataclass field of :class:`~meshstyle.engine.options.EngineOptions`,
 :class:`~meshstyle.stylize.options.ImageOptions` or :class:`~meshstyle.stylize.options.MeshOptions`
-(see :mod:`meshstyle.core.optiontable`); only inputs and outputs (``CONTENT``, ``--style``, ``-o``,
-``--preview``, ``--quiet``) are declared here. No math lives in this package. Errors in the user's input
+(see :mod:`meshstyle.core.optiontable`); only inputs and outputs (``CONTENT``, ``--style``, ``--mask``,
+``-o``, ``--preview``, ``--quiet``) are declared here. No math lives in this package. Errors in the user's input
 print one line ``meshstyle: error: ...`` and exit with status 2.
 """
 
@@ -22,7 +22,7 @@ from .epilog import EPILOG_WEIGHTS
 log = logging.getLogger("meshstyle")
 
 #: Arguments that name inputs and outputs rather than options of the run (not in the option tables).
-IO_ARGUMENTS = ("content", "input", "style", "output", "preview", "quiet", "list_parts")
+IO_ARGUMENTS = ("content", "input", "style", "mask", "output", "preview", "quiet", "list_parts")
 
 
 class Parser(argparse.ArgumentParser):

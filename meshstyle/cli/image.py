@@ -21,6 +21,7 @@ COMMANDS = {
               ["meshstyle image photo.jpg --style starry.jpg -o out.png",
                "meshstyle image photo.jpg --style a.jpg --style b.jpg --style-blend 0.7,0.3 -o out.png",
                "meshstyle image photo.jpg --style wave.jpg --preserve-color luminance -o out.png",
+               "meshstyle image photo.jpg --mask regions.png --style 1=a.jpg --style 2=b.jpg -o out.png",
                "meshstyle image photo.jpg --style starry.jpg --method feedforward -o out.png   # pretrained, 1 s",
                "meshstyle image photo.jpg --style preset:3 --style preset:7 --style-blend 0.5,0.5 "
                "--method feedforward -o out.png"]),
@@ -54,7 +55,14 @@ def add_commands(sub) -> None:
             p.add_argument("--style", action="append", required=True,
                            help="style image; repeat to blend several" + (
                                "; preset:N (0..25) picks a pretrained style for --method feedforward "
-                               "('meshstyle styles' shows them)" if command == "image" else ""))
+                               "('meshstyle styles' shows them); with --mask, LABEL=painting.jpg (a label number "
+                               "or #rrggbb colour of the mask) styles that region" if command == "image" else ""))
+        if command == "image":
+            p.add_argument("--mask", metavar="REGIONS.png",
+                           help="regions: a label image (one channel, pixel value = label) or an RGB image with one "
+                                "flat colour per region (numbered by ascending #rrggbb, black = 0); each region "
+                                "takes its --style LABEL=painting.jpg (unlabelled styles go to regions without "
+                                "one); label 0 keeps the content's pixels")
         p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")
         add_option_flags(p, command, ImageOptions)
         p.set_defaults(func=run_image_command)
@@ -67,7 +75,8 @@ def run_image_command(args) -> int:
     bar = ProgressBar(quiet=args.quiet)
     try:
         outcome = image_job(args.command, getattr(args, "content", None), list(getattr(args, "style", None) or []),
-                            args.output, options=options, image_options=image_options, callback=bar)
+                            args.output, options=options, image_options=image_options, callback=bar,
+                            mask=getattr(args, "mask", None))
     finally:
         bar.close()
     if outcome.interrupted:

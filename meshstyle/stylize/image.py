@@ -31,6 +31,7 @@ from ..engine.objective import Objective, total
 from ..engine.optimize import RunResult, StepInfo, run
 from ..engine.options import EngineOptions, normalize_blend, parse_layers, resolve_device
 from ..engine.texture import PlainTexture, PyramidTexture
+from . import masks
 from .guards import ensure_finite
 from .options import ImageOptions, merged, parse_size, split_overrides
 from .results import ImageResult
@@ -280,13 +281,16 @@ def _feedforward(content, styles: list, options: EngineOptions, image_options: I
 
 def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
                   options: EngineOptions | None = None, image_options: ImageOptions | None = None,
-                  callback: Callable[[StepInfo], None] | None = None,
+                  callback: Callable[[StepInfo], None] | None = None, mask: masks.MaskInput | None = None,
                   on_checkpoint: Callable[[torch.Tensor], None] | None = None, **overrides) -> ImageResult:
     """Neural style transfer of one image (Gatys et al. 2016).
 
     Args:
         content: path or tensor (3, H, W) in [0, 1].
         style: one or several styles (paths or tensors (3, H, W) in [0, 1]), mixed by ``style_blend``.
+        mask: regions (:mod:`meshstyle.stylize.masks`: a label or colour-keyed image file, or (H, W) integer
+            labels): styles ``"LABEL=path"`` restyle their region with guided Gram matrices (Gatys et al. 2017);
+            label 0 keeps the content's pixels exactly (composited at the end; the content loss stays).
     {common}
 
     ``preserve_color``: ``"luminance"`` (luminance-only transfer) or ``"histogram"`` (style colours
@@ -295,20 +299,13 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
     ``method="feedforward"`` runs the pretrained networks of
     :func:`~meshstyle.stylize.feedforward.stylize_image_feedforward` instead (styles may then be
     ``"preset:N"``; ``strength`` applies); ``init="feedforward"`` starts the optimization from their result.
-
-    Returns:
-        :class:`ImageResult`: the image (3, H, W) in [0, 1] at the requested size.
-
-    Raises:
-        MeshstyleError: unreadable inputs or out-of-range options.
     """
     options, image_options, device = _prepare("image", options, image_options, overrides)
-    styles_in = style if isinstance(style, list | tuple) else [style]
+    styles_in, blend, regions = masks.style_regions(style, mask, options, image_options.init)
     if options.method == "feedforward":
         return _feedforward(content, styles_in, options, image_options)
-    blend = normalize_blend(options.style_blend, len(styles_in))
     preserve_color = image_options.preserve_color
-    content_img = _as_image(content, parse_size(image_options.size))
+    content_img = photo = _as_image(content, parse_size(image_options.size))
     if image_options.init == "feedforward":
         image_options = replace(image_options, init=_feedforward(content_img, styles_in, options,
                                                                  replace(image_options, size=None)).image)
@@ -328,10 +325,10 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
 
     def finish(image):
         if preserve_color == "luminance":
-            return color.combine_luminance(image, resize_tensor(original, (image.shape[2], image.shape[1])))
-        return image
+            image = color.combine_luminance(image, resize_tensor(original, (image.shape[2], image.shape[1])))
+        return image if regions is None else regions.keep_background(image, photo)
 
-    objective = Objective(options, device)
+    objective = Objective(options, device) if regions is None else regions.objective(options, device, out_size)
     checkpoint = (lambda img: on_checkpoint(finish(img))) if on_checkpoint else None
     image, results = _run_scales(objective, options, scale_sizes(*out_size, image_options.scales), content_img,
                                  styles, blend, image_options.style_scale, _or(image_options.init, "content"),

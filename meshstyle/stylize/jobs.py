@@ -72,8 +72,8 @@ def _style_files(styles: list[StyleItem]) -> list[StyleItem]:
     return [s for s in styles if not is_preset(s) and not isinstance(s, torch.Tensor)]
 
 
-def _mesh_style_files(styles: list[StyleItem]) -> list[StyleItem]:
-    """The style files of a mesh job, those of per-part items ``NAME=path`` included."""
+def _keyed_style_files(styles: list[StyleItem]) -> list[StyleItem]:
+    """The style files of a job, those of keyed items ``NAME=path`` included (mesh parts, image mask regions)."""
     plain, per_part = split_part_styles(styles)
     return _style_files(plain + [path for _, path in per_part])
 
@@ -89,7 +89,7 @@ def plan_mesh_outputs(input_path, styles: list[StyleItem], mesh_options: MeshOpt
     resume = mesh_options.resume
     if resume and mesh_options.checkpoint and Path(resume).resolve() == Path(mesh_options.checkpoint).resolve():
         resume = None  # continuing a checkpoint and saving it again is the documented workflow
-    plan = OutputPlan([input_path, *_mesh_style_files(styles), resume, *mesh.resource_files()])
+    plan = OutputPlan([input_path, *_keyed_style_files(styles), resume, *mesh.resource_files()])
     for path in mesh.output_paths(out, texture_format=mesh_options.texture_format):
         plan.add(path)
     if preview:
@@ -127,7 +127,7 @@ def mesh_job(input_path: str | os.PathLike, styles: list[StyleItem], output: str
         mesh_options = replace(mesh_options, checkpoint=str(Path(output).with_suffix(".ckpt")))
     mesh_options.validate()
     out = check_mesh_output(output)
-    for style in _mesh_style_files(styles):
+    for style in _keyed_style_files(styles):
         open_image(style)  # fail fast on a bad style before the slow work
     check_style_kinds(styles, options.method)
     mesh = TexturedMesh.load(input_path, allow_missing_textures=mesh_options.allow_missing_textures)
@@ -157,18 +157,20 @@ def mesh_job(input_path: str | os.PathLike, styles: list[StyleItem], output: str
     written = plan.commit(writers)
     if result.random_weights:
         log.warning("%s", RANDOM_LABEL)
-    return JobOutcome(written, [Path(p) for p in mesh.resource_files()] + [Path(s) for s in _mesh_style_files(styles)],
+    return JobOutcome(written, [Path(p) for p in mesh.resource_files()] + [Path(s) for s in _keyed_style_files(styles)],
                       provenance, result.random_weights, result.interrupted, encoder)
 
 
 def image_job(command: str, content: str | os.PathLike | None, styles: list[StyleItem], output: str | os.PathLike,
               *, options: EngineOptions, image_options: ImageOptions, style_names: list[str] | None = None,
-              callback: Callable[[StepInfo], None] | None = None) -> JobOutcome:
+              callback: Callable[[StepInfo], None] | None = None,
+              mask: str | os.PathLike | None = None) -> JobOutcome:
     """Run the 2D ``command`` (``image``, ``texture`` or ``reconstruct``) and write ``output`` (.png, .jpg,
     .webp; with ``save_every`` also during the run), atomically.
 
     ``content`` is the photo (None for ``texture``); ``styles`` are paths, ``preset:N`` or tensors (3, H, W)
-    in [0, 1] (``style_names`` names tensors in the provenance). Outputs made with untrained VGG weights
+    in [0, 1] (``style_names`` names tensors in the provenance). ``mask`` (``image`` only): a region mask file
+    for ``LABEL=path`` styles (:mod:`meshstyle.stylize.masks`). Outputs made with untrained VGG weights
     are labelled in their metadata.
 
     Raises:
@@ -180,7 +182,7 @@ def image_job(command: str, content: str | os.PathLike | None, styles: list[Styl
     init = image_options.init if image_options.init not in (None, "content", "noise", "feedforward") else None
     if isinstance(init, torch.Tensor):
         init = None
-    inputs = [p for p in (content, *_style_files(styles), init) if p is not None and not is_preset(p)]
+    inputs = [p for p in (content, *_keyed_style_files(styles), mask, init) if p is not None and not is_preset(p)]
     out = check_image_output(output)
     plan = OutputPlan(inputs)
     plan.add(out)
@@ -199,7 +201,7 @@ def image_job(command: str, content: str | os.PathLike | None, styles: list[Styl
     kwargs = {"options": options, "image_options": image_options, "callback": callback,
               "on_checkpoint": on_checkpoint}
     if command == "image":
-        result = jobs.stylize_image(content, list(styles), **kwargs)
+        result = jobs.stylize_image(content, list(styles), mask=mask, **kwargs)
     elif command == "texture":
         result = jobs.synthesize_texture(list(styles), **kwargs)
     else:
@@ -211,5 +213,7 @@ def image_job(command: str, content: str | os.PathLike | None, styles: list[Styl
     encoder = options.encoder if options.method == "optimize" else "none"
     provenance = {"style": style_label(list(styles), style_names), "method": options.method, "encoder": encoder,
                   "vgg_weights": _weights_label(result), "seed": options.seed}
+    if mask is not None:
+        provenance["mask"] = Path(mask).name
     return JobOutcome([out], [Path(p) for p in inputs], provenance, result.random_weights, result.interrupted,
                       encoder)
