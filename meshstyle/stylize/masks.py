@@ -227,8 +227,9 @@ def _region_items(present: list[int], names, plain: list, keyed: list[tuple[str,
             raise MeshstyleError(f"label {label}{f' ({shown})' if names else ''} of the mask has no style: give "
                                  f"--style {shown}=PAINTING or a --style without a label (label 0 keeps the content)")
     if plain and all(label in own for label in regions):
-        raise MeshstyleError(f"--style {plain[0] if isinstance(plain[0], str) else 'tensor'}: every region of the "
-                             f"mask has its own style, so a style without a label is used by none")
+        shown = "tensor" if isinstance(plain[0], torch.Tensor) else plain[0]
+        raise MeshstyleError(f"--style {shown}: every region of the mask has its own style, so a style without a "
+                             f"label is used by none")
     return {label: own.get(label, plain) for label in regions}
 
 
@@ -264,7 +265,8 @@ def style_regions(style, mask: MaskInput | None, options: EngineOptions, init=No
     flat, blend = [], []
     for label in keys:
         group = per_label[label]
-        weights = normalize_blend(options.style_blend, len(plain)) if group is plain else [1 / len(group)] * len(group)
+        own = group is not plain
+        weights = [1 / len(group)] * len(group) if own else normalize_blend(options.style_blend, len(plain))
         flat += group
         blend += [b / len(keys) for b in weights]
     return flat, blend, Regions(labels, keys, [len(per_label[k]) for k in keys], flat, blend)
