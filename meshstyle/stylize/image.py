@@ -29,7 +29,8 @@ from ..engine import color
 from ..engine.losses import ObjectCells
 from ..engine.objective import Objective, total
 from ..engine.optimize import RunResult, StepInfo, run
-from ..engine.options import EngineOptions, normalize_blend, parse_layers, resolve_device
+from ..engine.options import EngineOptions, normalize_blend, parse_layers
+from ..engine.runplan import RunPlan, make_plan
 from ..engine.texture import PlainTexture, PyramidTexture
 from .guards import ensure_finite
 from .options import ImageOptions, merged, parse_size, split_overrides
@@ -213,7 +214,7 @@ def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[
         def checkpoint(step, p, opt, averaged):
             on_checkpoint(p().detach().clamp(0, 1).cpu())
 
-        result = run(param, loss_fn, steps[scale], optimizer=options.optimizer, lr=options.lr,
+        result = run(param, loss_fn, steps[scale], optimizer=options.optimizer, lr=objective.plan.lr,
                      line_search=options.line_search,
                      ema_decay=options.ema or None, callback=callback, scale=scale, scales=len(sizes),
                      total_steps=sum(steps),
@@ -227,7 +228,9 @@ def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[
 
 
 def _prepare(command: str, options: EngineOptions | None, image_options: ImageOptions | None,
-             overrides: dict) -> tuple[EngineOptions, ImageOptions, torch.device]:
+             overrides: dict) -> tuple[EngineOptions, ImageOptions, RunPlan]:
+    """The run's validated options and its :class:`~meshstyle.engine.runplan.RunPlan` (``reconstruct``:
+    the content layer ``layer``, no style loss; ``texture``: no content loss)."""
     from .options import ENGINE_DEFAULTS
 
     image_over, engine_over = split_overrides(overrides, ImageOptions, EngineOptions)
@@ -236,17 +239,20 @@ def _prepare(command: str, options: EngineOptions | None, image_options: ImageOp
     if image_options.init == "feedforward" and command != "image":
         raise MeshstyleError("--init feedforward needs a content image and a style: use it with 'meshstyle image'")
     options = merged(options or ENGINE_DEFAULTS[command], engine_over).validated()
+    if command == "reconstruct" and image_options.layer is not None:
+        options = replace(options, content_layers=parse_layers(image_options.layer, options.encoder))
+    plan = make_plan(options, use_style=command != "reconstruct", use_content=command != "texture")
     if options.threads is not None:
         torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)
-    return options, image_options, resolve_device(options.device)
+    return plan.options, image_options, plan
 
 
 def _result(image, results, objective) -> ImageResult:
     return ImageResult(image=image, history=[r.history for r in results],
                        interrupted=any(r.interrupted for r in results),
-                       random_weights=objective.encoder.random_weights,
-                       weights_source=objective.encoder.weights_source)
+                       random_weights=objective.plan.random_weights,
+                       weights_source=objective.plan.weights_source)
 
 
 _COMMON_ARGS = """        options: :class:`~meshstyle.engine.options.EngineOptions` (default: the CLI's defaults).
@@ -268,14 +274,15 @@ def _or(value, default):
     return default if value is None else value
 
 
-def _feedforward(content, styles: list, options: EngineOptions, image_options: ImageOptions) -> ImageResult:
+def _feedforward(content, styles: list, options: EngineOptions, image_options: ImageOptions,
+                 device: torch.device) -> ImageResult:
     """The pretrained feed-forward networks instead of the optimization (``method="feedforward"``)."""
     from .feedforward import stylize_image_feedforward
 
     size = None if image_options.size is None else parse_size(image_options.size)
     return stylize_image_feedforward(content, styles, size=size, style_blend=options.style_blend,
                                      strength=options.strength, preserve_color=image_options.preserve_color,
-                                     device=options.device)
+                                     device=device)
 
 
 def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
@@ -302,16 +309,16 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
     Raises:
         MeshstyleError: unreadable inputs or out-of-range options.
     """
-    options, image_options, device = _prepare("image", options, image_options, overrides)
+    options, image_options, plan = _prepare("image", options, image_options, overrides)
     styles_in = style if isinstance(style, list | tuple) else [style]
     if options.method == "feedforward":
-        return _feedforward(content, styles_in, options, image_options)
+        return _feedforward(content, styles_in, options, image_options, plan.device)
     blend = normalize_blend(options.style_blend, len(styles_in))
     preserve_color = image_options.preserve_color
     content_img = _as_image(content, parse_size(image_options.size))
     if image_options.init == "feedforward":
         image_options = replace(image_options, init=_feedforward(content_img, styles_in, options,
-                                                                 replace(image_options, size=None)).image)
+                                                                 replace(image_options, size=None), plan.device).image)
     out_size = (content_img.shape[2], content_img.shape[1])
     styles = [_as_image(s) for s in styles_in]
     if options.color_match:
@@ -331,7 +338,7 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
             return color.combine_luminance(image, resize_tensor(original, (image.shape[2], image.shape[1])))
         return image
 
-    objective = Objective(options, device)
+    objective = Objective(plan)
     checkpoint = (lambda img: on_checkpoint(finish(img))) if on_checkpoint else None
     image, results = _run_scales(objective, options, scale_sizes(*out_size, image_options.scales), content_img,
                                  styles, blend, image_options.style_scale, _or(image_options.init, "content"),
@@ -351,13 +358,13 @@ def synthesize_texture(style: ImageInput | list[ImageInput], *, options: EngineO
         style: one or several styles (paths or tensors (3, H, W) in [0, 1]).
     {common}
     """
-    options, image_options, device = _prepare("texture", options, image_options, overrides)
+    options, image_options, plan = _prepare("texture", options, image_options, overrides)
     styles_in = style if isinstance(style, list | tuple) else [style]
     blend = normalize_blend(options.style_blend, len(styles_in))
     size = parse_size(image_options.size)
     out_size = (size, size) if isinstance(size, int) else tuple(size)
     styles = [_as_image(s) for s in styles_in]
-    objective = Objective(options, device, use_content=False)
+    objective = Objective(plan)
     image, results = _run_scales(objective, options, scale_sizes(*out_size, image_options.scales), None, styles,
                                  blend, image_options.style_scale, _or(image_options.init, "noise"), callback,
                                  on_checkpoint, image_options.save_every)
@@ -377,12 +384,10 @@ def reconstruct_content(content: ImageInput, *, options: EngineOptions | None = 
         content: path or tensor (3, H, W) in [0, 1].
     {common}
     """
-    options, image_options, device = _prepare("reconstruct", options, image_options, overrides)
-    if image_options.layer is not None:
-        options = replace(options, content_layers=parse_layers(image_options.layer, options.encoder))
+    options, image_options, plan = _prepare("reconstruct", options, image_options, overrides)
     content_img = _as_image(content, parse_size(image_options.size))
     out_size = (content_img.shape[2], content_img.shape[1])
-    objective = Objective(options, device, use_style=False)
+    objective = Objective(plan)
     image, results = _run_scales(objective, options, scale_sizes(*out_size, image_options.scales or 1),
                                  content_img, [], [], 1.0, _or(image_options.init, "noise"), callback, on_checkpoint,
                                  image_options.save_every)
