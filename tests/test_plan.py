@@ -136,6 +136,7 @@ def _count_calls(monkeypatch, name: str = "resolve_precision") -> list:
     return calls
 
 
+@pytest.mark.slow
 def test_precision_auto_is_resolved_once_per_mesh_run(monkeypatch, spot_path, style_path):
     """A mesh run of 2 render scales builds 2 sets of level views and 1 objective: one resolution."""
     calls = _count_calls(monkeypatch)

@@ -29,7 +29,7 @@ from ..engine import color
 from ..engine.losses import ObjectCells
 from ..engine.objective import Objective, total
 from ..engine.optimize import RunResult, StepInfo, run
-from ..engine.options import EngineOptions, normalize_blend, parse_layers
+from ..engine.options import EngineOptions, normalize_blend
 from ..engine.runplan import RunPlan, make_plan
 from ..engine.texture import PlainTexture, PyramidTexture
 from .guards import ensure_finite
@@ -238,9 +238,9 @@ def _prepare(command: str, options: EngineOptions | None, image_options: ImageOp
     image_options.validate()
     if image_options.init == "feedforward" and command != "image":
         raise MeshstyleError("--init feedforward needs a content image and a style: use it with 'meshstyle image'")
-    options = merged(options or ENGINE_DEFAULTS[command], engine_over).validated()
+    options = merged(options or ENGINE_DEFAULTS[command], engine_over)
     if command == "reconstruct" and image_options.layer is not None:
-        options = replace(options, content_layers=parse_layers(image_options.layer, options.encoder))
+        options = replace(options, content_layers=image_options.layer)  # parsed for the encoder by the plan
     plan = make_plan(options, use_style=command != "reconstruct", use_content=command != "texture")
     if options.threads is not None:
         torch.set_num_threads(options.threads)
