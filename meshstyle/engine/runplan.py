@@ -56,7 +56,8 @@ class RunPlan:
         uses_style, uses_content: the run has a style loss (not ``reconstruct``) / a content loss (not
             ``texture``).
         min_input_size: smallest image side (px) the encoder accepts with every layer the run uses
-            (the largest stride among them), as :attr:`Encoder.min_size <meshstyle.engine.encoder.Encoder.min_size>`.
+            (the largest stride among them), as the encoder's own
+            :attr:`~meshstyle.engine.encoder.Encoder.min_size`.
         min_style_size: the same for the style layers alone (what a style image needs; 1 without style).
         call_cost: cost of one more encoder input in a mesh step, in input pixels of the same cost, at
             ``precision`` (``--crop-tiles``; :meth:`~meshstyle.engine.encoder.Network.call_cost`).
@@ -97,7 +98,8 @@ class RunPlan:
 
     @property
     def layers(self) -> list[str]:
-        """The layers the encoder is built for: the style layers (if used), then the content layers (if used)."""
+        """The layers the encoder is built for: the style layers (if used), then the content layers
+        (if used)."""
         return ((list(self.style_layers) if self.uses_style else [])
                 + (list(self.content_layers) if self.uses_content else []))
 
@@ -126,5 +128,6 @@ def make_plan(options: EngineOptions, *, use_style: bool = True, use_content: bo
                    weights_source=encoders.weights_source(options.encoder, options.vgg_weights),
                    random_weights=encoders.random_weights(options.encoder, options.vgg_weights),
                    uses_style=use_style, uses_content=use_content,
-                   min_input_size=network.min_input_size(style + content), min_style_size=network.min_input_size(style),
+                   min_input_size=network.min_input_size(style + content),
+                   min_style_size=network.min_input_size(style),
                    call_cost=network.call_cost(arithmetic))

@@ -317,8 +317,8 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
     preserve_color = image_options.preserve_color
     content_img = _as_image(content, parse_size(image_options.size))
     if image_options.init == "feedforward":
-        image_options = replace(image_options, init=_feedforward(content_img, styles_in, options,
-                                                                 replace(image_options, size=None), plan.device).image)
+        image_options = replace(image_options, init=_feedforward(
+            content_img, styles_in, options, replace(image_options, size=None), plan.device).image)
     out_size = (content_img.shape[2], content_img.shape[1])
     styles = [_as_image(s) for s in styles_in]
     if options.color_match:

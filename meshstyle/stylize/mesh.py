@@ -296,8 +296,8 @@ def _pooled(groups: list[tuple[list[torch.Tensor], list[float]]]) -> tuple[list[
 
 
 def _inputs(mesh, style, mesh_options, options, overrides):
-    """Validated (mesh options, the run's :class:`~meshstyle.engine.runplan.RunPlan`, source mesh restricted to
-    the selected parts, (style images, blend weights: every group's, pooled), :class:`_Selection`)."""
+    """Validated (mesh options, the run's :class:`~meshstyle.engine.runplan.RunPlan`, source mesh restricted
+    to the selected parts, (style images, blend weights: every group's, pooled), :class:`_Selection`)."""
     mesh_over, engine_over = split_overrides(overrides, MeshOptions, EngineOptions)
     mesh_options = replace(mesh_options or MeshOptions(), **mesh_over)
     options = replace(options or ENGINE_DEFAULTS["mesh"], **engine_over).validated()
