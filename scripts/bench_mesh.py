@@ -171,9 +171,7 @@ def main() -> None:
     result, loss = measure(SPOT, STYLE, mesh_options, engine, args.steps, timer)
     pixels = level_pixels(loss, mesh_options.batch_views)
     pixels["background_mass_share"] = background_mass(loss)
-    used = loss.objective.options
-    layers = list(used.style_layers) + list(used.content_layers)
-    precision = loss.objective.encoder.precision
+    layers, precision = loss.objective.plan.layers, loss.objective.plan.precision
     floor = vgg_floor(pixels["all"]["weighted_px_per_step"], layers, name=args.encoder, precision=precision)
     summary = timer.summary()
     out = {"threads": torch.get_num_threads(), "encoder": args.encoder, "precision": precision,

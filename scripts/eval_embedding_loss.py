@@ -37,6 +37,7 @@ from PIL import Image, ImageDraw
 from meshstyle.core.imageio import load_image, resize_tensor, save_pil, tensor_to_pil
 from meshstyle.engine.feedforward import StylePredictor
 from meshstyle.engine.objective import Objective
+from meshstyle.engine.runplan import make_plan
 from meshstyle.engine.texture import PlainTexture
 from meshstyle.stylize.options import ENGINE_DEFAULTS
 
@@ -46,8 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def gram_loss(encoder: str, style: torch.Tensor, seed: int):
     """Loss function image (1, 3, H, W) -> scalar: the engine's Gram style loss with ``encoder``."""
     options = replace(ENGINE_DEFAULTS["texture"], encoder=encoder, seed=seed, style_loss="gram",
-                      vgg_weights="random" if encoder == "vgg19" else None).validated()
-    objective = Objective(options, torch.device("cpu"), use_content=False)
+                      vgg_weights="random" if encoder == "vgg19" else None, device="cpu")
+    objective = Objective(make_plan(options, use_content=False))
     objective.set_style([style], [1.0])
     for p in objective.parameters():
         p.requires_grad_(False)

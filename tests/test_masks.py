@@ -20,6 +20,7 @@ from meshstyle.core.imageio import load_image
 from meshstyle.engine.encoders import make_encoder
 from meshstyle.engine.losses import ObjectCells, StyleLoss, make_statistic, weighted_gram
 from meshstyle.engine.options import EngineOptions
+from meshstyle.engine.runplan import make_plan
 from meshstyle.stylize.image import _as_image, inside_mask, stylize_image
 from meshstyle.stylize.masks import MaskedObjective, Regions, colour_labels, read_mask, style_regions
 
@@ -151,7 +152,7 @@ def test_region_weights_sit_inside_the_mirrored_frame_with_their_shares():
     labels[:, :7] = 1
     labels[:, 9:] = 2                                       # 0 in columns 7 and 8
     regions = Regions(labels, [1, 2], [1, 1], ["a", "b"], [0.25, 0.25])
-    objective = MaskedObjective(OPTIONS.validated(), torch.device("cpu"), regions.indicators((12, 8)), [1, 1])
+    objective = MaskedObjective(make_plan(OPTIONS), regions.indicators((12, 8)), [1, 1])
     frame = inside_mask(8, 12, margin=2)                    # (1, 1, 12, 16), the image at rows/cols 2..
     (w1, s1), (w2, s2) = objective.region_weights(frame)
     assert w1.shape == frame.shape and (s1, s2) == (pytest.approx(56 / 96), 0.25)
@@ -166,7 +167,7 @@ def test_masked_style_term_is_the_share_weighted_sum_of_region_terms():
     labels[:, :20] = 1
     labels[24:, 20:] = 2
     regions = Regions(labels, [1, 2], [1, 1], [], [])
-    objective = MaskedObjective(options, torch.device("cpu"), regions.indicators((32, 32)), [1, 1])
+    objective = MaskedObjective(make_plan(options), regions.indicators((32, 32)), [1, 1])
     styles = [load_image(WAVE, 32), load_image(COMPOSITION, 32)]
     objective.set_style(styles, [0.25, 0.25])
     image = torch.rand(1, 3, 32, 32)

@@ -11,6 +11,7 @@ from conftest import camera, quad, textured
 from meshstyle.engine import vgg16_onnx
 from meshstyle.engine.objective import Objective
 from meshstyle.engine.options import EngineOptions
+from meshstyle.engine.runplan import make_plan
 from meshstyle.mesh.raycast import _tiles, compute_level_views, tile_cells
 from meshstyle.mesh.textured import TexturedMesh
 from meshstyle.mesh.weights import (
@@ -104,8 +105,8 @@ def _step() -> TexturedMesh:
 
 
 def _objective(**kw):
-    options = EngineOptions(vgg_weights="random", **kw).validated()
-    objective = Objective(options, torch.device("cpu"), use_content=False)
+    options = EngineOptions(vgg_weights="random", device="cpu", **kw)
+    objective = Objective(make_plan(options, use_content=False))
     objective.set_style([torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(1))], [1.0])
     return objective
 

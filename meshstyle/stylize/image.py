@@ -29,7 +29,8 @@ from ..engine import color
 from ..engine.losses import ObjectCells
 from ..engine.objective import Objective, total
 from ..engine.optimize import RunResult, StepInfo, run
-from ..engine.options import EngineOptions, normalize_blend, parse_layers, resolve_device
+from ..engine.options import EngineOptions, normalize_blend
+from ..engine.runplan import RunPlan, make_plan
 from ..engine.texture import PlainTexture, PyramidTexture
 from . import masks
 from .guards import ensure_finite
@@ -214,7 +215,7 @@ def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[
         def checkpoint(step, p, opt, averaged):
             on_checkpoint(p().detach().clamp(0, 1).cpu())
 
-        result = run(param, loss_fn, steps[scale], optimizer=options.optimizer, lr=options.lr,
+        result = run(param, loss_fn, steps[scale], optimizer=options.optimizer, lr=objective.plan.lr,
                      line_search=options.line_search,
                      ema_decay=options.ema or None, callback=callback, scale=scale, scales=len(sizes),
                      total_steps=sum(steps),
@@ -228,7 +229,9 @@ def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[
 
 
 def _prepare(command: str, options: EngineOptions | None, image_options: ImageOptions | None,
-             overrides: dict) -> tuple[EngineOptions, ImageOptions, torch.device]:
+             overrides: dict) -> tuple[EngineOptions, ImageOptions, RunPlan]:
+    """The run's validated options and its :class:`~meshstyle.engine.runplan.RunPlan` (``reconstruct``:
+    the content layer ``layer``, no style loss; ``texture``: no content loss)."""
     from .options import ENGINE_DEFAULTS
 
     image_over, engine_over = split_overrides(overrides, ImageOptions, EngineOptions)
@@ -236,18 +239,21 @@ def _prepare(command: str, options: EngineOptions | None, image_options: ImageOp
     image_options.validate()
     if image_options.init == "feedforward" and command != "image":
         raise MeshstyleError("--init feedforward needs a content image and a style: use it with 'meshstyle image'")
-    options = merged(options or ENGINE_DEFAULTS[command], engine_over).validated()
+    options = merged(options or ENGINE_DEFAULTS[command], engine_over)
+    if command == "reconstruct" and image_options.layer is not None:
+        options = replace(options, content_layers=image_options.layer)  # parsed for the encoder by the plan
+    plan = make_plan(options, use_style=command != "reconstruct", use_content=command != "texture")
     if options.threads is not None:
         torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)
-    return options, image_options, resolve_device(options.device)
+    return plan.options, image_options, plan
 
 
 def _result(image, results, objective) -> ImageResult:
     return ImageResult(image=image, history=[r.history for r in results],
                        interrupted=any(r.interrupted for r in results),
-                       random_weights=objective.encoder.random_weights,
-                       weights_source=objective.encoder.weights_source)
+                       random_weights=objective.plan.random_weights,
+                       weights_source=objective.plan.weights_source)
 
 
 _COMMON_ARGS = """        options: :class:`~meshstyle.engine.options.EngineOptions` (default: the CLI's defaults).
@@ -269,14 +275,15 @@ def _or(value, default):
     return default if value is None else value
 
 
-def _feedforward(content, styles: list, options: EngineOptions, image_options: ImageOptions) -> ImageResult:
+def _feedforward(content, styles: list, options: EngineOptions, image_options: ImageOptions,
+                 device: torch.device) -> ImageResult:
     """The pretrained feed-forward networks instead of the optimization (``method="feedforward"``)."""
     from .feedforward import stylize_image_feedforward
 
     size = None if image_options.size is None else parse_size(image_options.size)
     return stylize_image_feedforward(content, styles, size=size, style_blend=options.style_blend,
                                      strength=options.strength, preserve_color=image_options.preserve_color,
-                                     device=options.device)
+                                     device=device)
 
 
 def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
@@ -300,15 +307,15 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
     :func:`~meshstyle.stylize.feedforward.stylize_image_feedforward` instead (styles may then be
     ``"preset:N"``; ``strength`` applies); ``init="feedforward"`` starts the optimization from their result.
     """
-    options, image_options, device = _prepare("image", options, image_options, overrides)
+    options, image_options, plan = _prepare("image", options, image_options, overrides)
     styles_in, blend, regions = masks.style_regions(style, mask, options, image_options.init)
     if options.method == "feedforward":
-        return _feedforward(content, styles_in, options, image_options)
+        return _feedforward(content, styles_in, options, image_options, plan.device)
     preserve_color = image_options.preserve_color
     content_img = photo = _as_image(content, parse_size(image_options.size))
     if image_options.init == "feedforward":
-        image_options = replace(image_options, init=_feedforward(content_img, styles_in, options,
-                                                                 replace(image_options, size=None)).image)
+        image_options = replace(image_options, init=_feedforward(
+            content_img, styles_in, options, replace(image_options, size=None), plan.device).image)
     out_size = (content_img.shape[2], content_img.shape[1])
     styles = [_as_image(s) for s in styles_in]
     if options.color_match:
@@ -328,7 +335,7 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
             image = color.combine_luminance(image, resize_tensor(original, (image.shape[2], image.shape[1])))
         return image if regions is None else regions.keep_background(image, photo)
 
-    objective = Objective(options, device) if regions is None else regions.objective(options, device, out_size)
+    objective = Objective(plan) if regions is None else regions.objective(plan, out_size)
     checkpoint = (lambda img: on_checkpoint(finish(img))) if on_checkpoint else None
     image, results = _run_scales(objective, options, scale_sizes(*out_size, image_options.scales), content_img,
                                  styles, blend, image_options.style_scale, _or(image_options.init, "content"),
@@ -348,13 +355,13 @@ def synthesize_texture(style: ImageInput | list[ImageInput], *, options: EngineO
         style: one or several styles (paths or tensors (3, H, W) in [0, 1]).
     {common}
     """
-    options, image_options, device = _prepare("texture", options, image_options, overrides)
+    options, image_options, plan = _prepare("texture", options, image_options, overrides)
     styles_in = style if isinstance(style, list | tuple) else [style]
     blend = normalize_blend(options.style_blend, len(styles_in))
     size = parse_size(image_options.size)
     out_size = (size, size) if isinstance(size, int) else tuple(size)
     styles = [_as_image(s) for s in styles_in]
-    objective = Objective(options, device, use_content=False)
+    objective = Objective(plan)
     image, results = _run_scales(objective, options, scale_sizes(*out_size, image_options.scales), None, styles,
                                  blend, image_options.style_scale, _or(image_options.init, "noise"), callback,
                                  on_checkpoint, image_options.save_every)
@@ -374,12 +381,10 @@ def reconstruct_content(content: ImageInput, *, options: EngineOptions | None = 
         content: path or tensor (3, H, W) in [0, 1].
     {common}
     """
-    options, image_options, device = _prepare("reconstruct", options, image_options, overrides)
-    if image_options.layer is not None:
-        options = replace(options, content_layers=parse_layers(image_options.layer, options.encoder))
+    options, image_options, plan = _prepare("reconstruct", options, image_options, overrides)
     content_img = _as_image(content, parse_size(image_options.size))
     out_size = (content_img.shape[2], content_img.shape[1])
-    objective = Objective(options, device, use_style=False)
+    objective = Objective(plan)
     image, results = _run_scales(objective, options, scale_sizes(*out_size, image_options.scales or 1),
                                  content_img, [], [], 1.0, _or(image_options.init, "noise"), callback, on_checkpoint,
                                  image_options.save_every)

@@ -48,6 +48,7 @@ from ..core.imageio import open_image, resize_tensor
 from ..engine.losses import ObjectCells, resize_weight
 from ..engine.objective import Objective
 from ..engine.options import EngineOptions, normalize_blend
+from ..engine.runplan import RunPlan
 from .parts import split_part_styles
 
 log = logging.getLogger("meshstyle")
@@ -188,7 +189,7 @@ class Regions:
             return image
         return torch.where(background[None], resize_tensor(content, size).to(image), image)
 
-    def objective(self, options: EngineOptions, device: torch.device, size: tuple[int, int]) -> MaskedObjective:
+    def objective(self, plan: RunPlan, size: tuple[int, int]) -> MaskedObjective:
         """The :class:`MaskedObjective` of an output of ``size`` = (width, height), logging a resized mask."""
         h, w = self.labels.shape
         if (w, h) != tuple(size):
@@ -196,7 +197,7 @@ class Regions:
             (log.warning if stretch > 0.01 else log.info)(
                 "the mask (%dx%d px) is resized to the output (%dx%d px), nearest neighbour%s", w, h, *size,
                 "; its aspect ratio differs from the content's" if stretch > 0.01 else "")
-        return MaskedObjective(options, device, self.indicators(size), self.counts)
+        return MaskedObjective(plan, self.indicators(size), self.counts)
 
 
 def _region_items(present: list[int], names, plain: list, keyed: list[tuple[str, str]]) -> dict[int, list]:
@@ -277,7 +278,7 @@ class MaskedObjective(Objective):
     style statistics of mask regions (module docstring; Gatys et al. CVPR 2017).
 
     Args:
-        options, device: as for :class:`Objective`.
+        plan: the run's :class:`~meshstyle.engine.runplan.RunPlan`, as for :class:`Objective`.
         indicators: (K, H, W) float in [0, 1], region k's pixels at the output size.
         counts: style images per region, in the order :meth:`set_style` receives them.
 
@@ -286,8 +287,8 @@ class MaskedObjective(Objective):
     the image's box inside that frame (soft at borders at coarser scales), 0 on the frame.
     """
 
-    def __init__(self, options: EngineOptions, device: torch.device, indicators: torch.Tensor, counts: list[int]):
-        super().__init__(options, device)
+    def __init__(self, plan: RunPlan, indicators: torch.Tensor, counts: list[int]):
+        super().__init__(plan)
         self.indicators, self.counts = indicators, list(counts)
         self.region_targets: list[dict] = []
         self._weights: dict[tuple[int, ...], list[tuple[torch.Tensor, float]]] = {}

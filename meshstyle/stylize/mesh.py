@@ -40,12 +40,11 @@ from ..engine.color import (
     luminance,
     style_colour_basis,
 )
-from ..engine.encoders import call_cost_pixels, min_input_size
 from ..engine.losses import ObjectCells
 from ..engine.objective import Objective, total
 from ..engine.optimize import RunSettings, StepInfo, load_parameters, run
-from ..engine.options import EngineOptions, normalize_blend, resolve_device
-from ..engine.precision import resolve_precision
+from ..engine.options import EngineOptions, normalize_blend
+from ..engine.runplan import RunPlan, make_plan
 from ..engine.texture import LuminanceChange, PyramidTexture
 from ..mesh.cameras import orbit_cameras
 from ..mesh.coverage import unseen_share
@@ -210,25 +209,24 @@ def _group_weight(lv: LevelView, indices: list[int], weighting: str) -> tuple[ob
     return (ObjectCells(active) if weighting == "gradient" else lv.weight * member), share
 
 
-def _prepare_views(source: TexturedMesh, mesh_options: MeshOptions, options: EngineOptions, device,
+def _prepare_views(source: TexturedMesh, mesh_options: MeshOptions, plan: RunPlan,
                    progress) -> tuple[list[list[LevelView]], dict]:
-    seed = options.seed
-    layers = list(options.style_layers) + list(options.content_layers)
+    seed = plan.options.seed
     center, radius = source.bounding_sphere()
     cameras = orbit_cameras(center, radius, mesh_options.views, fov=mesh_options.fov, distance=mesh_options.distance,
                             elevation=mesh_options.elevation, seed=seed, points=source.points())
-    views, plan = compute_level_views(
+    views, level_plan = compute_level_views(
         source, cameras, mesh_options.resolution, mesh_options.depth_levels, mesh_options.angle_threshold,
         mesh_options.supersample, mesh_options.depth_aware,
-        mesh_options.depth_reference_percentile, min_input_size(options.encoder, layers), progress,
-        mesh_options.level_blend, mesh_options.crop_tiles,
-        call_cost_pixels(options.encoder, resolve_precision(options.precision, options.encoder, device)))
-    return [[lv.to(device) for lv in per_view] for per_view in views], asdict(plan)
+        mesh_options.depth_reference_percentile, plan.min_input_size, progress,
+        mesh_options.level_blend, mesh_options.crop_tiles, plan.call_cost)
+    return [[lv.to(plan.device) for lv in per_view] for per_view in views], asdict(level_plan)
 
 
-def _run_settings(options: EngineOptions, mesh_options: MeshOptions, checkpoint,
+def _run_settings(plan: RunPlan, mesh_options: MeshOptions, checkpoint,
                   restart_steps: tuple[int, ...] = ()) -> RunSettings:
-    return RunSettings(optimizer=options.optimizer, lr=options.lr, ema_decay=options.ema or None,
+    options = plan.options
+    return RunSettings(optimizer=options.optimizer, lr=plan.lr, ema_decay=options.ema or None,
                        line_search=options.line_search, lr_decay=mesh_options.lr_decay,
                        lr_milestones=tuple(mesh_options.lr_milestones),
                        checkpoint=checkpoint, checkpoint_every=mesh_options.checkpoint_every,
@@ -284,11 +282,10 @@ def _select(original: TexturedMesh, style, mesh_options: MeshOptions, options: E
                                                 for _, items in groups])
 
 
-def _group_images(selection: _Selection, options: EngineOptions, mesh_options: MeshOptions
+def _group_images(selection: _Selection, plan: RunPlan, mesh_options: MeshOptions
                   ) -> list[tuple[list[torch.Tensor], list[float]]]:
     """Per style group, its style images and blend weights at ``mesh_options``' style size."""
-    smallest = min_input_size(options.encoder, list(options.style_layers))
-    return [_style_images(items, blend, mesh_options, smallest)
+    return [_style_images(items, blend, mesh_options, plan.min_style_size)
             for (_, items), blend in zip(selection.groups, selection.blends)]
 
 
@@ -299,8 +296,8 @@ def _pooled(groups: list[tuple[list[torch.Tensor], list[float]]]) -> tuple[list[
 
 
 def _inputs(mesh, style, mesh_options, options, overrides):
-    """Validated (mesh options, engine options, source mesh restricted to the selected parts, (style images,
-    blend weights: every group's, pooled), :class:`_Selection`)."""
+    """Validated (mesh options, the run's :class:`~meshstyle.engine.runplan.RunPlan`, source mesh restricted
+    to the selected parts, (style images, blend weights: every group's, pooled), :class:`_Selection`)."""
     mesh_over, engine_over = split_overrides(overrides, MeshOptions, EngineOptions)
     mesh_options = replace(mesh_options or MeshOptions(), **mesh_over)
     options = replace(options or ENGINE_DEFAULTS["mesh"], **engine_over).validated()
@@ -315,7 +312,8 @@ def _inputs(mesh, style, mesh_options, options, overrides):
     if not original.stylizable:
         raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
     selection = _select(original, style, mesh_options, options)
-    options = strengthened(options)
+    plan = make_plan(strengthened(options))
+    options = plan.options
     source = narrowed(original, selection.names)
     if mesh_options.preserve_color != "none":
         selection = _colour_preserving(selection, source, mesh_options.preserve_color, options)
@@ -323,13 +321,13 @@ def _inputs(mesh, style, mesh_options, options, overrides):
         if options.color_match:
             raise MeshstyleError("--color-match applies to the optimization method; the feed-forward networks "
                                  "choose their own colours")
-        return mesh_options, options, source, ([], []), selection
+        return mesh_options, plan, source, ([], []), selection
     if mesh_options.init == "feedforward":
-        source = _feedforward_start(source, selection.style, options)
-    styles = _pooled(_group_images(selection, options, mesh_options))
+        source = _feedforward_start(source, selection.style, plan)
+    styles = _pooled(_group_images(selection, plan, mesh_options))
     if options.color_match:
         source = colour_matched(source, *styles)
-    return mesh_options, options, source, styles, selection
+    return mesh_options, plan, source, styles, selection
 
 
 #: ``strength`` s of the optimization method multiplies the style weight by ``s ** STRENGTH_POWER``: 0 keeps the
@@ -394,26 +392,28 @@ def colour_matched(source: TexturedMesh, styles: list[torch.Tensor], blend: list
     return out
 
 
-def _feedforward_start(source: TexturedMesh, style, options: EngineOptions) -> TexturedMesh:
+def _feedforward_start(source: TexturedMesh, style, plan: RunPlan) -> TexturedMesh:
     """A copy of ``source`` whose stylizable textures are the feed-forward networks' fitted textures
     (``init="feedforward"``); the optimization then starts from them and keeps them as content."""
     from .feedforward_mesh import feedforward_textures
 
+    options = plan.options
     start = source.copy()
     for name, texture in feedforward_textures(source, style, style_blend=options.style_blend,
                                               strength=options.strength, seed=options.seed,
-                                              device=options.device).items():
+                                              device=plan.device).items():
         start.set_texture(name, tensor_to_rgb8(texture))
     return start
 
 
-def mesh_feedforward(mesh, style, options: EngineOptions, mesh_options: MeshOptions,
+def mesh_feedforward(mesh, style, plan: RunPlan, mesh_options: MeshOptions,
                      callback: Callable[[StepInfo], None] | None = None) -> MeshResult:
     """``method="feedforward"``: :func:`~meshstyle.stylize.feedforward_mesh.stylize_mesh_feedforward` with the
-    run's options; ``resolution`` and ``iterations`` left at the optimization defaults take the
-    feed-forward job's own (384 px, 40 fitting steps per round)."""
+    run's options and device (``plan``); ``resolution`` and ``iterations`` left at the optimization defaults
+    take the feed-forward job's own (384 px, 40 fitting steps per round)."""
     from .feedforward_mesh import stylize_mesh_feedforward
 
+    options = plan.options
     chosen = {}
     if mesh_options.resolution != MeshOptions().resolution:
         chosen["resolution"] = mesh_options.resolution
@@ -423,7 +423,7 @@ def mesh_feedforward(mesh, style, options: EngineOptions, mesh_options: MeshOpti
         mesh, style, views=mesh_options.views, rounds=mesh_options.rounds, texture_size=mesh_options.texture_size,
         style_blend=options.style_blend, strength=options.strength, angle_threshold=mesh_options.angle_threshold,
         fov=mesh_options.fov, distance=mesh_options.distance, elevation=mesh_options.elevation, seed=options.seed,
-        device=options.device, progress=callback, **chosen)
+        device=plan.device, progress=callback, **chosen)
     ensure_finite(result.history)
     return result
 
@@ -453,20 +453,20 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
         MeshstyleError: unreadable inputs, nothing stylizable, out-of-range options or a bad checkpoint.
     """
     timings, t0 = {}, time.perf_counter()
-    mesh_options, options, source, (styles, blend), selection = _inputs(mesh, style, mesh_options, options,
-                                                                         overrides)
+    mesh_options, plan, source, (styles, blend), selection = _inputs(mesh, style, mesh_options, options,
+                                                                      overrides)
+    options, device = plan.options, plan.device
     if options.method == "feedforward":
-        return selection.onto(mesh_feedforward(source, selection.style, options, mesh_options, callback))
+        return selection.onto(mesh_feedforward(source, selection.style, plan, mesh_options, callback))
     torch.manual_seed(options.seed)
-    device = resolve_device(options.device)
-    firsts = render_stages(options.iterations, _usable_scales(mesh_options, options))
-    stages = [_stage(source, selection, (styles, blend), mesh_options, options, device, view_progress, 2 ** k)
+    firsts = render_stages(options.iterations, _usable_scales(mesh_options, plan))
+    stages = [_stage(source, selection, (styles, blend), mesh_options, plan, view_progress, 2 ** k)
               for k in reversed(range(len(firsts)))]
     timings.update(plan=stages[-1].plan, views=time.perf_counter() - t0)
     parts = [working_texture(source, name, mesh_options.texture_size) for name in source.stylizable]
     params = _texture_parameters([start.to(device) for _, start, _ in parts], mesh_options, (styles, blend),
                                  _part_styles(source, selection, stages[-1]))
-    objective = Objective(options, device)
+    objective = Objective(plan)
     current = _StageLoss(objective, stages, firsts, [start.to(device) for _, start, _ in parts], mesh_options,
                          selection.indices(source))
     loss_fn, settings = _checkpointed_loss(source, selection.style, styles, mesh_options, options, params, current,
@@ -477,8 +477,8 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
     ensure_finite(result.history, *(p().detach() for p in params))
     out = _export(source, parts, params, result.averaged)
     timings["total"] = time.perf_counter() - t0
-    return selection.onto(MeshResult(out, result.history, result.interrupted, objective.encoder.random_weights,
-                                     timings, objective.encoder.precision, objective.encoder.weights_source))
+    return selection.onto(MeshResult(out, result.history, result.interrupted, plan.random_weights,
+                                     timings, plan.precision, plan.weights_source))
 
 
 def _part_styles(source: TexturedMesh, selection: _Selection, stage: _Stage
@@ -526,17 +526,17 @@ def _checkpointed_loss(source: TexturedMesh, style, styles: list[torch.Tensor], 
         return _step_terms(current.at(step), params, objective, mesh_options,
                            _batch(step, mesh_options.views, mesh_options.batch_views, options.seed))
 
-    settings = _run_settings(options, mesh_options, (lambda step, p, opt, averaged: save_checkpoint(
+    settings = _run_settings(objective.plan, mesh_options, (lambda step, p, opt, averaged: save_checkpoint(
         mesh_options.checkpoint, step, params, opt, run_print,
         {"rng": randomness.state_for(step)} | ({"ema": averaged} if averaged else {})))
         if save else None, restart_steps=tuple(firsts[1:]))
     return loss_fn, replace(settings, start_iteration=start_step, optimizer_state=opt_state, ema_state=ema_state)
 
 
-def _usable_scales(mesh_options: MeshOptions, options: EngineOptions) -> int:
+def _usable_scales(mesh_options: MeshOptions, plan: RunPlan) -> int:
     """``render_scales``, fewer while the coarsest scale's coarsest depth level would be smaller than the
     encoder's smallest input."""
-    smallest = min_input_size(options.encoder, list(options.style_layers) + list(options.content_layers))
+    smallest = plan.min_input_size
     scales = mesh_options.render_scales
     while scales > 1 and mesh_options.resolution >> (scales - 1 + mesh_options.depth_levels - 1) < smallest:
         scales -= 1
@@ -555,19 +555,19 @@ class _Stage:
 
 
 def _stage(source: TexturedMesh, selection: _Selection, final: tuple[list[torch.Tensor], list[float]],
-           mesh_options: MeshOptions, options: EngineOptions, device, progress, factor: int) -> _Stage:
+           mesh_options: MeshOptions, plan: RunPlan, progress, factor: int) -> _Stage:
     """The render scale ``1 / factor``: views at ``resolution / factor`` px and the style images at
     ``style_size / factor`` (the same size on the surface; ``final``, the run's (styles, blend), at factor
     1), per style group when ``selection`` has several; only the final scale reports view progress and
     warns about texture no view sees."""
     scaled = replace(mesh_options, resolution=max(16, mesh_options.resolution // factor),
                      style_size=max(16, (mesh_options.style_size or mesh_options.resolution) // factor))
-    views, plan = _prepare_views(source, scaled, options, device, progress if factor == 1 else None)
+    views, level_plan = _prepare_views(source, scaled, plan, progress if factor == 1 else None)
     if factor == 1:
         _warn_unseen(source, views)
-    groups = _group_images(selection, options, scaled) if factor != 1 or len(selection.groups) > 1 else None
+    groups = _group_images(selection, plan, scaled) if factor != 1 or len(selection.groups) > 1 else None
     styles, blend = final if factor == 1 else _pooled(groups)
-    return _Stage(views, styles, blend, plan, groups if len(selection.groups) > 1 else None)
+    return _Stage(views, styles, blend, level_plan, groups if len(selection.groups) > 1 else None)
 
 
 #: Share of a part's UV islands that, seen by no view, triggers a warning.
