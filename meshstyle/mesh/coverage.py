@@ -17,10 +17,11 @@ from .textured import TexturedMesh
 COVERAGE_SIZE = 32
 
 
-def unseen_share(mesh: TexturedMesh, views: list[list[LevelView]], size: int = COVERAGE_SIZE) -> dict[str, float]:
-    """Per stylizable part, the share in [0, 1] of its UV-island texels (on a ``size`` x ``size`` map) on
-    which no pixel of ``views`` (per camera, its level views) with positive weight lands."""
-    seen = np.zeros((len(mesh.stylizable), size, size), bool)   # per part, texels some weighted pixel hits
+def seen_texels(mesh: TexturedMesh, views: list[list[LevelView]], size: int = COVERAGE_SIZE) -> np.ndarray:
+    """(P, size, size) bool: per stylizable part (in ``mesh.stylizable`` order), the cells of a ``size`` x ``size``
+    texel map (row 0 the top of the image file) on which some pixel of ``views`` (per camera, its level views)
+    with positive weight lands."""
+    seen = np.zeros((len(mesh.stylizable), size, size), bool)
     for per_view in views:
         for lv in per_view:
             s = lv.view.supersample
@@ -31,6 +32,13 @@ def unseen_share(mesh: TexturedMesh, views: list[list[LevelView]], size: int = C
             col = np.clip(((uv[:, 0] + 1) / 2 * size).astype(int), 0, size - 1)
             row = np.clip(((uv[:, 1] + 1) / 2 * size).astype(int), 0, size - 1)
             seen[part[take], row, col] = True
+    return seen
+
+
+def unseen_share(mesh: TexturedMesh, views: list[list[LevelView]], size: int = COVERAGE_SIZE) -> dict[str, float]:
+    """Per stylizable part, the share in [0, 1] of its UV-island texels (on a ``size`` x ``size`` map) on
+    which no pixel of ``views`` (per camera, its level views) with positive weight lands."""
+    seen = seen_texels(mesh, views, size)
     out = {}
     for index, name in enumerate(mesh.stylizable):
         islands = island_mask(mesh.corner_uv(name), (size, size), grow=0)

@@ -231,6 +231,11 @@ class TexturedMesh:
         image = _material_image(self.scene.geometry[name])
         return np.asarray(image.convert("RGB"))
 
+    def texture_shape(self, name: str) -> tuple[int, int]:
+        """(H, W) texels of the base-colour texture of geometry ``name`` (without decoding it)."""
+        image = _material_image(self.scene.geometry[name])
+        return image.height, image.width
+
     def set_texture(self, name: str, rgb: np.ndarray, pad: bool = True) -> None:
         """Replace the texture of ``name`` with ``rgb`` (H, W, 3) uint8. The original alpha channel, if
         any, is kept (resized). With ``pad``, texels outside the UV islands are filled from the

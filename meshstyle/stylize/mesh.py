@@ -6,9 +6,10 @@ rendered from the texture parameterization and :class:`MultiViewLoss` turns the 
 style and content terms -> :func:`~meshstyle.engine.optimize.run` -> export.
 
 The texture of every stylizable part is a :class:`~meshstyle.engine.texture.PyramidTexture` (several
-resolution levels summed) at a working size of at most 512 texels, initialized to the antialiased,
-island-padded original. Export adds the *change* (working texture minus its start, padded beyond the
-UV islands, bilinearly upsampled) to the full-resolution original, so texels the style left unchanged
+resolution levels summed) at a working size (``texture_size``, up to the original's; by default the
+original's, at most 512 texels), initialized to the island-padded original (antialiased when smaller).
+Export adds the *change* (working texture minus its start, padded beyond the UV islands, bilinearly
+upsampled where smaller) to the full-resolution original, so texels the style left unchanged
 keep the original's detail at any resolution.
 """
 
@@ -57,7 +58,7 @@ from .image import COARSE_ITERATION_SHARE
 from .options import ENGINE_DEFAULTS, MeshOptions, split_overrides
 from .parts import narrowed, selected_parts, split_part_styles, style_groups
 from .results import MeshResult
-from .textures import export_texture, working_texture
+from .textures import export_texture, working_edges, working_texture
 
 WEIGHTINGS = optiontable.choices(MeshOptions, "weighting")
 log = logging.getLogger("meshstyle")
@@ -315,6 +316,7 @@ def _inputs(mesh, style, mesh_options, options, overrides):
     plan = make_plan(strengthened(options))
     options = plan.options
     source = narrowed(original, selection.names)
+    working_edges(source, mesh_options.texture_size)  # a refused --texture-size stops before any ray casting
     if mesh_options.preserve_color != "none":
         selection = _colour_preserving(selection, source, mesh_options.preserve_color, options)
     if options.method == "feedforward":  # the networks read the styles themselves (paths or preset:N)

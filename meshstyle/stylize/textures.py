@@ -9,24 +9,61 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.errors import MeshstyleError
 from ..core.imageio import long_edge_size, resize_tensor, rgb8_to_tensor, tensor_to_rgb8
 from ..mesh.padding import island_mask, pad_texture
 from ..mesh.textured import TexturedMesh
 
 #: Long edge in texels of a working texture when no ``texture_size`` is given (smaller originals keep theirs).
 WORKING_EDGE = 512
+#: Most working texels of one run, all restyled parts together: one 4096 x 4096 texture. Peak memory grows by
+#: about MEMORY_PER_MTEXEL GB per million working texels (scripts/bench_texture_size.py, spot cow).
+MAX_WORKING_TEXELS = 4096 * 4096
+MEMORY_PER_MTEXEL = 0.0
+
+
+def working_edges(mesh: TexturedMesh, size: int | None) -> dict[str, int]:
+    """Per stylizable part of ``mesh``, the long edge in texels of its working texture: ``size`` where its
+    original is at least that large, else the original's (a part with a smaller texture keeps its size); with
+    ``size`` None, the original's, at most :data:`WORKING_EDGE`.
+
+    Raises:
+        MeshstyleError: ``size`` larger than every original (the output keeps the original's size, so a
+            larger working texture only costs memory), or the working textures together over
+            :data:`MAX_WORKING_TEXELS`.
+    """
+    shapes = {name: mesh.texture_shape(name) for name in mesh.stylizable}
+    largest = max((max(shape) for shape in shapes.values()), default=0)
+    if size is None:
+        return {name: min(WORKING_EDGE, max(shape)) for name, shape in shapes.items()}
+    if size > largest:
+        raise MeshstyleError(f"--texture-size {size} is larger than the original texture ({largest} texels on its "
+                             f"long edge); give at most {largest} (the output keeps the original's size)")
+    edges = {name: min(size, max(shape)) for name, shape in shapes.items()}
+    texels = sum(int(np.prod(long_edge_size(w, h, edges[name]))) for name, (h, w) in shapes.items())
+    if texels > MAX_WORKING_TEXELS:
+        raise MeshstyleError(
+            f"--texture-size {size} would optimize {texels / 1e6:.1f} M texels over {len(shapes)} part(s), about "
+            f"{texels / 1e6 * MEMORY_PER_MTEXEL:.0f} GB more memory; at most {MAX_WORKING_TEXELS / 1e6:.1f} M "
+            f"(one {round(MAX_WORKING_TEXELS ** 0.5)} texture) fit the measured bound: give a smaller --texture-size")
+    return edges
 
 
 def working_texture(mesh: TexturedMesh, name: str, size: int | None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """(full-resolution original, working-size start, full-resolution island mask) of part ``name``;
-    textures (3, H, W) in [0, 1], the start's long edge ``size`` texels (None: the original's, at most
-    :data:`WORKING_EDGE`). The original is padded beyond its UV islands before the antialiased
-    downsampling (no background blends into island borders). Used by the optimization and the
-    feed-forward fit alike."""
+    textures (3, H, W) in [0, 1], the start's long edge from :func:`working_edges` (``size`` texels, at
+    most the original's; None: the original's, at most :data:`WORKING_EDGE`). At the original's size the
+    start is the padded original itself (no resampling). The original is padded beyond its UV islands
+    before the antialiased downsampling (no background blends into island borders). Used by the
+    optimization and the feed-forward fit alike.
+
+    Raises:
+        MeshstyleError: a ``size`` :func:`working_edges` refuses.
+    """
     rgb = mesh.texture(name)
     islands = island_mask(mesh.corner_uv(name), rgb.shape[:2])
     full = rgb8_to_tensor(pad_texture(rgb, islands))
-    edge = size if size is not None else min(WORKING_EDGE, max(rgb.shape[:2]))
+    edge = working_edges(mesh, size)[name]
     start = resize_tensor(full, long_edge_size(rgb.shape[1], rgb.shape[0], edge), mode="bilinear", antialias=True)
     return full, start, islands
 
