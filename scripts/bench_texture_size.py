@@ -97,19 +97,27 @@ def style_sharpness(mesh_options: MeshOptions, side: int = 32) -> tuple[float, i
 
 def child(spec: dict) -> dict:
     """Run one configuration in this process: ``spec`` holds mesh, texture_size, resolution, steps,
-    render_scales. Returns its figures (seconds per step, peak RSS, sharpness)."""
+    render_scales. Returns its figures: wall and CPU seconds per step (steps 2..N; with one thread the CPU
+    seconds are what the step takes on an idle core, far less moved by other jobs than wall time), peak
+    RSS, sharpness."""
     torch.set_num_threads(1)
     mesh_options = MeshOptions(texture_size=spec["texture_size"], resolution=spec["resolution"],
                                render_scales=spec["render_scales"])
-    timer = StepTimer()
+    timer, cpu = StepTimer(), []
     timer.patch(stylize3d)
     kept = capture_loss()
+
+    def callback(info) -> None:
+        timer(info)
+        cpu.append(time.process_time())
+
     try:
         result = stylize3d.stylize_mesh(spec["mesh"], str(STYLE), mesh_options=mesh_options,
-                                        iterations=spec["steps"], callback=timer, **ENGINE)
+                                        iterations=spec["steps"], callback=callback, **ENGINE)
     finally:
         stylize3d.MultiViewLoss = kept.base
-    out = {**spec, **timer.summary(), "optimize_s": round(result.timings["optimize"], 1),
+    out = {**spec, **timer.summary(), "cpu_s_per_step": round((cpu[-1] - cpu[0]) / (len(cpu) - 1), 4),
+           "optimize_s": round(result.timings["optimize"], 1),
            "total_s": round(result.timings["total"], 1), "peak_rss_mb": round(peak_rss_mb(), 1),
            "precision": result.precision}
     if spec.get("sharpness"):
@@ -157,12 +165,12 @@ def configurations(args: argparse.Namespace, tmp: Path) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     """Markdown table of the children's figures."""
-    lines = ["| texture size | resolution | s/step | peak RSS | run s | sharpness ratio | texture / style share |",
+    lines = ["| texture size | resolution | s/step (CPU s/step) | peak RSS | run s | sharpness ratio | texture / style share |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         sharp = (f"{r['ratio']:.2f} | {r['texture_share']:.4f} / {r['style_share']:.4f}" if "ratio" in r
                  else "- | -")
-        lines.append(f"| {r['texture_size']} | {r['resolution']} | {r['s_per_step']:.3f} | "
+        lines.append(f"| {r['texture_size']} | {r['resolution']} | {r['s_per_step']:.2f} ({r.get('cpu_s_per_step', 0):.2f}) | "
                      f"{r['peak_rss_mb'] / 1024:.2f} GB | {r['optimize_s']:.0f} | {sharp} |")
     return "\n".join(lines)
 

@@ -16,10 +16,14 @@ from ..mesh.textured import TexturedMesh
 
 #: Long edge in texels of a working texture when no ``texture_size`` is given (smaller originals keep theirs).
 WORKING_EDGE = 512
-#: Most working texels of one run, all restyled parts together: one 4096 x 4096 texture. Peak memory grows by
-#: about MEMORY_PER_MTEXEL GB per million working texels (scripts/bench_texture_size.py, spot cow).
+#: GB of peak memory per million working texels (RGB): the pyramid levels, their gradients and Adam's two
+#: moments, the mip pyramid of every step and its gradients. Measured on the spot cow (scripts/bench_texture_size.py,
+#: ImageNet VGG-16, 24 views at 256 px): peak RSS 1.33 / 1.49 / 2.21 GB at 512 / 1024 / 2048 texels, 0.21 and 0.23
+#: GB more per million texels.
+MEMORY_PER_MTEXEL = 0.235
+#: Most working texels of one run, all restyled parts together: one 4096 x 4096 texture, about 5.2 GB peak on the
+#: spot cow (extrapolated from the sizes above at MEMORY_PER_MTEXEL), a fifth of the 24 GB development machine.
 MAX_WORKING_TEXELS = 4096 * 4096
-MEMORY_PER_MTEXEL = 0.0
 
 
 def working_edges(mesh: TexturedMesh, size: int | None) -> dict[str, int]:
