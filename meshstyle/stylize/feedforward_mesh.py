@@ -39,7 +39,7 @@ from .feedforward import FeedForward, ParsedStyle, StyleInput
 from .mesh_quality import edge_samples, pair_grid, reprojection_error, seam_jump
 from .options import ENGINE_DEFAULTS, MeshOptions
 from .results import MeshResult
-from .textures import working_texture
+from .textures import FIT_EDGE, working_texture
 
 
 def _pad(texture: torch.Tensor, corner_uv: np.ndarray) -> torch.Tensor:
@@ -212,7 +212,7 @@ def _scene(source: TexturedMesh, opts: _FitOptions, timings: dict[str, float], p
     timings["views"] = time.perf_counter() - t
     textures, sizes, seam_grids = [], [], []
     for name in source.stylizable:
-        full, tex, _ = working_texture(source, name, opts.texture_size)
+        full, tex, _ = working_texture(source, name, opts.texture_size, FIT_EDGE)
         textures.append(tex)
         sizes.append((full.shape[2], full.shape[1]))
         side1, side2 = edge_samples(source, name, 8, 0.5 / max(tex.shape[-2:]))[True]

@@ -7,7 +7,7 @@ style and content terms -> :func:`~meshstyle.engine.optimize.run` -> export.
 
 The texture of every stylizable part is a :class:`~meshstyle.engine.texture.PyramidTexture` (several
 resolution levels summed) at a working size (``texture_size``, up to the original's; by default the
-original's, at most 512 texels), initialized to the island-padded original (antialiased when smaller).
+original's, at most 1024 texels), initialized to the island-padded original (antialiased when smaller).
 Export adds the *change* (working texture minus its start, padded beyond the UV islands, bilinearly
 upsampled where smaller) to the full-resolution original, so texels the style left unchanged
 keep the original's detail at any resolution.

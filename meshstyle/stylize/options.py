@@ -183,9 +183,9 @@ class MeshOptions:
                                  "optimizing); optimization method", choices=MODES, commands=MESH,
                                  group="texture and style")
     texture_size: int | None = option(
-        None, "optimized texture long edge, texels, up to the original's (auto: the original, at most 512; a part "
-        "with a smaller texture keeps its size); the output keeps the original resolution, a smaller change is "
-        "upsampled and added to it", kind="int", low=16, high=8192, none=True,
+        None, "optimized texture long edge, texels, up to the original's (auto: the original, at most 1024; "
+        "feedforward: 512; a part with a smaller texture keeps its size); the output keeps the original "
+        "resolution, a smaller change is upsampled and added to it", kind="int", low=16, high=8192, none=True,
         commands=MESH, group="texture and style")
     depth_reference_percentile: float = option(
         5.0, "percentile of visible depth seen at the coarsest depth level (moved by under half an octave so "

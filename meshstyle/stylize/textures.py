@@ -14,8 +14,13 @@ from ..core.imageio import long_edge_size, resize_tensor, rgb8_to_tensor, tensor
 from ..mesh.padding import island_mask, pad_texture
 from ..mesh.textured import TexturedMesh
 
-#: Long edge in texels of a working texture when no ``texture_size`` is given (smaller originals keep theirs).
-WORKING_EDGE = 512
+#: Long edge in texels of the optimization's working texture when no ``texture_size`` is given (smaller
+#: originals keep theirs). On the spot cow at the default 256 px renders, 1024 doubles the share of texel-level
+#: energy against 512 (the texels the style paints, not an upsampled 512 change) for 11% more CPU per step and
+#: 0.22 GB more peak memory (scripts/bench_texture_size.py; README, Benchmarks).
+WORKING_EDGE = 1024
+#: The same for the feed-forward fit (``method="feedforward"``), whose run time is mostly texture work.
+FIT_EDGE = 512
 #: GB of peak memory per million working texels (RGB): the pyramid levels, their gradients and Adam's two
 #: moments, the mip pyramid of every step and its gradients. Measured on the spot cow (scripts/bench_texture_size.py,
 #: ImageNet VGG-16, 24 views at 256 px): peak RSS 1.33 / 1.49 / 2.21 GB at 512 / 1024 / 2048 texels, 0.21 and 0.23
@@ -26,10 +31,10 @@ MEMORY_PER_MTEXEL = 0.235
 MAX_WORKING_TEXELS = 4096 * 4096
 
 
-def working_edges(mesh: TexturedMesh, size: int | None) -> dict[str, int]:
+def working_edges(mesh: TexturedMesh, size: int | None, auto: int = WORKING_EDGE) -> dict[str, int]:
     """Per stylizable part of ``mesh``, the long edge in texels of its working texture: ``size`` where its
     original is at least that large, else the original's (a part with a smaller texture keeps its size); with
-    ``size`` None, the original's, at most :data:`WORKING_EDGE`.
+    ``size`` None, the original's, at most ``auto`` (:data:`WORKING_EDGE`; the feed-forward fit: :data:`FIT_EDGE`).
 
     Raises:
         MeshstyleError: ``size`` larger than every original (the output keeps the original's size, so a
@@ -39,7 +44,7 @@ def working_edges(mesh: TexturedMesh, size: int | None) -> dict[str, int]:
     shapes = {name: mesh.texture_shape(name) for name in mesh.stylizable}
     largest = max((max(shape) for shape in shapes.values()), default=0)
     if size is None:
-        return {name: min(WORKING_EDGE, max(shape)) for name, shape in shapes.items()}
+        return {name: min(auto, max(shape)) for name, shape in shapes.items()}
     if size > largest:
         raise MeshstyleError(f"--texture-size {size} is larger than the original texture ({largest} texels on its "
                              f"long edge); give at most {largest} (the output keeps the original's size)")
@@ -53,10 +58,11 @@ def working_edges(mesh: TexturedMesh, size: int | None) -> dict[str, int]:
     return edges
 
 
-def working_texture(mesh: TexturedMesh, name: str, size: int | None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+def working_texture(mesh: TexturedMesh, name: str, size: int | None, auto: int = WORKING_EDGE
+                    ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """(full-resolution original, working-size start, full-resolution island mask) of part ``name``;
     textures (3, H, W) in [0, 1], the start's long edge from :func:`working_edges` (``size`` texels, at
-    most the original's; None: the original's, at most :data:`WORKING_EDGE`). At the original's size the
+    most the original's; None: the original's, at most ``auto``). At the original's size the
     start is the padded original itself (no resampling). The original is padded beyond its UV islands
     before the antialiased downsampling (no background blends into island borders). Used by the
     optimization and the feed-forward fit alike.
@@ -67,7 +73,7 @@ def working_texture(mesh: TexturedMesh, name: str, size: int | None) -> tuple[to
     rgb = mesh.texture(name)
     islands = island_mask(mesh.corner_uv(name), rgb.shape[:2])
     full = rgb8_to_tensor(pad_texture(rgb, islands))
-    edge = working_edges(mesh, size)[name]
+    edge = working_edges(mesh, size, auto)[name]
     start = resize_tensor(full, long_edge_size(rgb.shape[1], rgb.shape[0], edge), mode="bilinear", antialias=True)
     return full, start, islands
 
