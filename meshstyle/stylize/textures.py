@@ -17,17 +17,17 @@ from ..mesh.textured import TexturedMesh
 #: Long edge in texels of the optimization's working texture when no ``texture_size`` is given (smaller
 #: originals keep theirs). On the spot cow at the default 256 px renders, 1024 doubles the share of texel-level
 #: energy against 512 (the texels the style paints, not an upsampled 512 change) for 11% more CPU per step and
-#: 0.22 GB more peak memory (scripts/bench_texture_size.py; README, Benchmarks).
+#: 0.17-0.21 GB more peak memory (scripts/bench_texture_size.py; README, Benchmarks).
 WORKING_EDGE = 1024
-#: The same for the feed-forward fit (``method="feedforward"``), whose run time is mostly texture work.
+#: The same for the feed-forward fit (``method="feedforward"``): kept at 512, its time at 1024 not measured.
 FIT_EDGE = 512
 #: GB of peak memory per million working texels (RGB): the pyramid levels, their gradients and Adam's two
 #: moments, the mip pyramid of every step and its gradients. Measured on the spot cow (scripts/bench_texture_size.py,
-#: ImageNet VGG-16, 24 views at 256 px): peak RSS 1.33 / 1.49 / 2.21 GB at 512 / 1024 / 2048 texels, 0.21 and 0.23
-#: GB more per million texels.
-MEMORY_PER_MTEXEL = 0.235
-#: Most working texels of one run, all restyled parts together: one 4096 x 4096 texture, about 5.2 GB peak on the
-#: spot cow (extrapolated from the sizes above at MEMORY_PER_MTEXEL), a fifth of the 24 GB development machine.
+#: ImageNet VGG-16, 24 views at 256 px, two runs): peak RSS 1.32 / 1.49-1.53 / 2.09-2.21 GB at 512 / 1024 / 2048
+#: texels, 0.18-0.23 GB more per million texels from 1024 to 2048 (the larger figure here).
+MEMORY_PER_MTEXEL = 0.23
+#: Most working texels of one run, all restyled parts together: one 4096 x 4096 texture, 4.3-5.1 GB peak on the
+#: spot cow (extrapolated from the sizes above, not measured), a fifth of the 24 GB development machine.
 MAX_WORKING_TEXELS = 4096 * 4096
 
 
