@@ -23,8 +23,8 @@ detail as the painting has per pixel). ``input_share`` is the figure of the unch
 
 Prints one JSON line per configuration, then a table (and the load average before and after).
 
-    python scripts/bench_texture_size.py --mode timing --steps 25
-    python scripts/bench_texture_size.py --mode sharpness --steps 200
+    python scripts/bench_texture_size.py --mode timing --steps 12            # README table, and --resolutions 512
+    python scripts/bench_texture_size.py --mode sharpness --steps 60         # README table (600 steps: full runs)
 """
 
 from __future__ import annotations
@@ -87,10 +87,11 @@ def texture_sharpness(rgb: np.ndarray, corner_uv: np.ndarray, seen: np.ndarray) 
 def style_sharpness(mesh_options: MeshOptions, side: int = 32) -> tuple[float, int]:
     """(high-frequency share, long edge px) of the style image at the size it is painted: its long edge
     ``style_size`` (auto: ``resolution``) x the largest of ``style_scales``, resized as the run resizes it, over
-    its whole ``side`` px patches."""
+    its whole ``side`` px patches (smaller when the image is)."""
     base = load_image(STYLE)
     edge = round((mesh_options.style_size or mesh_options.resolution) * max(mesh_options.style_scales))
     image = resize_tensor(base, long_edge_size(base.shape[2], base.shape[1], edge), mode="bilinear")
+    side = min(side, *image.shape[-2:])
     keep = np.ones((image.shape[1] // side, image.shape[2] // side), bool)
     return highfreq_share(patches(image[:, :keep.shape[0] * side, :keep.shape[1] * side], keep)), edge
 
@@ -178,7 +179,7 @@ def table(rows: list[dict]) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("timing", "sharpness"), default="timing")
-    parser.add_argument("--steps", type=int, default=None, help="steps per configuration (timing 25, sharpness 200)")
+    parser.add_argument("--steps", type=int, default=None, help="steps per configuration (timing 12, sharpness 60)")
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=None,
                         help="texture sizes (timing 512,1024,2048; sharpness 512,1024)")
     parser.add_argument("--resolutions", type=lambda s: [int(x) for x in s.split(",")], default=None,
@@ -186,7 +187,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     timing = args.mode == "timing"
-    args.steps = args.steps or (25 if timing else 200)
+    args.steps = args.steps or (12 if timing else 60)
     args.sizes = args.sizes or ([512, 1024, 2048] if timing else [512, 1024])
     args.resolutions = args.resolutions or ([256] if timing else [256, 512])
     return args
