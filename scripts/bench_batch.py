@@ -5,8 +5,8 @@ The library is 8 sample assets (5 meshes: spot, bob, Fox, BoxTextured, the glTF 
 by the feed-forward method at low resolution (meshes: 4 views at 128 px, 1 round; photos: 256 px), so a
 job takes seconds. Each configuration runs in its own process (``OMP_NUM_THREADS`` = threads per worker)
 into a fresh OUTDIR, timed from the moment the backend takes jobs to the last record. The Ray cluster is
-``ray start --head --num-cpus 1`` plus ``ray start --address ... --num-cpus 1`` with its own temp dir, on
-127.0.0.1, stopped at the end (by process id). Prints one JSON line per configuration, then a summary line:
+two nodes of 1 CPU on 127.0.0.1 (:func:`meshstyle.batch.raylocal.start_nodes`: loopback only, its own temp
+dir, stopped at the end by process id). Prints one JSON line per configuration, then a summary line:
 
     python scripts/bench_batch.py [--configs local1x1,local1x2,local2x1,ray2] [--keep DIR]
 
@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from meshstyle.batch.raylocal import SWITCH, start_nodes, stop_nodes  # noqa: E402
 ASSETS = ROOT / "assets"
 STYLE = ASSETS / "styles" / "starry_night_google.jpg"
 LIBRARY = ["meshes/spot/cow.obj", "meshes/spot/cow.mtl", "meshes/spot/cow_texture.png", "meshes/bob/bob_tri.obj",
@@ -70,24 +71,6 @@ def run_one(name: str, library: Path, out: Path, address: str | None) -> dict:
             "worker_peak_rss_mb": max((r["peak_rss_mb"] or 0) for r in result.records)}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_cluster(root: Path) -> str:
-    """Head + second node, 1 CPU each, on 127.0.0.1; returns the address."""
-    ray = str(Path(sys.executable).with_name("ray"))
-    port = _free_port()
-    common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
-    subprocess.run([ray, "start", "--head", "--port", str(port), "--temp-dir", str(root / "head"),
-                    "--include-dashboard", "false", *common], check=True, timeout=120, capture_output=True)
-    subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", "--temp-dir", str(root / "node2"), *common],
-                   check=True, timeout=120, capture_output=True)
-    return f"127.0.0.1:{port}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
@@ -107,8 +90,8 @@ def main() -> None:
     try:
         for name in names:
             if CONFIGS[name][0] == "ray" and address is None:
-                address = start_cluster(work / "ray")
-            env = {**os.environ, "OMP_NUM_THREADS": str(CONFIGS[name][2])}
+                address = start_nodes(work / "ray", nodes=2, cpus=1)
+            env = {**os.environ, "OMP_NUM_THREADS": str(CONFIGS[name][2]), SWITCH: "0"}
             shutil.rmtree(work / f"out_{name}", ignore_errors=True)
             command = [sys.executable, __file__, "--one", name, "--work", str(work)]
             if CONFIGS[name][0] == "ray":
@@ -119,8 +102,6 @@ def main() -> None:
             print(line, flush=True)
     finally:
         if address is not None:
-            from meshstyle.batch.rayjobs import stop_nodes
-
             stop_nodes(work / "ray")  # by process id: other Ray clusters on the machine stay up
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

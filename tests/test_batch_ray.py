@@ -1,13 +1,12 @@
-"""meshstyle batch on Ray: a real 2-node cluster on this machine (loopback, own temp dirs, stopped after)."""
+"""meshstyle batch on Ray: a real 2-node cluster on this machine (loopback only, own temp dir, stopped after),
+and the one-machine cluster the batch starts itself."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,37 +17,56 @@ from PIL import Image
 
 from conftest import ASSETS, STYLE
 from meshstyle import stylize_batch
-from meshstyle.batch.rayjobs import stop_nodes
+from meshstyle.batch import BatchOptions, plan_jobs, run_batch
+from meshstyle.batch.raylocal import alive, descendants, find_processes, loopback, start_nodes, stop_nodes
 from meshstyle.batch.results import read_records, sha256_file
 
-pytest.importorskip("ray", reason="Ray is not installed (pip install 'meshstyle[ray]'; the dev extra has it)")
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'meshstyle[ray]'; the dev extra has it)")
 
-RAY = str(Path(sys.executable).with_name("ray"))
 TINY = {"views": 2, "vgg_weights": "random", "size": 64, "resolution": 64, "depth_levels": 1, "render_scales": 1,
         "threads": 1, "quiet": True}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A head node and a second node, 1 CPU each, on 127.0.0.1, stopped at the end whatever happens (by
-    process id: 'ray stop' would also stop other Ray clusters on a shared machine)."""
+    """A head node and a second node, 1 CPU each, on 127.0.0.1: (address, root folder of its files). Stopped at
+    the end whatever happens, by process id ('ray stop' would also stop other Ray clusters of the machine)."""
     root = tmp_path_factory.mktemp("ray")
-    port = _free_port()
-    common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
     try:
-        subprocess.run([RAY, "start", "--head", "--port", str(port), "--temp-dir", str(root / "head"),
-                        "--include-dashboard", "false", *common], check=True, timeout=120, capture_output=True)
-        subprocess.run([RAY, "start", "--address", f"127.0.0.1:{port}", "--temp-dir", str(root / "node2"), *common],
-                       check=True, timeout=120, capture_output=True)
-        yield f"127.0.0.1:{port}"
+        with loopback(ray):  # this driver keeps 127.0.0.1 too (Ray would rewrite it to the outward address)
+            yield start_nodes(root, nodes=2, cpus=1), root
     finally:
         stop_nodes(root)
+    assert not find_processes(lambda cmdline: str(root).encode() in cmdline)
+
+
+def _listening(pids: set[int]) -> list[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int, int]]:
+    """(address, port, pid) of every listening TCP socket of ``pids`` (from /proc/net/tcp and tcp6)."""
+    owner = {}
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    owner[link[8:-1]] = pid
+        except OSError:
+            continue
+    found = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in owner:  # 0A: LISTEN
+                continue
+            host, port = fields[1].split(":")
+            raw = bytes.fromhex(host)
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # the kernel's word order
+            found.append((ipaddress.ip_address(raw), int(port, 16), owner[fields[9]]))
+    return found
+
+
+def _loopback(address) -> bool:
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def _library(root: Path) -> Path:
@@ -68,26 +86,35 @@ def _outputs(out: Path) -> dict[str, str]:
 def test_ray_cluster_batch_equals_the_local_pool_byte_for_byte(cluster, tmp_path):
     library = _library(tmp_path / "in")
     local = stylize_batch(library, STYLE, tmp_path / "local", workers=2, iterations=2, **TINY)
-    remote = stylize_batch(library, STYLE, tmp_path / "ray", backend="ray", ray_address=cluster, iterations=2,
+    remote = stylize_batch(library, STYLE, tmp_path / "ray", backend="ray", ray_address=cluster[0], iterations=2,
                            **TINY)
     assert local.exit_status == remote.exit_status == 0
     assert len(_outputs(tmp_path / "local")) >= 4
     assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "local")
     assert len({r["worker"] for r in remote.records}) >= 1
+    # every server of the cluster (GCS, raylets, agents, the workers that ran the jobs) on loopback only
+    pids = descendants(find_processes(lambda cmdline: str(cluster[1]).encode() in cmdline))
+    listening = _listening(pids)
+    assert len({pid for _, _, pid in listening}) >= 4 and all(_loopback(a) for a, _, _ in listening), listening
+
+
+def test_the_cluster_the_batch_starts_itself_listens_on_loopback_only(tmp_path):
+    library = _library(tmp_path / "in")
+    jobs = plan_jobs(library, [str(STYLE)], tmp_path / "out", {"iterations": 2, **{k: v for k, v in TINY.items() if k != "quiet"}})
+    seen = []
+    result = run_batch(jobs, tmp_path / "out", BatchOptions(backend="ray"), threads=1, quiet=True,
+                       on_start=lambda: seen.extend(_listening(descendants({os.getpid()}))))
+    assert result.exit_status == 0 and result.counts["ok"] == 3
+    assert len({pid for _, _, pid in seen}) >= 3 and all(_loopback(a) for a, _, _ in seen), seen
+    deadline = time.monotonic() + 30  # the cluster is gone (Ray ends its processes as it shuts down)
+    while (left := [p for p in descendants({os.getpid()}) - {os.getpid()} if alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left
 
 
 def _ray_job_pids() -> list[int]:
     """Processes executing a batch job as a Ray task (Ray titles them 'ray::ray_job')."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if cmdline.startswith(b"ray::ray_job"):
-                pids.append(int(entry))
-    return pids
+    return sorted(find_processes(lambda cmdline: cmdline.startswith(b"ray::ray_job")))
 
 
 def test_killing_a_worker_mid_job_leaves_a_complete_result_set(cluster, tmp_path):
@@ -111,7 +138,7 @@ def test_killing_a_worker_mid_job_leaves_a_complete_result_set(cluster, tmp_path
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     try:
-        result = stylize_batch(library, STYLE, tmp_path / "out", backend="ray", ray_address=cluster,
+        result = stylize_batch(library, STYLE, tmp_path / "out", backend="ray", ray_address=cluster[0],
                                ray_outputs="shared", retries=2, iterations=30, **TINY)
     finally:
         stop.set()

@@ -8,22 +8,22 @@ results file. Input files are read by the workers at the driver's paths (shared 
 machine); outputs come back as bytes for the driver to write (``--ray-outputs driver``), or the workers
 write them into OUTDIR through the same output planner (``shared``).
 
-Without ``--ray-address`` a single-node cluster is started for the batch (on 127.0.0.1) and stopped after.
+Without ``--ray-address`` a single-node cluster is started for the batch and stopped after: its node IP
+is 127.0.0.1, so every server of it listens on loopback only (:func:`~meshstyle.batch.raylocal.loopback`),
+and its files go to a temporary folder of its own, removed after.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import time
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from ..core.errors import MeshstyleError
 from .options import BatchOptions, cpu_count
 from .plan import Job
+from .raylocal import LOOPBACK, loopback
 from .worker import base_record, ray_job
 
 INSTALL_HINT = "--backend ray needs Ray: pip install 'meshstyle[ray]'"
@@ -51,15 +51,32 @@ def run_ray(jobs: list[Job], styles: dict[str, Any], threads: int, options: Batc
         MeshstyleError: Ray missing, or the cluster at ``ray_address`` cannot be joined.
     """
     ray = import_ray()
+    temp = None if options.ray_address else tempfile.mkdtemp(prefix="meshstyle-ray-")
+    try:
+        _init(ray, options.ray_address, temp)
+        yield from _run_tasks(ray, jobs, styles, threads, options, outdir, on_start)
+    finally:
+        ray.shutdown()
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _init(ray, address: str | None, temp: str | None) -> None:
+    """Join the cluster at ``address``, or start a one-machine cluster on loopback with its files in ``temp``."""
     kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     try:
-        if options.ray_address:
-            ray.init(address=options.ray_address, **kwargs)
+        if address:
+            ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=cpu_count(), _node_ip_address="127.0.0.1", **kwargs)
+            with loopback(ray):
+                ray.init(num_cpus=cpu_count(), _node_ip_address=LOOPBACK, _temp_dir=temp, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise MeshstyleError(f"cannot join the Ray cluster at {options.ray_address or 'a new local one'}: "
+        raise MeshstyleError(f"cannot join the Ray cluster at {address or 'a new local one'}: "
                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+def _run_tasks(ray, jobs: list[Job], styles: dict[str, Any], threads: int, options: BatchOptions, outdir: str,
+               on_start: Callable[[], None] | None) -> Iterator[dict[str, Any]]:
     try:
         refs = {path: ray.put(image) for path, image in styles.items()}
         task = ray.remote(ray_job).options(num_cpus=threads, num_gpus=options.gpus_per_job,
@@ -83,47 +100,3 @@ def run_ray(jobs: list[Job], styles: dict[str, Any], threads: int, options: Batc
         for ref in list(locals().get("pending", {})):  # Ctrl-C: stop what still runs on a shared cluster
             ray.cancel(ref, force=True)
         raise
-    finally:
-        ray.shutdown()
-
-
-def _children(pids: set[int]) -> set[int]:
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found = set(pids)
-    while True:
-        more = {pid for pid, parent in parents.items() if parent in found} - found
-        if not more:
-            return found
-        found |= more
-
-
-def stop_nodes(temp_dir: str | os.PathLike, timeout: float = 30.0) -> list[int]:
-    """Stop the Ray nodes started on this machine with ``ray start --temp-dir`` under ``temp_dir``: every
-    process whose command line names that folder, and their descendants (workers), by process id (SIGTERM,
-    then SIGKILL after ``timeout`` s). Unlike ``ray stop`` it leaves other Ray clusters on the machine
-    alone. Linux only (reads /proc). Returns the process ids signalled."""
-    marker = str(Path(temp_dir).resolve()).encode()
-    roots = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                if marker in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    roots.add(int(entry))
-            except OSError:
-                continue
-    pids = sorted(_children(roots))
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
-            time.sleep(0.2)
-    return pids
