@@ -21,6 +21,7 @@ from PIL import Image
 from conftest import ASSETS, STYLE
 from meshstyle import MeshstyleError, stylize_batch, stylize_image
 from meshstyle.batch.options import split_cores
+from meshstyle.batch.raylocal import alive, descendants
 from meshstyle.batch.results import read_records, sha256_file
 from meshstyle.cli import main
 
@@ -201,3 +202,50 @@ def test_sigterm_of_the_driver_keeps_finished_jobs_and_the_rerun_does_the_rest(t
     second = read_records(out)[len(first):]
     assert sorted(r["input"] for r in second) == ["p0.png", "p1.png", "p2.png"]
     assert {r["input"] for r in second if r["status"] == "skipped"} == {r["input"] for r in first}
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_driver_loses_only_the_jobs_in_flight(tmp_path):
+    library = tmp_path / "in"
+    library.mkdir()
+    rng = np.random.default_rng(3)
+    names = [f"p{i}.png" for i in range(5)]
+    for name in names:
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(library / name)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "meshstyle.cli", "batch", str(library), "--style", str(STYLE), "-o", str(out),
+               "--workers", "2", "--threads", "1", "--size", "40", "--iterations", "20", "--vgg-weights", "random",
+               "--quiet"]
+    driver = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not read_records(out) and time.monotonic() < deadline and driver.poll() is None:
+            time.sleep(0.05)
+        workers = descendants({driver.pid}) - {driver.pid}
+        assert driver.poll() is None and workers
+        driver.kill()  # SIGKILL: no handler runs in the driver
+        driver.wait(timeout=60)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    deadline = time.monotonic() + 60  # its pool processes notice and end their jobs (no orphan runs on)
+    while [p for p in workers if alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in workers if alive(p)]
+    first = read_records(out)
+    assert 1 <= len(first) < len(names) and all(r["status"] == "ok" for r in first)
+    # only recorded outputs: no unrecorded file of a killed job, no staging folder of the output planner
+    assert _files(out) == {o["path"] for r in first for o in r["outputs"]} | {"results.jsonl"}
+    with (out / "results.jsonl").open("ab") as results:  # a line torn by a kill in the middle of a write
+        results.write(b'{"input": "p4.png", "status": "o')
+    assert subprocess.run(command, capture_output=True, timeout=600).returncode == 0
+    records = read_records(out)
+    assert len(records) == len(first) + len(names)  # the torn line is skipped, the rerun's lines are whole
+    second = records[len(first):]
+    assert sorted(r["input"] for r in second) == names
+    assert {r["input"] for r in second if r["status"] == "skipped"} == {r["input"] for r in first}
+    ok = [r["input"] for r in records if r["status"] == "ok"]
+    assert sorted(ok) == names  # every job exactly one ok row over both runs
+    listed = {o["path"]: o["sha256"] for r in records if r["status"] == "ok" for o in r["outputs"]}
+    assert _files(out) == set(listed) | {"results.jsonl", "index.html"}
+    assert all(sha256_file(out / path) == digest for path, digest in listed.items())

@@ -3,12 +3,14 @@
 Processes are spawned (not forked: torch's thread pools do not survive a fork), each with ``threads``
 torch threads and the batch's decoded style images, sent once per process. A process that dies (killed,
 out of memory) breaks the pool; the jobs it took down are run again once in a new pool, and a job that
-takes a second pool down is recorded as an error.
+takes a second pool down is recorded as an error. A process whose driver dies (even by SIGKILL) ends its job
+within half a second, leaving no staging folder (it would otherwise run on and write unrecorded outputs).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -47,7 +49,7 @@ def run_local(jobs: list[Job], styles: dict[str, Any], workers: int, threads: in
     queue, tries = list(jobs), {id(job): 0 for job in jobs}
     while queue:
         pool = ProcessPoolExecutor(max_workers=min(workers, len(queue)), mp_context=context,
-                                   initializer=init_local_worker, initargs=(threads, styles))
+                                   initializer=init_local_worker, initargs=(threads, styles, os.getpid()))
         if on_start is not None:
             on_start()
         retry: list[Job] = []

@@ -15,6 +15,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -125,9 +126,24 @@ def _terminate(signum, frame) -> None:
     raise SystemExit(143)  # unwinds the job: its staging folders are removed
 
 
-def init_local_worker(threads: int, styles: dict[str, Any]) -> None:
+#: Seconds between two looks of a pool process at its driver.
+WATCH_SECONDS = 0.5
+
+
+def _watch_driver(driver: int) -> None:
+    """SIGTERM this process once ``driver`` is no longer its parent (the driver died, even by SIGKILL): the
+    job in flight unwinds (its staging folder is removed) instead of running on unrecorded."""
+    import signal
+
+    while os.getppid() == driver:
+        time.sleep(WATCH_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def init_local_worker(threads: int, styles: dict[str, Any], driver: int | None = None) -> None:
     """Initializer of a local pool process: ``threads`` torch threads, the decoded styles, Ctrl-C left to
-    the driver (which stops the pool), SIGTERM turned into an exit that runs cleanups (no staging left)."""
+    the driver (which stops the pool), SIGTERM turned into an exit that runs cleanups (no staging left),
+    and an end when the ``driver`` process (its parent's id) dies."""
     import signal
 
     os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -136,6 +152,8 @@ def init_local_worker(threads: int, styles: dict[str, Any]) -> None:
     _STYLES.update(styles)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminate)
+    if driver is not None:
+        threading.Thread(target=_watch_driver, args=(driver,), daemon=True, name="watch-driver").start()
 
 
 def local_job(job: Job, threads: int, outdir: str) -> dict[str, Any]:
