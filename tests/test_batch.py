@@ -24,6 +24,7 @@ from meshstyle.batch.options import split_cores
 from meshstyle.batch.raylocal import alive, descendants
 from meshstyle.batch.results import read_records, sha256_file
 from meshstyle.cli import main
+from meshstyle.stylize.feedforward import FeedForward, remember_embedding, shared_networks
 
 BOX = ASSETS / "meshes" / "gltf" / "BoxTextured.glb"
 #: the smallest jobs that still run the whole path: 2 views / 2 steps / one depth level, 64 px images
@@ -204,7 +205,6 @@ def test_sigterm_of_the_driver_keeps_finished_jobs_and_the_rerun_does_the_rest(t
     assert {r["input"] for r in second if r["status"] == "skipped"} == {r["input"] for r in first}
 
 
-@pytest.mark.slow
 def test_sigkill_of_the_driver_loses_only_the_jobs_in_flight(tmp_path):
     library = tmp_path / "in"
     library.mkdir()
@@ -249,3 +249,16 @@ def test_sigkill_of_the_driver_loses_only_the_jobs_in_flight(tmp_path):
     listed = {o["path"]: o["sha256"] for r in records if r["status"] == "ok" for o in r["outputs"]}
     assert _files(out) == set(listed) | {"results.jsonl", "index.html"}
     assert all(sha256_file(out / path) == digest for path, digest in listed.items())
+
+
+def test_a_handed_in_style_embedding_is_not_predicted_again(tmp_path):
+    nets = FeedForward("cpu", tmp_path)  # its predictor is never loaded below (that needs meshstyle[pretrained])
+    image = torch.rand(3, 20, 30)
+    embedding = torch.linspace(-1, 1, 100)
+    remember_embedding(image, embedding)
+    assert torch.equal(nets.embed(image), embedding) and "predict" not in nets._nets
+    assert torch.equal(nets.embed(image.clone()), embedding)  # by the bytes, not the tensor object
+    parsed = nets.parse_style([image, image.clone()], [0.25, 0.75])
+    assert torch.allclose(parsed.embedding, embedding)  # a blend of one painting with itself
+    assert shared_networks("cpu", tmp_path) is shared_networks("cpu", tmp_path)
+    assert shared_networks("cpu", tmp_path) is not shared_networks("cpu", tmp_path / "other")

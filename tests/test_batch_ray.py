@@ -112,6 +112,18 @@ def test_the_cluster_the_batch_starts_itself_listens_on_loopback_only(tmp_path):
     assert not left
 
 
+@pytest.mark.pretrained
+def test_feedforward_on_ray_with_style_targets_from_the_object_store_equals_the_local_pool(cluster, tmp_path):
+    library = _library(tmp_path / "in")
+    options = {"method": "feedforward", "views": 2, "resolution": 64, "rounds": 1, "iterations": 5, "size": 64,
+               "threads": 1, "quiet": True}
+    local = stylize_batch(library, STYLE, tmp_path / "local", workers=2, **options)
+    remote = stylize_batch(library, STYLE, tmp_path / "ray", backend="ray", ray_address=cluster[0], **options)
+    assert local.exit_status == remote.exit_status == 0 and remote.counts["ok"] == 3
+    assert len(_outputs(tmp_path / "local")) >= 4
+    assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "local")
+
+
 def _ray_job_pids() -> list[int]:
     """Processes executing a batch job as a Ray task (Ray titles them 'ray::ray_job')."""
     return sorted(find_processes(lambda cmdline: cmdline.startswith(b"ray::ray_job")))

@@ -3,7 +3,8 @@
 A task reserves ``num_cpus`` = torch threads per job and ``num_gpus`` = ``--gpus-per-job``, and is retried
 ``--retries`` times when its worker process dies (Ray's ``max_retries``; a job that fails by itself is an
 error record, not retried). The decoded style images go into the object store once (``ray.put``) and
-every task gets them by reference. Results stream back with ``ray.wait``; the driver alone writes the
+every task gets them by reference; so do the style targets of the feed-forward method (the predictor's
+embedding of each painting, one task per style), which spares every worker loading the predictor. Results stream back with ``ray.wait``; the driver alone writes the
 results file. Input files are read by the workers at the driver's paths (shared storage, or one
 machine); outputs come back as bytes for the driver to write (``--ray-outputs driver``), or the workers
 write them into OUTDIR through the same output planner (``shared``).
@@ -24,7 +25,7 @@ from ..core.errors import MeshstyleError
 from .options import BatchOptions, cpu_count
 from .plan import Job
 from .raylocal import LOOPBACK, loopback
-from .worker import base_record, ray_job
+from .worker import base_record, ray_job, style_target
 
 INSTALL_HINT = "--backend ray needs Ray: pip install 'meshstyle[ray]'"
 
@@ -75,17 +76,31 @@ def _init(ray, address: str | None, temp: str | None) -> None:
                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
+def _style_targets(ray, jobs: list[Job], refs: dict[str, Any], threads: int, gpus: float) -> dict[str, Any]:
+    """Style path -> reference of its feed-forward embedding (:func:`~meshstyle.batch.worker.style_target`):
+    one task per style that a feed-forward job uses (on the device of the first such job)."""
+    devices = {}
+    for job in jobs:
+        if job.options.method == "feedforward":
+            for path in job.styles:
+                if path in refs:
+                    devices.setdefault(path, job.options.device)
+    task = ray.remote(style_target).options(num_cpus=threads, num_gpus=gpus)
+    return {path: task.remote(refs[path], threads, device) for path, device in devices.items()}
+
+
 def _run_tasks(ray, jobs: list[Job], styles: dict[str, Any], threads: int, options: BatchOptions, outdir: str,
                on_start: Callable[[], None] | None) -> Iterator[dict[str, Any]]:
     try:
         refs = {path: ray.put(image) for path, image in styles.items()}
+        targets = _style_targets(ray, jobs, refs, threads, options.gpus_per_job)
         task = ray.remote(ray_job).options(num_cpus=threads, num_gpus=options.gpus_per_job,
                                            max_retries=options.retries, retry_exceptions=False)
         mode = "return" if options.ray_outputs == "driver" else "shared"
         if on_start is not None:
             on_start()
-        pending = {task.remote(job, threads, mode, outdir, *[refs.get(s, s) for s in job.styles]): job
-                   for job in jobs}
+        pending = {task.remote(job, threads, mode, outdir, *[refs.get(s, s) for s in job.styles],
+                               *[targets.get(s) for s in job.styles]): job for job in jobs}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             job = pending.pop(ready[0])

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 
 from ..core.errors import one_line
+from ..engine.options import resolve_device
+from ..stylize.feedforward import remember_embedding, shared_networks
 from ..stylize.jobs import image_job, mesh_job
 from .plan import Job
 from .results import sha256_file
@@ -119,10 +121,13 @@ def execute(job: Job, styles: list, threads: int, mode: str, outdir: str) -> dic
 
 _STYLES: dict[str, Any] = {}
 _TERMINATING: list[bool] = []
+_RUNNING: list[bool] = []
 
 
 def _terminate(signum, frame) -> None:
     _TERMINATING.append(True)
+    if not _RUNNING:  # between jobs: nothing to clean up, and no interpreter shutdown to wait for
+        os._exit(143)
     raise SystemExit(143)  # unwinds the job: its staging folders are removed
 
 
@@ -158,14 +163,35 @@ def init_local_worker(threads: int, styles: dict[str, Any], driver: int | None =
 
 def local_job(job: Job, threads: int, outdir: str) -> dict[str, Any]:
     """A local pool task: :func:`execute` with the styles the initializer received, writing into OUTDIR."""
+    _RUNNING.append(True)
     try:
         return execute(job, [_STYLES.get(s, s) for s in job.styles], threads, "shared", outdir)
     finally:
+        _RUNNING.clear()
         if _TERMINATING:  # the pool's loop would go on to the next job: leave now
             os._exit(143)
 
 
-def ray_job(job: Job, threads: int, mode: str, outdir: str, *styles) -> dict[str, Any]:
-    """A Ray task: :func:`execute` with the styles from the object store (Ray resolves the references)."""
+def style_target(image: torch.Tensor, threads: int, device: str) -> torch.Tensor | None:
+    """A Ray task: the feed-forward style embedding (100,) of the painting ``image`` (3, H, W) in [0, 1]
+    (:meth:`~meshstyle.stylize.feedforward.FeedForward.embed` on ``threads`` torch threads, as a job would
+    compute it), computed once per style of a batch and sent to every job of that style by reference.
+    None when it fails (no ``pretrained`` extra, a bad device): each job then fails with its own line."""
     torch.set_num_threads(threads)
-    return execute(job, list(styles), threads, mode, outdir)
+    try:
+        return shared_networks(resolve_device(device)).embed(image)
+    except Exception:  # noqa: BLE001 - the jobs report it, one line each
+        return None
+
+
+def ray_job(job: Job, threads: int, mode: str, outdir: str, *styles_and_targets) -> dict[str, Any]:
+    """A Ray task: :func:`execute` with the styles from the object store (Ray resolves the references):
+    ``job.styles``' tensors (or ``preset:N``), then for each the embedding from :func:`style_target` or
+    None; the embeddings are handed to the process's networks, so the job does not predict them again."""
+    torch.set_num_threads(threads)
+    count = len(job.styles)
+    styles, targets = list(styles_and_targets[:count]), styles_and_targets[count:]
+    for image, target in zip(styles, targets):
+        if target is not None and isinstance(image, torch.Tensor):
+            remember_embedding(image, target, resolve_device(job.options.device))
+    return execute(job, styles, threads, mode, outdir)

@@ -10,6 +10,7 @@ The mesh job is :mod:`meshstyle.stylize.feedforward_mesh`, its quality measures
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -116,10 +117,21 @@ class FeedForward:
         images = [read_image(i) for i in items]
         if recolour is not None:
             images = [color.match_color_histogram(img, recolour) for img in images]
-        with torch.no_grad():
-            emb = torch.cat([self.predictor(img[None].to(self.device)) for img in images])
+            with torch.no_grad():
+                emb = torch.cat([self.predictor(img[None].to(self.device)) for img in images])
+        else:  # the same painting gives the same embedding: computed once per process (or handed in)
+            emb = torch.cat([self.embed(img)[None] for img in images])
         return ParsedStyle(embedding=blend_embeddings(emb, weights),
                       models=("arbitrary_predict", "arbitrary_transform"))
+
+    def embed(self, image: torch.Tensor) -> torch.Tensor:
+        """The style embedding (100,) the predictor gives the painting ``image`` (3, H, W) in [0, 1]; remembered
+        by the image's bytes, so a painting is predicted once per process (:func:`remember_embedding`)."""
+        key = (image_digest(image), str(self.device), self.variant)
+        if key not in _EMBEDDINGS:
+            with torch.no_grad():
+                _EMBEDDINGS[key] = self.predictor(image[None].to(self.device))[0]
+        return _EMBEDDINGS[key]
 
     def stylize(self, images: torch.Tensor, style: ParsedStyle, strength: float = 1.0,
                 content_embedding: torch.Tensor | None = None, batch: int = 4,
@@ -150,6 +162,37 @@ class FeedForward:
                 if progress is not None:
                     progress(x.shape[0])
         return torch.cat(outs)
+
+
+#: (image digest, device, variant) -> embedding (100,): the style targets of the feed-forward method.
+_EMBEDDINGS: dict[tuple[str, str, str], torch.Tensor] = {}
+#: (device, cache folder, variant) -> the process's loaded networks.
+_SHARED: dict[tuple[str, str, str], FeedForward] = {}
+
+
+def image_digest(image: torch.Tensor) -> str:
+    """sha256 of a float image tensor's shape and bytes (the key of a remembered style embedding)."""
+    data = image.detach().float().contiguous().cpu().numpy()
+    return hashlib.sha256(repr(data.shape).encode() + data.tobytes()).hexdigest()
+
+
+def remember_embedding(image: torch.Tensor, embedding: torch.Tensor, device: torch.device | str = "cpu",
+                       variant: str = DEFAULT_VARIANT) -> None:
+    """Hand this process the embedding (100,) of the painting ``image`` (3, H, W) in [0, 1], computed
+    elsewhere by :meth:`FeedForward.embed` with the same device and variant (a batch computes each style's
+    embedding once and sends it to every job): :meth:`FeedForward.embed` then returns it unchanged."""
+    _EMBEDDINGS[(image_digest(image), str(torch.device(device)), variant)] = embedding.to(device)
+
+
+def shared_networks(device: torch.device | str = "cpu", cache_dir: str | os.PathLike | None = None,
+                    variant: str = DEFAULT_VARIANT) -> FeedForward:
+    """The process's :class:`FeedForward` for ``device``, ``cache_dir`` and ``variant``: each network is
+    loaded (ONNX converted to torch, 0.3-0.7 s) once per process, not once per job. The networks are
+    frozen (eval mode, no parameter gradients), so jobs cannot change them for the next."""
+    key = (str(torch.device(device)), str(cache_dir), variant)
+    if key not in _SHARED:
+        _SHARED[key] = FeedForward(device, cache_dir, variant)
+    return _SHARED[key]
 
 
 def _out_size(img: torch.Tensor, size: int | tuple[int, int] | None) -> tuple[int, int]:
@@ -200,7 +243,7 @@ def stylize_image_feedforward(content: StyleInput, style: StyleInput | Sequence[
                              f"got {preserve_color!r}")
     if not 0.0 <= strength <= 1.0:
         raise MeshstyleError(f"--strength must be in [0, 1], got {strength}")
-    nets = networks or FeedForward(resolve_device(device), cache_dir)
+    nets = networks or shared_networks(resolve_device(device), cache_dir)
     base = read_image(content)
     img = resize_tensor(base, _out_size(base, size), mode="bicubic")
     items = list(style) if isinstance(style, list | tuple) else [style]

@@ -35,7 +35,7 @@ from ..mesh.padding import island_mask, pad_texture
 from ..mesh.raycast import compute_views
 from ..mesh.textured import TexturedMesh
 from ..mesh.weights import angle_weight
-from .feedforward import FeedForward, ParsedStyle, StyleInput
+from .feedforward import FeedForward, ParsedStyle, StyleInput, shared_networks
 from .mesh_quality import edge_samples, pair_grid, reprojection_error, seam_jump
 from .options import ENGINE_DEFAULTS, MeshOptions
 from .results import MeshResult
@@ -334,7 +334,7 @@ def _fit_mesh(mesh: TexturedMesh | str | os.PathLike, style, opts: _FitOptions, 
     source = TexturedMesh.load(mesh) if not isinstance(mesh, TexturedMesh) else mesh
     if not source.stylizable:
         raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
-    nets = networks or FeedForward(resolve_device(device), cache_dir)
+    nets = networks or shared_networks(resolve_device(device), cache_dir)
     parsed = nets.parse_style(style, style_blend)
     scene = _scene(source, opts, timings, progress)
     params, history = _run_rounds(nets, parsed, scene, opts, timings, callback, progress)

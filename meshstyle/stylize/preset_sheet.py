@@ -11,7 +11,7 @@ from ..core.errors import MeshstyleError
 from ..core.imageio import resize_tensor, tensor_to_pil
 from ..engine.feedforward import preset_weights
 from ..engine.options import resolve_device
-from .feedforward import FeedForward, ParsedStyle, StyleInput, read_image
+from .feedforward import FeedForward, ParsedStyle, StyleInput, read_image, shared_networks
 
 
 def preset_sheet(image: StyleInput, *, tile: int = 160, columns: int = 7, work: int = 384,
@@ -30,7 +30,7 @@ def preset_sheet(image: StyleInput, *, tile: int = 160, columns: int = 7, work: 
     """
     if not 16 <= tile <= 1024 or not 1 <= columns <= 27 or not 16 <= work <= 2048:
         raise MeshstyleError("--tile must be 16..1024 px, --columns 1..27 and work 16..2048 px")
-    nets = networks or FeedForward(resolve_device(device), cache_dir)
+    nets = networks or shared_networks(resolve_device(device), cache_dir)
     img = read_image(image, tile)
     w, h = img.shape[2], img.shape[1]
     big = read_image(image, max(tile, work))[None]
