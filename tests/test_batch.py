@@ -20,9 +20,11 @@ from PIL import Image
 
 from conftest import ASSETS, STYLE
 from meshstyle import MeshstyleError, stylize_batch, stylize_image
+from meshstyle.batch import plan_jobs
 from meshstyle.batch.options import split_cores
 from meshstyle.batch.raylocal import alive, descendants
 from meshstyle.batch.results import read_records, sha256_file
+from meshstyle.batch.run import dispatch_order
 from meshstyle.cli import main
 from meshstyle.stylize.feedforward import FeedForward, remember_embedding, shared_networks
 
@@ -262,3 +264,12 @@ def test_a_handed_in_style_embedding_is_not_predicted_again(tmp_path):
     assert torch.allclose(parsed.embedding, embedding)  # a blend of one painting with itself
     assert shared_networks("cpu", tmp_path) is shared_networks("cpu", tmp_path)
     assert shared_networks("cpu", tmp_path) is not shared_networks("cpu", tmp_path / "other")
+
+
+def test_jobs_are_handed_out_longest_first(tmp_path):
+    library = _library(tmp_path / "in")  # box.glb, broken.glb (smaller), photos/noise.png
+    rng = np.random.default_rng(4)
+    Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(library / "a_small.png")
+    jobs = plan_jobs(library, [str(STYLE)], tmp_path / "out", {})
+    assert [j.key for j in jobs] == ["a_small.png", "box.glb", "broken.glb", "photos/noise.png"]  # folder order
+    assert [j.key for j in dispatch_order(jobs)] == ["box.glb", "broken.glb", "photos/noise.png", "a_small.png"]

@@ -100,15 +100,19 @@ def test_ray_cluster_batch_equals_the_local_pool_byte_for_byte(cluster, tmp_path
 
 def test_the_cluster_the_batch_starts_itself_listens_on_loopback_only(tmp_path):
     library = _library(tmp_path / "in")
-    jobs = plan_jobs(library, [str(STYLE)], tmp_path / "out", {"iterations": 2, **{k: v for k, v in TINY.items() if k != "quiet"}})
-    seen = []
+    options = {"iterations": 2, **{k: v for k, v in TINY.items() if k != "quiet"}}
+    jobs = plan_jobs(library, [str(STYLE)], tmp_path / "out", options)
+    seen, before = [], descendants({os.getpid()})  # (the module's cluster holder may be a child too)
+    auth = os.environ.get("RAY_AUTH_MODE")
     result = run_batch(jobs, tmp_path / "out", BatchOptions(backend="ray"), threads=1, quiet=True,
-                       on_start=lambda: seen.extend(_listening(descendants({os.getpid()}))))
+                       on_start=lambda: seen.extend(_listening(descendants({os.getpid()}) - before)))
     assert result.exit_status == 0 and result.counts["ok"] == 3
+    assert os.environ.get("RAY_AUTH_MODE") == auth  # Ray's token mode for its own cluster does not stay on
     assert len({pid for _, _, pid in seen}) >= 3 and all(_loopback(a) for a, _, _ in seen), seen
     deadline = time.monotonic() + 30  # the cluster is gone (Ray ends its processes as it shuts down)
-    while (left := [p for p in descendants({os.getpid()}) - {os.getpid()} if alive(p)]) and time.monotonic() < deadline:
+    while [p for p in descendants({os.getpid()}) - before if alive(p)] and time.monotonic() < deadline:
         time.sleep(0.2)
+    left = [p for p in descendants({os.getpid()}) - before if alive(p)]
     assert not left
 
 

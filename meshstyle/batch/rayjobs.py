@@ -24,7 +24,7 @@ from typing import Any
 from ..core.errors import MeshstyleError
 from .options import BatchOptions, cpu_count
 from .plan import Job
-from .raylocal import LOOPBACK, loopback
+from .raylocal import LOOPBACK, loopback, restored_auth_mode
 from .worker import base_record, ray_job, style_target
 
 INSTALL_HINT = "--backend ray needs Ray: pip install 'meshstyle[ray]'"
@@ -53,13 +53,14 @@ def run_ray(jobs: list[Job], styles: dict[str, Any], threads: int, options: Batc
     """
     ray = import_ray()
     temp = None if options.ray_address else tempfile.mkdtemp(prefix="meshstyle-ray-")
-    try:
-        _init(ray, options.ray_address, temp)
-        yield from _run_tasks(ray, jobs, styles, threads, options, outdir, on_start)
-    finally:
-        ray.shutdown()
-        if temp is not None:
-            shutil.rmtree(temp, ignore_errors=True)
+    with restored_auth_mode(ray):
+        try:
+            _init(ray, options.ray_address, temp)
+            yield from _run_tasks(ray, jobs, styles, threads, options, outdir, on_start)
+        finally:
+            ray.shutdown()
+            if temp is not None:
+                shutil.rmtree(temp, ignore_errors=True)
 
 
 def _init(ray, address: str | None, temp: str | None) -> None:

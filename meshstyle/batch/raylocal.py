@@ -7,7 +7,7 @@ on every interface unless the node's IP is 127.0.0.1, and on Linux it rewrites a
 address, unless its one-machine switch ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is set (read at
 ``import ray``); with the switch set, ``ray start --address`` refuses to add a node. So the batch's own
 cluster is started with the switch set around ``ray.init`` (:func:`loopback`), and a multi-node cluster on
-one machine is held by a child process (``python -m meshstyle.batch.raylocal``) that has the switch in its
+one machine is held by a child process (:func:`hold`) that has the switch in its
 environment and adds the nodes with Ray's testing helper ``ray.cluster_utils.Cluster``
 (https://docs.ray.io/en/latest/ray-contribute/testing-tips.html). Linux only (/proc).
 """
@@ -28,6 +28,8 @@ from pathlib import Path
 LOOPBACK = "127.0.0.1"
 #: Ray's switch that keeps a node's IP at 127.0.0.1 ("0": one machine only).
 SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+#: Ray's token authentication switch (``token`` or ``disabled``; unset: on for clusters ``ray.init`` starts).
+AUTH_MODE = "RAY_AUTH_MODE"
 
 
 @contextlib.contextmanager
@@ -45,6 +47,24 @@ def loopback(ray) -> Iterator[None]:
             os.environ.pop(SWITCH, None)
         else:
             os.environ[SWITCH] = before_env
+
+
+@contextlib.contextmanager
+def restored_auth_mode(ray) -> Iterator[None]:
+    """Leave ``RAY_AUTH_MODE`` as it was after the block: ``ray.init`` of a new local cluster turns Ray's token
+    authentication on for the rest of the process (environment and cached config), which would make a
+    later driver session in this process refuse the calls of a cluster started without tokens."""
+    before = os.environ.get(AUTH_MODE)
+    try:
+        yield
+    finally:
+        if os.environ.get(AUTH_MODE) != before:
+            if before is None:
+                os.environ.pop(AUTH_MODE, None)
+            else:
+                os.environ[AUTH_MODE] = before
+            with contextlib.suppress(AttributeError):
+                ray._raylet.Config.initialize("")  # re-read the environment, as Ray does when it sets it
 
 
 def _cmdlines() -> Iterator[tuple[int, bytes]]:
@@ -75,7 +95,7 @@ def descendants(pids: set[int]) -> set[int]:
     return found
 
 
-def start_nodes(root: str | os.PathLike, nodes: int = 2, cpus: int = 1, timeout: float = 120.0) -> str:
+def start_nodes(root: str | os.PathLike, nodes: int = 2, cpus: int = 1, timeout: float = 300.0) -> str:
     """Start a cluster of ``nodes`` nodes with ``cpus`` CPUs each on 127.0.0.1, its files under ``root``;
     returns its address ``127.0.0.1:PORT``. A holder process keeps it and stops it when its standard input
     closes (:func:`stop_nodes`, or this process's death).
@@ -87,8 +107,9 @@ def start_nodes(root: str | os.PathLike, nodes: int = 2, cpus: int = 1, timeout:
     root.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, SWITCH: "0", "RAY_TMPDIR": str(root), "RAY_USAGE_STATS_ENABLED": "0"}
     with open(root / "holder.log", "wb") as log:
-        holder = subprocess.Popen([sys.executable, "-m", __name__, str(root), str(nodes), str(cpus)], env=env,
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+        code = f"from {__name__} import hold; hold({str(root)!r}, {nodes}, {cpus}, {timeout})"
+        holder = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=log)
     with selectors.DefaultSelector() as wait:
         wait.register(holder.stdout, selectors.EVENT_READ)
         line = holder.stdout.readline().decode().strip() if wait.select(timeout) else ""
@@ -129,21 +150,20 @@ def alive(pid: int) -> bool:
         return False
 
 
-def _hold(root: str, nodes: int, cpus: int) -> None:
-    """The holder process: start the nodes, print the address, keep them until stdin closes."""
+def hold(root: str, nodes: int, cpus: int, timeout: float) -> None:
+    """The holder process of :func:`start_nodes` (run with the switch set): start the nodes, print the
+    address, keep them until stdin closes."""
     from ray.cluster_utils import Cluster
 
     args = {"num_cpus": cpus, "node_ip_address": LOOPBACK, "include_dashboard": False}
-    cluster = Cluster(initialize_head=True, head_node_args={**args, "temp_dir": str(Path(root) / "ray")})
+    cluster = Cluster()
     try:
+        cluster.add_node(wait=False, temp_dir=str(Path(root) / "ray"), **args)  # the head
         for _ in range(nodes - 1):
-            cluster.add_node(**args)
-        cluster.wait_for_nodes()
+            cluster.add_node(wait=False, **args)
+        cluster.wait_for_nodes(timeout=timeout)
         print(cluster.address, flush=True)
         sys.stdin.read()  # returns when the parent closes it or dies
     finally:
         cluster.shutdown()
 
-
-if __name__ == "__main__":
-    _hold(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
