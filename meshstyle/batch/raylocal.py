@@ -53,7 +53,8 @@ def loopback(ray) -> Iterator[None]:
 def restored_auth_mode(ray) -> Iterator[None]:
     """Leave ``RAY_AUTH_MODE`` as it was after the block: ``ray.init`` of a new local cluster turns Ray's token
     authentication on for the rest of the process (environment and cached config), which would make a
-    later driver session in this process refuse the calls of a cluster started without tokens."""
+    later driver session in this process refuse the calls of a cluster started without tokens (its
+    raylets saw the driver as dead: OwnerDiedError). Config and the cached token are reloaded too."""
     before = os.environ.get(AUTH_MODE)
     try:
         yield
@@ -65,6 +66,7 @@ def restored_auth_mode(ray) -> Iterator[None]:
                 os.environ[AUTH_MODE] = before
             with contextlib.suppress(AttributeError):
                 ray._raylet.Config.initialize("")  # re-read the environment, as Ray does when it sets it
+                ray._raylet.AuthenticationTokenLoader.instance().reset_cache()
 
 
 def _cmdlines() -> Iterator[tuple[int, bytes]]:
