@@ -17,8 +17,8 @@ of the two backends' figures at the same concurrency.
 The machine's **ceiling** is measured before and after the configurations (``--ceiling`` seconds each, 0
 skips it): a CPU-bound workload (a 3-layer conv net forward at 128 px on 1 torch thread; a pure Python
 loop) run by 1 process alone, then by 2 independent processes at once, started together after their
-imports. ``ratio`` = the 2 processes' summed steps per second / the lone process's: 2.0 where two free
-cores do not slow each other; shared caches, memory bandwidth, SMT siblings behind the vCPUs or other
+imports, 3 rounds alternated. ``ratio`` = the 2 processes' summed steps per second / the lone process's
+(median of the rounds): 2.0 where two free cores do not slow each other; shared caches, memory bandwidth, SMT siblings behind the vCPUs or other
 users' processes take it lower. No pool of 2 workers can beat it, so the summary's
 ``pool_share_of_ceiling`` = (2 workers / 1 worker) / (the torch ceiling ratio) says how much of what the
 machine allows the pool delivers. Every row has the 1-minute load average (``os.getloadavg``).
@@ -144,17 +144,21 @@ def ceiling(kind: str, seconds: float, processes: int) -> tuple[float, float]:
             child.wait(timeout=60 + seconds)
 
 
-def measure_ceiling(seconds: float) -> dict:
+def measure_ceiling(seconds: float, rounds: int = 3) -> dict:
     """The machine's ceiling for independent CPU-bound processes: each workload 1 process alone, then 2 at
-    once; ``ratio`` is the second's total throughput over the first's (2.0 on two free, independent cores).
-    ``cpu_ratio`` = 2 x (CPU s per step alone) / (CPU s per step beside the other): the same ratio counted
-    in CPU time, which other users' processes taking turns on the cores do not change (only contention
-    while running does: caches, memory bandwidth, SMT siblings), so it stays readable on a busy machine."""
-    row = {"ceiling": True, "seconds": seconds, "loadavg_before": os.getloadavg()[0]}
+    once, alternated ``rounds`` times (so a change of the machine's load hits both sides); ``ratio`` is the
+    median over rounds of (2 processes' total steps per second) / (the lone process's), 2.0 on two free,
+    independent cores. ``cpu_ratio`` = 2 x (CPU s per step alone) / (CPU s per step beside the other), the
+    same counted in CPU time: other processes taking turns on the cores do not change it, only contention
+    while running (caches, memory bandwidth, SMT siblings, a busy host stealing the vCPUs) does."""
+    row = {"ceiling": True, "seconds": seconds, "rounds": rounds, "loadavg_before": os.getloadavg()[0]}
     for kind in ("torch", "python"):
-        (alone, alone_cpu), (two, two_cpu) = ceiling(kind, seconds, 1), ceiling(kind, seconds, 2)
-        row[kind] = {"alone_per_s": round(alone, 2), "two_per_s": round(two, 2), "ratio": round(two / alone, 3),
-                     "cpu_ratio": round(2 * alone_cpu / two_cpu, 3)}
+        pairs = [(ceiling(kind, seconds, 1), ceiling(kind, seconds, 2)) for _ in range(rounds)]
+        ratios = sorted(two / alone for (alone, _), (two, _) in pairs)
+        cpu = sorted(2 * alone_cpu / two_cpu for (_, alone_cpu), (_, two_cpu) in pairs)
+        row[kind] = {"alone_per_s": [round(a, 2) for (a, _), _ in pairs],
+                     "two_per_s": [round(t, 2) for _, (t, _) in pairs],
+                     "ratio": round(ratios[len(ratios) // 2], 3), "cpu_ratio": round(cpu[len(cpu) // 2], 3)}
     row["loadavg_after"] = os.getloadavg()[0]
     return row
 
@@ -208,8 +212,9 @@ def run_configs(names: list[str], work: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
-    parser.add_argument("--ceiling", type=float, default=10.0,
-                        help="seconds of each ceiling measure, before and after the configurations (0: none)")
+    parser.add_argument("--ceiling", type=float, default=5.0,
+                        help="seconds of each ceiling measure (3 rounds of 1 process, then 2), before and after "
+                             "the configurations (0: none)")
     parser.add_argument("--keep", default=None, help="write libraries and outputs here (default: a temp dir)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--work", default=None, help=argparse.SUPPRESS)
