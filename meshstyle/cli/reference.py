@@ -1,4 +1,4 @@
-"""The README's option table, generated from the option tables (``python scripts/options_table.py --write``)."""
+"""The option table of docs/OPTIONS.md, generated from the option tables (``python scripts/options_table.py --write``)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ def options_markdown() -> str:
                            (BatchOptions, None)]) + "\n" + QUIET_ROW
 
 
-def replace_in_readme(text: str) -> str:
-    """``text`` (README.md) with the part between the option-table markers replaced by the current table."""
+def replace_table(text: str) -> str:
+    """``text`` (docs/OPTIONS.md) with the part between the option-table markers replaced by the current table."""
     if START not in text or END not in text:
-        raise ValueError(f"README has no {START} ... {END} markers")
+        raise ValueError(f"the document has no {START} ... {END} markers")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n{options_markdown()}\n{END}{tail}"

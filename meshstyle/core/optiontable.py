@@ -269,7 +269,7 @@ def _cell(value: Any, spec: Spec) -> str:
 
 
 def markdown_table(tables: Iterable[tuple[type, Any]]) -> str:
-    """The README's option table: one row per flag with its commands, default and help.
+    """The option table of docs/OPTIONS.md: one row per flag with its commands, default and help.
 
     ``tables`` holds (class, defaults) pairs, where defaults is an instance, ``None`` (the class's own
     defaults) or a dict of command -> instance (the first is shown, others in parentheses where they
