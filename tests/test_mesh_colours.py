@@ -1,5 +1,5 @@
 """Colour preservation on meshes (issue 27 item 3): --preserve-color luminance|histogram for the
-optimization method."""
+optimization and the feed-forward method."""
 
 from __future__ import annotations
 
@@ -74,7 +74,39 @@ def test_histogram_mode_gives_the_style_the_assets_colours(coloured_cube):
     assert result.mesh.texture(result.mesh.stylizable[0]).shape == (32, 32, 3)
 
 
-@pytest.mark.parametrize("extra", [{"method": "feedforward"}, {"color_match": True}])
-def test_preserve_color_conflicts_are_one_line_errors(coloured_cube, extra):
+def test_preserve_color_with_color_match_is_a_one_line_error(coloured_cube):
     with pytest.raises(MeshstyleError, match="--preserve-color on meshes"):
-        stylize_mesh(coloured_cube, STYLE, preserve_color="luminance", **{**FAST, **extra})
+        stylize_mesh(coloured_cube, STYLE, preserve_color="luminance", color_match=True, **FAST)
+
+
+FEEDFORWARD = dict(method="feedforward", views=4, resolution=64, rounds=1, iterations=15, seed=0)
+
+
+def _islands(mesh: TexturedMesh) -> torch.Tensor:
+    """(3, T) island texels of the mesh's one stylizable part, in [0, 1], float64."""
+    return _island_texels(mesh)[..., 0].double()
+
+
+@pytest.mark.pretrained
+def test_feedforward_luminance_keeps_the_assets_chroma(coloured_cube):
+    before = _yiq(coloured_cube.texture(coloured_cube.stylizable[0]))
+    results = {mode: stylize_mesh(coloured_cube, STYLE, preserve_color=mode, **FEEDFORWARD).mesh
+               for mode in ("none", "luminance")}
+    plain, kept = (_yiq(results[m].texture(results[m].stylizable[0])) for m in ("none", "luminance"))
+    assert (kept[0] - before[0]).abs().mean() > 0.03                    # the style changed the luminance
+    assert (plain[1:] - before[1:]).abs().mean() > 0.02                 # the networks' own colours differ
+    off = (kept[1:] - before[1:]).abs()
+    # I, Q kept up to 8-bit rounding, except where the new luminance pushes a channel out of [0, 1] (clamped)
+    assert off.mean() < 1 / 255 and (off > 4 / 255).double().mean() < 0.02
+    assert (kept[0] - plain[0]).abs().mean() < 2 / 255                   # the luminance is the fitted one
+
+
+@pytest.mark.pretrained
+def test_feedforward_histogram_with_a_preset_keeps_the_assets_colour_statistics(coloured_cube):
+    target = _islands(coloured_cube)
+    results = {mode: stylize_mesh(coloured_cube, "preset:3", preserve_color=mode, **FEEDFORWARD).mesh
+               for mode in ("none", "histogram")}
+    plain, kept = (_islands(results[m]) for m in ("none", "histogram"))
+    assert (plain.mean(1) - target.mean(1)).abs().max() > 10 / 255     # the preset's own colours differ
+    assert (kept.mean(1) - target.mean(1)).abs().max() < 5 / 255       # mean colour within 5/255
+    assert (kept - plain).abs().mean() > 0.02

@@ -37,6 +37,7 @@ from ..engine.color import (
     DecorrelatedTexture,
     apply_colour_map,
     colour_statistics,
+    combine_luminance,
     linear_colour_map,
     luminance,
     style_colour_basis,
@@ -55,7 +56,7 @@ from ..mesh.textured import TexturedMesh
 from .checkpoint import RunRandomness, fingerprint, load_checkpoint, save_checkpoint, style_digest
 from .guards import ensure_finite
 from .image import COARSE_ITERATION_SHARE
-from .options import ENGINE_DEFAULTS, MeshOptions, split_overrides
+from .options import ENGINE_DEFAULTS, MeshOptions, is_preset, split_overrides
 from .parts import narrowed, selected_parts, split_part_styles, style_groups
 from .results import MeshResult
 from .textures import export_texture, working_edges, working_texture
@@ -358,23 +359,52 @@ def _island_texels(source: TexturedMesh) -> torch.Tensor:
 
 def _colour_preserving(selection: _Selection, source: TexturedMesh, mode: str, options: EngineOptions) -> _Selection:
     """``preserve_color``: every style image recoloured to the asset (``histogram``: RGB mean and covariance of
-    the island texels, Gatys et al. 2017) or made grey (``luminance``: Y matched to theirs).
+    the island texels, Gatys et al. 2017) or made grey (``luminance``: Y matched to theirs). The feed-forward
+    method keeps its styles for ``luminance`` and ``preset:N`` styles (no image to recolour): its fitted
+    textures are corrected after the fit instead (:func:`feedforward_colours`).
 
     Raises:
-        MeshstyleError: with the feed-forward method or ``color_match``.
+        MeshstyleError: with ``color_match``.
     """
-    if options.method == "feedforward" or options.color_match:
-        raise MeshstyleError("--preserve-color on meshes applies to the optimization method without --color-match")
+    if options.color_match:
+        raise MeshstyleError("--preserve-color on meshes keeps the asset's colours and --color-match takes the "
+                             "painting's: use one of them")
+    if options.method == "feedforward" and mode == "luminance":
+        return selection
     texels = _island_texels(source)
     target = colour_statistics([texels])
 
     def recolour(item):
+        if is_preset(item):
+            return item
         image = load_image(item) if not isinstance(item, torch.Tensor) else item.float()
         if mode == "luminance":
             return luminance(image, like=texels)
         return apply_colour_map(image, linear_colour_map(colour_statistics([image]), target))
 
     return replace(selection, groups=[(names, [recolour(i) for i in items]) for names, items in selection.groups])
+
+
+def feedforward_colours(result: MeshResult, source: TexturedMesh, mode: str, presets: bool) -> MeshResult:
+    """``preserve_color`` after a feed-forward fit. ``luminance``: every restyled texture keeps the luminance
+    (YIQ Y) of the fitted one and the chroma (I, Q) of ``source``'s, as for images (Gatys et al. 2017,
+    luminance-only transfer); ``histogram`` with ``preset:N`` styles (``presets``), which have no image to
+    recolour before the networks: the fitted textures' island texels get the RGB mean and covariance of the
+    source's by one linear colour map; other ``histogram`` runs are returned as they are (their style
+    images were recoloured before the networks). Textures (H, W, 3) uint8, the same size in both meshes."""
+    if mode == "none" or (mode == "histogram" and not presets):
+        return result
+    out = result.mesh.copy()
+    transform = None
+    if mode == "histogram":
+        transform = linear_colour_map(colour_statistics([_island_texels(out)]),
+                                      colour_statistics([_island_texels(source)]))
+    for name in out.stylizable:
+        fitted = rgb8_to_tensor(out.texture(name))
+        changed = (combine_luminance(fitted, rgb8_to_tensor(source.texture(name))) if transform is None
+                   else apply_colour_map(fitted, transform))
+        out.set_texture(name, tensor_to_rgb8(changed))
+    return replace(result, mesh=out)
 
 
 def colour_matched(source: TexturedMesh, styles: list[torch.Tensor], blend: list[float]) -> TexturedMesh:
@@ -459,7 +489,9 @@ def stylize_mesh(mesh: TexturedMesh | str | os.PathLike, style, *, mesh_options:
                                                                       overrides)
     options, device = plan.options, plan.device
     if options.method == "feedforward":
-        return selection.onto(mesh_feedforward(source, selection.style, plan, mesh_options, callback))
+        fitted = mesh_feedforward(source, selection.style, plan, mesh_options, callback)
+        return selection.onto(feedforward_colours(fitted, source, mesh_options.preserve_color,
+                                                  all(is_preset(item) for item in selection.style)))
     torch.manual_seed(options.seed)
     firsts = render_stages(options.iterations, _usable_scales(mesh_options, plan))
     stages = [_stage(source, selection, (styles, blend), mesh_options, plan, view_progress, 2 ** k)

@@ -180,7 +180,9 @@ class MeshOptions:
     preserve_color: str = option("none", "keep the asset's colours: luminance (only the texture's luminance "
                                  "changes, judged on luminance renders against the style's luminance matched to the "
                                  "asset's) or histogram (the style's colours matched to the asset's before "
-                                 "optimizing); optimization method", choices=MODES, commands=MESH,
+                                 "optimizing); feedforward: the fitted texture keeps the asset's chroma "
+                                 "(luminance) or, for preset:N styles, its colour statistics (histogram)",
+                                 choices=MODES, commands=MESH,
                                  group="texture and style")
     texture_size: int | None = option(
         None, "optimized texture long edge, texels, up to the original's (auto: the original, at most 1024; "
