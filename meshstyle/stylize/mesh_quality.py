@@ -3,6 +3,8 @@
 - :func:`reprojection_error`: the mean colour difference between neighbouring views where they see the
   same surface (StyleMesh's multi-view consistency measure, computed here in texture space).
 - :func:`seam_jump`: the colour jump across UV seams, against the jump across ordinary edges.
+- :func:`part_boundary_jump`: the colour jump where two parts (their own textures) meet on the surface,
+  against the jump across ordinary edges (issue 27: restyling parts must not add a seam there).
 """
 
 from __future__ import annotations
@@ -85,13 +87,19 @@ def edge_samples(mesh: TexturedMesh, name: str, samples: int, inset: float
         (a1, b1, _), (a2, b2, _) = sides
         is_seam = not (np.abs(a1 - a2).max() < 1e-6 and np.abs(b1 - b2).max() < 1e-6)
         for (a, b, c), out in zip(sides, groups[is_seam]):
-            pts = a[None] + t[:, None] * (b - a)[None]
-            towards = c[None] - pts
-            towards /= np.maximum(np.linalg.norm(towards, axis=1, keepdims=True), 1e-12)
-            out.append(pts + inset * towards)
+            out.append(inset_points(a, b, c, t, inset))
     empty = np.zeros((0, 2))
     return {k: (np.concatenate(v[0]) if v[0] else empty, np.concatenate(v[1]) if v[1] else empty)
             for k, v in groups.items()}
+
+
+def inset_points(a: np.ndarray, b: np.ndarray, c: np.ndarray, t: np.ndarray, inset: float) -> np.ndarray:
+    """UV points (len(t), 2) at fractions ``t`` along the edge ``a``-``b`` of a face with third corner ``c``
+    (each (2,)), moved ``inset`` UV units toward ``c`` (inside the face)."""
+    pts = a[None] + t[:, None] * (b - a)[None]
+    towards = c[None] - pts
+    towards /= np.maximum(np.linalg.norm(towards, axis=1, keepdims=True), 1e-12)
+    return pts + inset * towards
 
 
 def pair_grid(side1: np.ndarray, side2: np.ndarray) -> torch.Tensor:
@@ -124,3 +132,78 @@ def seam_jump(mesh: TexturedMesh, samples: int = 5, inset_texels: float = 1.5) -
     s, i = mean(seam), mean(interior)
     return {"seam": s, "interior": i, "ratio": s / i if i > 0 else float("nan")}
 
+
+
+def _world_edges(instances: list, radius: float) -> dict[tuple[int, int], list]:
+    """Edges of placed geometries matched by world position (to 1e-6 of ``radius``): ``{(key_a, key_b):
+    [(instance index, uv_a, uv_b, uv_c) for each face on the edge]}``, ``uv_c`` the face's third corner."""
+    points = np.concatenate([inst.vertices for inst in instances])
+    key = np.unique(np.round(points / max(radius * 1e-6, 1e-12)).astype(np.int64), axis=0, return_inverse=True)[1]
+    key = key.reshape(-1)
+    edges: dict[tuple[int, int], list] = {}
+    start = 0
+    for j, inst in enumerate(instances):
+        faces = key[start + inst.faces]
+        start += len(inst.vertices)
+        for f in range(len(faces)):
+            for a in range(3):
+                b, c = (a + 1) % 3, (a + 2) % 3
+                ka, kb = faces[f, a], faces[f, b]
+                uv_a, uv_b, uv_c = (inst.corner_uv[f, i] for i in (a, b, c))
+                if ka > kb:
+                    ka, kb, uv_a, uv_b = kb, ka, uv_b, uv_a
+                edges.setdefault((int(ka), int(kb)), []).append((j, uv_a, uv_b, uv_c))
+    return edges
+
+
+def part_boundary_jump(mesh: TexturedMesh, samples: int = 5, inset_texels: float = 1.5) -> dict[str, float]:
+    """Mean colour jump (0-1 scale, mean over RGB) where two stylizable parts meet, and across ordinary
+    edges inside the parts as the baseline of the textures' own local variation.
+
+    Edges are matched in world coordinates across every placed stylizable geometry (vertices equal to
+    1e-6 of the scene's radius); an edge whose two faces belong to different placed geometries is a part
+    boundary, one whose two faces share a geometry and the edge's UVs is ordinary (UV seams inside a part
+    are left out: :func:`seam_jump` measures them). Each side is sampled in its own part's texture,
+    ``samples`` points along the edge, ``inset_texels`` texels of that texture inside its face.
+
+    Returns ``{"boundary", "interior", "ratio"}`` (NaN where the mesh has no such edges); a stylized
+    mesh whose ratio is no larger than its input's adds no seam where its parts meet.
+    """
+    instances = [inst for inst in mesh.instances() if inst.stylizable]
+    if not instances:
+        return {"boundary": float("nan"), "interior": float("nan"), "ratio": float("nan")}
+    edges = _world_edges(instances, mesh.bounding_sphere()[1])
+    textures = [rgb8_to_tensor(mesh.texture(inst.geometry)) for inst in instances]
+    t = (np.arange(samples) + 0.5) / samples
+    # per kind (boundary True / ordinary False) and side: the part of each sample point and its UV
+    owners: dict[bool, tuple[list, list]] = {True: ([], []), False: ([], [])}
+    uvs: dict[bool, tuple[list, list]] = {True: ([], []), False: ([], [])}
+    for sides in edges.values():
+        if len(sides) != 2:
+            continue
+        (j1, a1, b1, _), (j2, a2, b2, _) = sides
+        boundary = j1 != j2
+        if not boundary and not (np.abs(a1 - a2).max() < 1e-6 and np.abs(b1 - b2).max() < 1e-6):
+            continue
+        for k, (j, a, b, c) in enumerate(sides):
+            owners[boundary][k].append(np.full(samples, j))
+            uvs[boundary][k].append(inset_points(a, b, c, t, inset_texels / max(textures[j].shape[-2:])))
+    jumps: dict[bool, list[torch.Tensor]] = {True: [], False: []}
+    for kind in (True, False):
+        if not owners[kind][0]:
+            continue
+        colours = []
+        for side in range(2):
+            owner, uv = np.concatenate(owners[kind][side]), np.concatenate(uvs[kind][side])
+            rgb = torch.zeros(len(uv), 3)
+            for j in np.unique(owner):
+                grid = torch.from_numpy(uv_to_grid(uv[owner == j])).reshape(1, 1, -1, 2)
+                rgb[torch.from_numpy(owner == j)] = sample_texture(textures[j], grid)[0, :, 0].t().float()
+            colours.append(rgb)
+        jumps[kind].append((colours[0] - colours[1]).abs().mean(1))
+
+    def mean(values: list) -> float:
+        return float(torch.cat(values).mean()) if values else float("nan")
+
+    s, i = mean(jumps[True]), mean(jumps[False])
+    return {"boundary": s, "interior": i, "ratio": s / i if i > 0 else float("nan")}
