@@ -3,7 +3,7 @@
 Restyles the spot cow with one painting at several strengths (the same seed and settings otherwise) and
 prints per strength: the mean absolute change of the texture's island texels (0-1 scale) and the render Gram
 distance to the painting (ImageNet VGG-16, as ``eval_methods.py``); ``--out`` writes a sheet with one row of
-2 turntable views per strength. ``--strength s`` multiplies the style weight by ``s ** STRENGTH_POWER``
+2 turntable views per strength. ``--strength s`` blends the style statistics with the asset's own
 (``meshstyle.stylize.mesh``); a knob that reads as a single dial should move both figures steadily.
 
     python scripts/strength_strip.py [--strengths 0.25,0.5,0.75,1] [--iterations 600] [--out docs/strength_strip.jpg]

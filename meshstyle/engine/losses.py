@@ -100,6 +100,36 @@ def _layer_weight(weight, layer: str, size: tuple[int, int]):
     return weight.get(layer) if isinstance(weight, dict) else weight
 
 
+def cell_features(feats: dict[str, torch.Tensor], weight, layers, max_cells: int | None = None,
+                  generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """The feature vectors of a batch's counted cells as one pseudo-image per layer.
+
+    Args:
+        feats: ``{layer: (N, C, H_l, W_l)}`` features.
+        weight: the weight as :class:`StyleLoss` takes it (an :class:`ObjectCells`, a per-layer dict or a
+            map (N, 1, H, W)); a cell counts when its weight is positive.
+        layers: the layers to keep.
+        max_cells: keep at most this many counted cells per layer (drawn without replacement by
+            ``generator``), None: all.
+
+    Returns:
+        ``{layer: (1, C, 1, P)}``: the P counted cells of every item side by side, a pseudo-image whose
+        statistics (Gram matrix, mean/std, feature set) are those of the counted cells; batches are pooled
+        by concatenating along the last axis (a mesh's own renders as a style target: ``--strength`` of
+        the optimization method on meshes).
+    """
+    out = {}
+    for layer in layers:
+        feat = feats[layer]
+        flat, w = _flat(feat, _layer_weight(weight, layer, feat.shape[-2:]))
+        vectors = flat.permute(1, 0, 2)[:, w[:, 0] > 0]                      # (C, P) counted cells
+        if max_cells is not None and vectors.shape[1] > max_cells:
+            pick = torch.randperm(vectors.shape[1], generator=generator)[:max_cells]
+            vectors = vectors[:, pick.to(vectors.device)]
+        out[layer] = vectors[None, :, None]
+    return out
+
+
 def _flat(feat: torch.Tensor, weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Features (N, C, P) and weights (N, 1, P) with P = H*W; all-ones weights when ``weight`` is None."""
     n, c, h, w = feat.shape
@@ -294,6 +324,10 @@ class StyleStatistic:
     name = "base"
     #: True when layers of one feature grid are compared together (see :class:`StyleLoss`).
     joint = False
+    #: True when a mesh run at ``--strength`` < 1 mixes each view's own statistics into its target (a
+    #: statistic of a distribution); False when one pooled own set serves every view (a point set, where a
+    #: view's own vectors are members of the pool).
+    per_view_mix = True
 
     def __init__(self, seed: int = 0):
         """``seed``: for statistics that draw random numbers (subsampling, projections); others ignore it."""
@@ -360,6 +394,7 @@ class SlicedWassersteinStatistic(StyleStatistic):
     """
 
     name = "sw"
+    per_view_mix = False
 
     def __init__(self, seed: int = 0, max_points: int = 1 << 14, directions: int | None = None):
         self.generator = torch.Generator().manual_seed(seed)
@@ -393,6 +428,7 @@ class NearestNeighbourStatistic(StyleStatistic):
     """
 
     name = "nnfm"
+    per_view_mix = False
     joint = True
 
     def __init__(self, seed: int = 0, max_points: int = 1 << 14, chunk_bytes: int = 1 << 28):

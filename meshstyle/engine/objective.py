@@ -51,10 +51,34 @@ class Objective(nn.Module):
         self.device = plan.device
 
     @torch.no_grad()
-    def set_style(self, images: list[torch.Tensor], blend: list[float]) -> None:
-        """Style targets from images (3, H, W) in [0, 1] mixed with ``blend`` weights (summing to 1)."""
-        feats = [self.encoder(img.unsqueeze(0).to(self.device)) for img in images]
+    def set_style(self, images: list[torch.Tensor], blend: list[float], own: dict[str, torch.Tensor] | None = None,
+                  strength: float = 1.0) -> None:
+        """Style targets from images (3, H, W) in [0, 1] mixed with ``blend`` weights (summing to 1).
+
+        With ``own`` (``{layer: (1, C, 1, P)}``, e.g. :func:`~meshstyle.engine.losses.cell_features` of the
+        content's renders) and ``strength`` s < 1, the targets are those of the mixture ``s`` x style +
+        ``(1 - s)`` x own: a blend of statistics toward the content's own, as Ghiasi et al. (BMVC 2017, §4)
+        interpolate style embeddings toward the content's for the feed-forward networks. A layer where
+        ``own`` has no cell (P = 0: tiny renders) takes the first style image's features in their place.
+        """
+        self.style.targets = self.mixed_targets(self.style_features(images), blend, own, strength)
+
+    @torch.no_grad()
+    def style_features(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """The encoder's features ``{layer: (1, C, H_l, W_l)}`` of each style image (3, H, W) in [0, 1]."""
+        return [self.encoder(img.unsqueeze(0).to(self.device)) for img in images]
+
+    @torch.no_grad()
+    def mixed_targets(self, feats: list[dict[str, torch.Tensor]], blend: list[float],
+                      own: dict[str, torch.Tensor] | None, strength: float) -> dict:
+        """The style loss's targets (as :attr:`StyleLoss.targets <meshstyle.engine.losses.StyleLoss>`) of
+        style features ``feats`` blended by ``blend``, mixed with ``own`` at ``strength`` as :meth:`set_style`
+        says; :attr:`style` keeps them too."""
+        if own is not None and strength < 1.0:
+            own = {k: v if v.shape[-1] > 0 else feats[0][k] for k, v in own.items()}
+            feats, blend = feats + [own], [b * strength for b in blend] + [1.0 - strength]
         self.style.set_target(feats, blend)
+        return dict(self.style.targets)
 
     @torch.no_grad()
     def content_targets(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -27,7 +27,7 @@ cost                    (:meth:`~meshstyle.engine.encoder.Network.min_input_size
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -93,7 +93,7 @@ class RunPlan:
 
     @property
     def style_weight(self) -> float:
-        """Weight of the style loss (``--style-weight``, auto resolved; a mesh run's ``strength`` applied)."""
+        """Weight of the style loss (``--style-weight``, auto resolved; 0 for a mesh optimization at strength 0)."""
         return self.options.style_weight
 
     @property
@@ -113,11 +113,16 @@ def make_plan(options: EngineOptions, *, use_style: bool = True, use_content: bo
         use_style: the run has a style loss (False for content reconstruction).
         use_content: the run has a content loss (False for texture synthesis).
 
+    The optimization method at ``strength`` 0 gets style weight 0 (the content is kept); other strengths
+    act on the style targets (:meth:`~meshstyle.engine.objective.Objective.set_style`), not on the weights.
+
     Raises:
         MeshstyleError: an invalid option, an unknown encoder or layer, a device that is not there, or a
             precision the device cannot run (one line).
     """
     options = options.validated()
+    if options.method == "optimize" and options.strength == 0.0 and use_content:  # keeps the content
+        options = replace(options, style_weight=0.0)
     device = resolve_device(options.device)
     network = encoders.network(options.encoder)
     arithmetic = precision.resolve_precision(options.precision, options.encoder, device)

@@ -26,7 +26,7 @@ from ..core.errors import MeshstyleError
 from ..core.imageio import load_image, long_edge_size, resize_tensor
 from ..core.views import ViewStack, render
 from ..engine import color
-from ..engine.losses import ObjectCells
+from ..engine.losses import ObjectCells, cell_features
 from ..engine.objective import Objective, total
 from ..engine.optimize import RunResult, StepInfo, run
 from ..engine.options import EngineOptions, normalize_blend
@@ -175,6 +175,17 @@ def parameterization(start: torch.Tensor, optimizer: str) -> torch.nn.Module:
     return PlainTexture(start)
 
 
+@torch.no_grad()
+def _own_features(objective: Objective, framed: torch.Tensor | None, cells: ObjectCells) -> dict | None:
+    """The content's own style-layer features over its cells (the pseudo-images of
+    :func:`~meshstyle.engine.losses.cell_features`) when ``--strength`` < 1 blends the style targets toward
+    them, else None (no content, or full strength)."""
+    if framed is None or objective.options.strength >= 1.0 or objective.style is None:
+        return None
+    layers = list(objective.style.layer_weights)
+    return cell_features(objective.encoder(framed), cells, layers)
+
+
 def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[int, int]],
                 content: torch.Tensor | None, styles: list[torch.Tensor], blend: list[float],
                 style_scale: float, init, callback, on_checkpoint, save_every: int) -> tuple[torch.Tensor, list[RunResult]]:
@@ -187,11 +198,15 @@ def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[
     keep_detail = content is not None and isinstance(init, str) and init == "content"
     previous_start = None
     for scale, size in enumerate(sizes):
+        framed = None if content is None else mirrored(resize_tensor(content, size)[None].to(device))
+        inside = inside_mask(size[1], size[0], device=device)
+        cells = ObjectCells(inside)  # style statistics over the image's own cells, not the mirrored frame
         if styles:
-            objective.set_style([resize_tensor(s, _style_size(size, s, style_scale)) for s in finals], blend)
+            objective.set_style([resize_tensor(s, _style_size(size, s, style_scale)) for s in finals], blend,
+                                _own_features(objective, framed, cells), options.strength)
         targets = None
-        if content is not None and objective.content is not None:
-            targets = objective.content_targets(mirrored(resize_tensor(content, size)[None].to(device)))
+        if framed is not None and objective.content is not None:
+            targets = objective.content_targets(framed)
         if current is None:
             start = _initial(init, size, content, options.seed)
         elif keep_detail:
@@ -202,8 +217,6 @@ def _run_scales(objective: Objective, options: EngineOptions, sizes: list[tuple[
         param = parameterization(start.to(device), options.optimizer)
 
         view = ViewStack.identity(size[1], size[0]).to(device)  # an image is one identity view
-        inside = inside_mask(size[1], size[0], device=device)
-        cells = ObjectCells(inside)  # style statistics over the image's own cells, not the mirrored frame
 
         def loss_fn(step, param=param, targets=targets, view=view, cells=cells, inside=inside):
             image = param()

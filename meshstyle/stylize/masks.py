@@ -294,13 +294,15 @@ class MaskedObjective(Objective):
         self._weights: dict[tuple[int, ...], list[tuple[torch.Tensor, float]]] = {}
 
     @torch.no_grad()
-    def set_style(self, images: list[torch.Tensor], blend: list[float]) -> None:
+    def set_style(self, images: list[torch.Tensor], blend: list[float], own: dict[str, torch.Tensor] | None = None,
+                  strength: float = 1.0) -> None:
         """Per region, the targets of its images (3, H, W) in [0, 1] (``counts`` of them, in order), mixed by
-        its share of ``blend`` renormalized to sum 1."""
+        its share of ``blend`` renormalized to sum 1; ``own`` and ``strength`` as for :class:`Objective` (the
+        whole content's own features, for every region)."""
         self.region_targets, start = [], 0
         for n in self.counts:
             part = blend[start:start + n]
-            super().set_style(images[start:start + n], [b / sum(part) for b in part])
+            super().set_style(images[start:start + n], [b / sum(part) for b in part], own, strength)
             self.region_targets.append(dict(self.style.targets))
             start += n
 

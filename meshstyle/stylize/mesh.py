@@ -42,7 +42,7 @@ from ..engine.color import (
     luminance,
     style_colour_basis,
 )
-from ..engine.losses import ObjectCells
+from ..engine.losses import ObjectCells, cell_features
 from ..engine.objective import Objective, total
 from ..engine.optimize import RunSettings, StepInfo, load_parameters, run
 from ..engine.options import EngineOptions, normalize_blend
@@ -103,6 +103,12 @@ def _style_images(style, blend, options: MeshOptions, min_side: int = 16) -> tup
     return images, weights
 
 
+#: ``--strength`` below 1 (optimization): the asset's own style statistics come from this many cameras...
+OWN_VIEWS = 8
+#: ...and at most this many object cells per render and layer (a seeded draw): bounded memory.
+OWN_CELLS = 4096
+
+
 class MultiViewLoss(nn.Module):
     """StyleMesh's multi-view objective: renders of a minibatch of views -> weighted style/content terms.
 
@@ -141,15 +147,56 @@ class MultiViewLoss(nn.Module):
         self.group_cells = None if groups is None else [
             [[_group_weight(lv, indices, weighting) for indices, _ in groups] for lv in per_view] for per_view in views]
         self.content: list[list[dict | None]] = [[None] * len(per_view) for per_view in views]
+        #: per level view, per style group: its own style targets (``--strength`` < 1), else None
+        self.own_targets: list[list[list[dict]]] | None = None
 
     @torch.no_grad()
-    def set_content(self, textures: list[torch.Tensor]) -> None:
-        """Content targets: features of ``textures`` (the original) rendered through every level view."""
-        if self.objective.content is None:
+    def set_content(self, textures: list[torch.Tensor], mixing: tuple[list, float] | None = None) -> None:
+        """Content targets: features of ``textures`` (the original) rendered through every level view.
+
+        ``mixing`` = (per style group ``(style features, blend)``, strength s < 1): the same pass also gives
+        every level view its own style targets, the statistics of s x style + (1 - s) x that level view's own
+        object cells (:meth:`Objective.set_style <meshstyle.engine.objective.Objective.set_style>`), so at
+        s = 0 every view starts at its target and the style term is 0 (a target pooled over views would
+        not be: views differ, and pulling each toward the pool changes the texture at any strength)."""
+        objective = self.objective
+        if objective.content is None and mixing is None:
             return
+        content_layers = list(objective.options.content_layers) if objective.content is not None else []
+        style_layers = list(objective.style.layer_weights) if mixing is not None else []
+        if mixing is not None:
+            self.own_targets = [[[] for _ in per_view] for per_view in self.views]
         for v, per_view in enumerate(self.views):
             for k, lv in enumerate(per_view):
-                self.content[v][k] = self.objective.content_targets(self._seen(render(textures, lv.view)))
+                feats = objective.encoder(self._seen(render(textures, lv.view)))
+                if content_layers:
+                    self.content[v][k] = {layer: feats[layer] for layer in content_layers}
+                if mixing is None:
+                    continue
+                sets, strength = mixing
+                for g, (style_feats, blend) in enumerate(sets):
+                    weight = self.cells[v][k] if self.groups is None else self.group_cells[v][k][g][0]
+                    own = cell_features(feats, weight, style_layers)
+                    self.own_targets[v][k].append(objective.mixed_targets(style_feats, blend, own, strength))
+
+    @torch.no_grad()
+    def own_features(self, textures: list[torch.Tensor], group: int | None = None) -> dict[str, torch.Tensor]:
+        """The style-layer features of ``textures`` (the original) over the object cells of up to
+        :data:`OWN_VIEWS` evenly spaced cameras (every level view of each, at most :data:`OWN_CELLS` cells
+        per render and layer, seeded), pooled as :func:`~meshstyle.engine.losses.cell_features` pseudo-images
+        ``{layer: (1, C, 1, P)}``; ``group``: only the cells of that per-part style group's parts."""
+        layers = list(self.objective.style.layer_weights)
+        picks = sorted({round(i * (len(self.views) - 1) / max(OWN_VIEWS - 1, 1))
+                        for i in range(min(OWN_VIEWS, len(self.views)))})
+        generator = torch.Generator().manual_seed(self.objective.options.seed)
+        pooled: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
+        for v in picks:
+            for k, lv in enumerate(self.views[v]):
+                feats = self.objective.encoder(self._seen(render(textures, lv.view)))
+                weight = self.cells[v][k] if group is None else self.group_cells[v][k][group][0]
+                for layer, cells in cell_features(feats, weight, layers, OWN_CELLS, generator).items():
+                    pooled[layer].append(cells.float())
+        return {layer: torch.cat(parts, -1) for layer, parts in pooled.items()}
 
     def forward(self, textures: list[torch.Tensor], batch: list[int]) -> dict[str, torch.Tensor]:
         """Loss terms ``{"style": ..., "content": ...}`` (scalars) of views ``batch`` for part textures
@@ -164,6 +211,8 @@ class MultiViewLoss(nn.Module):
                 if self.groups is not None:
                     level = self._grouped(image, v, k)
                 else:
+                    if self.own_targets is not None:
+                        self.objective.style.targets = self.own_targets[v][k][0]
                     style_weight = self.cells[v][k] if self.weighting == "gradient" else lv.weight
                     level = self.objective(image, style_weight=style_weight, content_targets=self.content[v][k],
                                            content_weight=lv.view.mask)
@@ -186,8 +235,10 @@ class MultiViewLoss(nn.Module):
         out = {}
         if objective.style is not None and objective.options.style_weight > 0:
             style = image.new_zeros(())
-            for (_, targets), (weight, share) in zip(self.groups, self.group_cells[v][k]):
+            own = self.own_targets[v][k] if self.own_targets is not None else [None] * len(self.groups)
+            for (_, targets), (weight, share), mixed in zip(self.groups, self.group_cells[v][k], own):
                 if share > 0:
+                    targets = targets if mixed is None else mixed
                     objective.style.targets = targets
                     style = style + share * objective.style(feats, weight)
             out["style"] = objective.options.style_weight * style
@@ -314,7 +365,7 @@ def _inputs(mesh, style, mesh_options, options, overrides):
     if not original.stylizable:
         raise MeshstyleError("the mesh has nothing stylizable (no part with UVs and a texture)")
     selection = _select(original, style, mesh_options, options)
-    plan = make_plan(strengthened(options))
+    plan = make_plan(options)
     options = plan.options
     source = narrowed(original, selection.names)
     working_edges(source, mesh_options.texture_size)  # a refused --texture-size stops before any ray casting
@@ -331,20 +382,6 @@ def _inputs(mesh, style, mesh_options, options, overrides):
     if options.color_match:
         source = colour_matched(source, *styles)
     return mesh_options, plan, source, styles, selection
-
-
-#: ``strength`` s of the optimization method multiplies the style weight by ``s ** STRENGTH_POWER``: 0 keeps the
-#: texture, 1 is the default run. The square is a first choice, not yet calibrated: issue 27 asks for a strip
-#: of results to document the knob, which has not been made.
-STRENGTH_POWER = 2.0
-
-
-def strengthened(options: EngineOptions) -> EngineOptions:
-    """``options`` with ``style_weight`` scaled by ``strength ** STRENGTH_POWER`` for the optimization method
-    (``strength`` 1 or the feed-forward method: unchanged)."""
-    if options.method != "optimize" or options.strength == 1.0:
-        return options
-    return replace(options, style_weight=options.style_weight * options.strength ** STRENGTH_POWER)
 
 
 def _island_texels(source: TexturedMesh) -> torch.Tensor:
@@ -632,17 +669,22 @@ class _StageLoss:
         index = bisect.bisect_right(self.firsts, step) - 1
         if index != self.index:
             stage = self.stages[index]
-            groups = None
-            if stage.groups is not None:  # per-part styles: one set of targets per group
-                groups = []
-                for indices, (images, blend) in zip(self.part_groups, stage.groups):
-                    self.objective.set_style(images, blend)
-                    groups.append((indices, dict(self.objective.style.targets)))
-            else:
-                self.objective.set_style(stage.styles, stage.blend)
-            self.loss = MultiViewLoss(self.objective, stage.views, self.weighting, groups)
+            self.loss = MultiViewLoss(self.objective, stage.views, self.weighting,
+                                      None if stage.groups is None else [(indices, {}) for indices in self.part_groups])
             self.loss.grey = self.grey
-            self.loss.set_content(self.starts)
+            strength, objective = self.objective.options.strength, self.objective
+            styled = strength < 1 and objective.style is not None and objective.options.style_weight > 0
+            per_view = styled and objective.style.statistic.per_view_mix
+            sets = stage.groups if stage.groups is not None else [(stage.styles, stage.blend)]
+            for g, (images, blend) in enumerate(sets):  # per-part styles: one set of targets per group
+                pooled = styled and not per_view
+                own = self.loss.own_features(self.starts, g if stage.groups is not None else None) if pooled else None
+                objective.set_style(images, blend, own, strength)
+                if stage.groups is not None:
+                    self.loss.groups[g] = (self.part_groups[g], dict(objective.style.targets))
+            mixing = ([(objective.style_features(images), blend) for images, blend in sets], strength) \
+                if per_view else None
+            self.loss.set_content(self.starts, mixing)
             self.index = index
         return self.loss
 
