@@ -62,6 +62,7 @@ def main() -> None:
         extra["iterations"] = args.iterations
     cams = turntable_views(source, 4)[:2]
     images, labels = shade_views(source, cams, size=192), ["strength 0 (input)"]
+    print(json.dumps({"strength": 0.0, "texel_change": 0.0, **judge_result(source, style_path, judge)}), flush=True)
     for strength in (float(s) for s in args.strengths.split(",")):
         result = stylize_mesh(source, str(style_path), seed=0, strength=strength, **extra)
         row = {"strength": strength, "texel_change": round(island_change(source, result.mesh), 4),
