@@ -162,7 +162,7 @@ class EngineOptions:
                          "feedforward: pretrained networks stylize in one pass (fast, needs meshstyle[pretrained])",
                          choices=METHODS, commands=frozenset({"image", "mesh"}), group="method")
     strength: float = option(1.0, "style strength, 0 keeps the content, 1 is full style (feedforward: the "
-                             "networks' blend; mesh optimization: the style statistics blended with the asset's own)",
+                             "networks' blend; optimization: the style statistics blended with the content's own)",
                              kind="float", low=0, high=1, commands=frozenset({"image", "mesh"}), group="method")
     encoder: str = option("auto", "network whose features define style and content (auto: ImageNet VGG-19 "
                           "when its weights are on this machine, else ImageNet VGG-16 from the pretrained extra, "
