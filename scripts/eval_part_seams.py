@@ -33,7 +33,7 @@ from benchlib import option_sets  # noqa: E402
 
 from meshstyle.mesh.textured import TexturedMesh  # noqa: E402
 from meshstyle.stylize.mesh import stylize_mesh  # noqa: E402
-from meshstyle.stylize.mesh_quality import part_boundary_jump  # noqa: E402
+from meshstyle.stylize.mesh_quality import part_boundary_jump, seam_jump  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 STYLES = ROOT / "assets" / "styles"
@@ -51,6 +51,12 @@ def cut_cow(folder: Path) -> Path:
     path = folder / "cow_cut.glb"
     scene.export(path)
     return path
+
+
+def jumps(mesh: TexturedMesh) -> dict:
+    """The part-boundary figures and, as ``uv_seam_ratio``, the UV seams' jump against ordinary edges."""
+    out = {k: round(v, 4) for k, v in part_boundary_jump(mesh).items()}
+    return {**out, "uv_seam_ratio": round(seam_jump(mesh)["ratio"], 4)}
 
 
 def image_sha(mesh: TexturedMesh, name: str) -> str:
@@ -76,13 +82,13 @@ def main() -> None:
              "two": ([f"front={a}", f"back={b}"], {}), "back": ([a], {"exclude_parts": ("front",)})}
     with tempfile.TemporaryDirectory() as tmp:
         source = TexturedMesh.load(cut_cow(Path(tmp)))
-        print(json.dumps({"case": "input", **{k: round(v, 4) for k, v in part_boundary_jump(source).items()}}))
+        print(json.dumps({"case": "input", **jumps(source)}))
         for case in args.cases.split(","):
             styles, options = cases[case]
             if options.get("method") != "feedforward":
                 options = {**extra, **options}
             result = stylize_mesh(source, styles, seed=0, **options)
-            row = {"case": case, **{k: round(v, 4) for k, v in part_boundary_jump(result.mesh).items()}}
+            row = {"case": case, **jumps(result.mesh)}
             if case == "back":
                 row["front_unchanged"] = image_sha(result.mesh, "front") == image_sha(source, "front")
             print(json.dumps(row), flush=True)

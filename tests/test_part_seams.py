@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 
 from conftest import quad
 from meshstyle.mesh.textured import TexturedMesh
+from meshstyle.stylize.mesh import stylize_mesh
 from meshstyle.stylize.mesh_quality import part_boundary_jump
+from meshstyle.stylize.seams import SeamTerm
 
 
 def _two_quads(left: np.ndarray, right: np.ndarray) -> TexturedMesh:
@@ -51,3 +54,32 @@ def test_parts_apart_have_no_boundary():
     scene.add_geometry(quad(1.0, _flat([250, 250, 250])), geom_name="b", node_name="b",
                        transform=trimesh.transformations.translation_matrix([5, 0, 0]))
     assert np.isnan(part_boundary_jump(TexturedMesh(scene))["boundary"])
+
+
+def test_seam_term_is_the_mean_squared_jump_and_its_gradient_closes_it():
+    mesh = _two_quads(_flat([200, 50, 50]), _flat([100, 150, 50]))
+    term = SeamTerm(mesh, [(16, 16), (16, 16)])
+    assert len(term) > 0
+    textures = [torch.tensor([200, 50, 50.0]).view(3, 1, 1).expand(3, 16, 16) / 255,
+                torch.tensor([100, 150, 50.0]).view(3, 1, 1).expand(3, 16, 16) / 255]
+    assert float(term(textures)) == pytest.approx((100 ** 2 + 100 ** 2 + 0) / 3 / 255 ** 2, rel=1e-4)
+    params = [t.clone().requires_grad_(True) for t in textures]
+    optimizer = torch.optim.Adam(params, lr=0.01)
+    for _ in range(50):
+        optimizer.zero_grad()
+        term(params).backward()
+        optimizer.step()
+    assert float(term(params)) < 0.05 * float(term(textures))
+    # only the texels along the shared edge move: the far column of each quad keeps its colour
+    assert torch.allclose(params[0][:, :, 0], textures[0][:, :, 0]) and torch.allclose(params[1][:, :, -1],
+                                                                                        textures[1][:, :, -1])
+
+
+def test_seam_weight_lowers_the_jump_where_parts_meet_in_a_run():
+    mesh = _two_quads(_flat([200, 60, 60]), _flat([200, 60, 60]))
+    style = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))
+    fast = dict(iterations=30, views=2, resolution=64, depth_levels=1, render_scales=1, vgg_weights="random",
+                seed=0, elevation=(0.0, 0.0), lr=0.05)
+    jump = {w: part_boundary_jump(stylize_mesh(mesh, style, seam_weight=w, **fast).mesh, inset_texels=0.5)["boundary"]
+             for w in (0.0, 100.0)}
+    assert jump[100.0] < 0.8 * jump[0.0], jump   # measured: 0.022 against 0.035

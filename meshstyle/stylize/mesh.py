@@ -59,6 +59,7 @@ from .image import COARSE_ITERATION_SHARE
 from .options import ENGINE_DEFAULTS, MeshOptions, is_preset, split_overrides
 from .parts import narrowed, selected_parts, split_part_styles, style_groups
 from .results import MeshResult
+from .seams import SeamTerm
 from .textures import export_texture, working_edges, working_texture
 
 WEIGHTINGS = optiontable.choices(MeshOptions, "weighting")
@@ -580,6 +581,8 @@ def _checkpointed_loss(source: TexturedMesh, style, styles: list[torch.Tensor], 
     run_print = fingerprint(source, mesh_options, options, style_digest(styles), style_files) \
         if save or mesh_options.resume else None
     randomness = RunRandomness(objective)
+    seams = SeamTerm(source, [tuple(start.shape[-2:]) for start in current.starts]) \
+        if mesh_options.seam_weight > 0 else None
     start_step, opt_state, ema_state, pending = 0, None, None, None
     if mesh_options.resume:
         start_step, opt_state, extra = load_checkpoint(mesh_options.resume, params, run_print)
@@ -595,7 +598,7 @@ def _checkpointed_loss(source: TexturedMesh, style, styles: list[torch.Tensor], 
             pending = None
         randomness.step_started(step)
         return _step_terms(current.at(step), params, objective, mesh_options,
-                           _batch(step, mesh_options.views, mesh_options.batch_views, options.seed))
+                           _batch(step, mesh_options.views, mesh_options.batch_views, options.seed), seams)
 
     settings = _run_settings(objective.plan, mesh_options, (lambda step, p, opt, averaged: save_checkpoint(
         mesh_options.checkpoint, step, params, opt, run_print,
@@ -726,12 +729,15 @@ def _texture_parameters(starts: list[torch.Tensor], mesh_options: MeshOptions, s
 
 
 def _step_terms(loss: MultiViewLoss, params, objective: Objective, mesh_options: MeshOptions,
-                batch: list[int]) -> dict[str, torch.Tensor]:
-    """All weighted terms of one step (multi-view loss, pyramid regularizer, total variation) and their total."""
+                batch: list[int], seams: SeamTerm | None = None) -> dict[str, torch.Tensor]:
+    """All weighted terms of one step (multi-view loss, pyramid regularizer, seam coupling, total variation)
+    and their total."""
     textures = [p() for p in params]
     terms = loss(textures, batch)
     if mesh_options.pyramid_weight > 0:
         terms["pyramid"] = mesh_options.pyramid_weight * sum(p.regularizer() for p in params)
+    if seams is not None and len(seams):
+        terms["seam"] = mesh_options.seam_weight * seams(textures)
     for tex in textures:
         for key, value in objective.tv(tex).items():
             terms[key] = terms.get(key, 0.0) + value

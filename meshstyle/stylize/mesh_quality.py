@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -156,54 +158,81 @@ def _world_edges(instances: list, radius: float) -> dict[tuple[int, int], list]:
     return edges
 
 
-def part_boundary_jump(mesh: TexturedMesh, samples: int = 5, inset_texels: float = 1.5) -> dict[str, float]:
-    """Mean colour jump (0-1 scale, mean over RGB) where two stylizable parts meet, and across ordinary
-    edges inside the parts as the baseline of the textures' own local variation.
+@dataclass(frozen=True)
+class EdgePairs:
+    """Points on the two sides of shared edges, pair by pair: per side, the part of each point (index into
+    ``mesh.stylizable``) ``part1``/``part2`` (P,) and its UV ``uv1``/``uv2`` (P, 2)."""
 
-    Edges are matched in world coordinates across every placed stylizable geometry (vertices equal to
-    1e-6 of the scene's radius); an edge whose two faces belong to different placed geometries is a part
-    boundary, one whose two faces share a geometry and the edge's UVs is ordinary (UV seams inside a part
-    are left out: :func:`seam_jump` measures them). Each side is sampled in its own part's texture,
-    ``samples`` points along the edge, ``inset_texels`` texels of that texture inside its face.
+    part1: np.ndarray
+    uv1: np.ndarray
+    part2: np.ndarray
+    uv2: np.ndarray
 
-    Returns ``{"boundary", "interior", "ratio"}`` (NaN where the mesh has no such edges); a stylized
-    mesh whose ratio is no larger than its input's adds no seam where its parts meet.
+    def __len__(self) -> int:
+        return len(self.part1)
+
+
+def edge_pairs(mesh: TexturedMesh, samples: int = 5, inset_texels: float = 1.5,
+               sizes: list[tuple[int, int]] | None = None) -> dict[str, EdgePairs]:
+    """Sample pairs across the edges the stylizable parts' faces share on the surface, by kind:
+    ``"boundary"`` (the two faces belong to different placed geometries: where parts meet), ``"seam"`` (one
+    geometry, different UVs: a UV seam) and ``"interior"`` (one geometry, the same UVs: an ordinary edge).
+
+    Edges are matched in world coordinates (vertices equal to 1e-6 of the scene's radius) and only edges
+    with exactly two faces count. Points sit at ``(k + 0.5) / samples`` along the edge, ``inset_texels``
+    texels inside each face (texels of its part's texture, of size ``sizes[part]`` (H, W); default: the
+    mesh's textures); the two points of a pair show the same place on the surface.
     """
+    names = list(mesh.stylizable)
     instances = [inst for inst in mesh.instances() if inst.stylizable]
-    if not instances:
-        return {"boundary": float("nan"), "interior": float("nan"), "ratio": float("nan")}
-    edges = _world_edges(instances, mesh.bounding_sphere()[1])
-    textures = [rgb8_to_tensor(mesh.texture(inst.geometry)) for inst in instances]
+    sizes = sizes or [mesh.texture_shape(name) for name in names]
+    found: dict[str, list[list]] = {kind: [[], [], [], []] for kind in ("boundary", "seam", "interior")}
     t = (np.arange(samples) + 0.5) / samples
-    # per kind (boundary True / ordinary False) and side: the part of each sample point and its UV
-    owners: dict[bool, tuple[list, list]] = {True: ([], []), False: ([], [])}
-    uvs: dict[bool, tuple[list, list]] = {True: ([], []), False: ([], [])}
+    edges = _world_edges(instances, mesh.bounding_sphere()[1]) if instances else {}
     for sides in edges.values():
         if len(sides) != 2:
             continue
         (j1, a1, b1, _), (j2, a2, b2, _) = sides
-        boundary = j1 != j2
-        if not boundary and not (np.abs(a1 - a2).max() < 1e-6 and np.abs(b1 - b2).max() < 1e-6):
-            continue
+        same_uv = np.abs(a1 - a2).max() < 1e-6 and np.abs(b1 - b2).max() < 1e-6
+        kind = "boundary" if j1 != j2 else "interior" if same_uv else "seam"
         for k, (j, a, b, c) in enumerate(sides):
-            owners[boundary][k].append(np.full(samples, j))
-            uvs[boundary][k].append(inset_points(a, b, c, t, inset_texels / max(textures[j].shape[-2:])))
-    jumps: dict[bool, list[torch.Tensor]] = {True: [], False: []}
-    for kind in (True, False):
-        if not owners[kind][0]:
-            continue
-        colours = []
-        for side in range(2):
-            owner, uv = np.concatenate(owners[kind][side]), np.concatenate(uvs[kind][side])
-            rgb = torch.zeros(len(uv), 3)
-            for j in np.unique(owner):
-                grid = torch.from_numpy(uv_to_grid(uv[owner == j])).reshape(1, 1, -1, 2)
-                rgb[torch.from_numpy(owner == j)] = sample_texture(textures[j], grid)[0, :, 0].t().float()
-            colours.append(rgb)
-        jumps[kind].append((colours[0] - colours[1]).abs().mean(1))
+            part = names.index(instances[j].geometry)
+            found[kind][2 * k].append(np.full(samples, part))
+            found[kind][2 * k + 1].append(inset_points(a, b, c, t, inset_texels / max(sizes[part])))
+    empty = (np.zeros(0, int), np.zeros((0, 2)))
+    return {kind: EdgePairs(*(np.concatenate(v) if v else empty[i % 2] for i, v in enumerate(lists)))
+            for kind, lists in found.items()}
 
-    def mean(values: list) -> float:
-        return float(torch.cat(values).mean()) if values else float("nan")
 
-    s, i = mean(jumps[True]), mean(jumps[False])
+def sample_sides(textures: list[torch.Tensor], parts: np.ndarray, uv: np.ndarray) -> torch.Tensor:
+    """Colours (P, 3) of points ``uv`` (P, 2), each sampled (bilinear, differentiable) in the texture
+    (3, H, W) of its part ``parts`` (P,) of ``textures``."""
+    out = textures[0].new_zeros(len(uv), 3)
+    for j in np.unique(parts):
+        pick = parts == j
+        grid = torch.from_numpy(uv_to_grid(uv[pick])).to(textures[j]).reshape(1, 1, -1, 2)
+        out[torch.from_numpy(pick).to(out.device)] = sample_texture(textures[j], grid)[0, :, 0].t().to(out)
+    return out
+
+
+def part_boundary_jump(mesh: TexturedMesh, samples: int = 5, inset_texels: float = 1.5) -> dict[str, float]:
+    """Mean colour jump (0-1 scale, mean over RGB) where two stylizable parts meet, and across ordinary
+    edges inside the parts as the baseline of the textures' own local variation.
+
+    Pairs from :func:`edge_pairs` (``"boundary"`` against ``"interior"``; UV seams inside a part are left out:
+    :func:`seam_jump` measures them), each side sampled in its own part's texture.
+
+    Returns ``{"boundary", "interior", "ratio"}`` (NaN where the mesh has no such edges); a stylized
+    mesh whose ratio is no larger than its input's adds no seam where its parts meet.
+    """
+    pairs = edge_pairs(mesh, samples, inset_texels)
+    textures = [rgb8_to_tensor(mesh.texture(name)).float() for name in mesh.stylizable]
+
+    def mean(kind: str) -> float:
+        p = pairs[kind]
+        if not len(p):
+            return float("nan")
+        return float((sample_sides(textures, p.part1, p.uv1) - sample_sides(textures, p.part2, p.uv2)).abs().mean())
+
+    s, i = mean("boundary"), mean("interior")
     return {"boundary": s, "interior": i, "ratio": s / i if i > 0 else float("nan")}
