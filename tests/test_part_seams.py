@@ -56,23 +56,28 @@ def test_parts_apart_have_no_boundary():
     assert np.isnan(part_boundary_jump(TexturedMesh(scene))["boundary"])
 
 
-def test_seam_term_is_the_mean_squared_jump_and_its_gradient_closes_it():
+def _flat_tensor(rgb) -> torch.Tensor:
+    return torch.tensor(rgb, dtype=torch.float32).view(3, 1, 1).expand(3, 16, 16) / 255
+
+
+def test_seam_term_is_the_squared_change_of_the_jump_and_its_gradient_closes_it():
     mesh = _two_quads(_flat([200, 50, 50]), _flat([100, 150, 50]))
-    term = SeamTerm(mesh, [(16, 16), (16, 16)])
-    assert len(term) > 0
-    textures = [torch.tensor([200, 50, 50.0]).view(3, 1, 1).expand(3, 16, 16) / 255,
-                torch.tensor([100, 150, 50.0]).view(3, 1, 1).expand(3, 16, 16) / 255]
-    assert float(term(textures)) == pytest.approx((100 ** 2 + 100 ** 2 + 0) / 3 / 255 ** 2, rel=1e-4)
-    params = [t.clone().requires_grad_(True) for t in textures]
+    starts = [_flat_tensor([200, 50, 50]), _flat_tensor([100, 150, 50])]   # a jump the input has
+    term = SeamTerm(mesh, starts)
+    assert len(term) > 0 and float(term(starts)) == pytest.approx(0.0, abs=1e-12)   # kept, not penalized
+    # both sides turned grey: the jump of (100, -100, 0) / 255 is gone, which is a change of that much
+    grey = [_flat_tensor([120, 120, 120])] * 2
+    assert float(term(grey)) == pytest.approx((100 ** 2 + 100 ** 2 + 0) / 3 / 255 ** 2, rel=1e-4)
+    params = [t.clone().requires_grad_(True) for t in grey]
     optimizer = torch.optim.Adam(params, lr=0.01)
     for _ in range(50):
         optimizer.zero_grad()
         term(params).backward()
         optimizer.step()
-    assert float(term(params)) < 0.05 * float(term(textures))
+    assert float(term(params)) < 0.05 * float(term(grey))
     # only the texels along the shared edge move: the far column of each quad keeps its colour
-    assert torch.allclose(params[0][:, :, 0], textures[0][:, :, 0]) and torch.allclose(params[1][:, :, -1],
-                                                                                        textures[1][:, :, -1])
+    assert torch.allclose(params[0][:, :, 0], grey[0][:, :, 0]) and torch.allclose(params[1][:, :, -1],
+                                                                                    grey[1][:, :, -1])
 
 
 def test_seam_weight_lowers_the_jump_where_parts_meet_in_a_run():

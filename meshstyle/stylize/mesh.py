@@ -581,8 +581,7 @@ def _checkpointed_loss(source: TexturedMesh, style, styles: list[torch.Tensor], 
     run_print = fingerprint(source, mesh_options, options, style_digest(styles), style_files) \
         if save or mesh_options.resume else None
     randomness = RunRandomness(objective)
-    seams = SeamTerm(source, [tuple(start.shape[-2:]) for start in current.starts]) \
-        if mesh_options.seam_weight > 0 else None
+    seams = SeamTerm(source, current.starts) if mesh_options.seam_weight > 0 else None
     start_step, opt_state, ema_state, pending = 0, None, None, None
     if mesh_options.resume:
         start_step, opt_state, extra = load_checkpoint(mesh_options.resume, params, run_print)
