@@ -221,8 +221,8 @@ class MeshOptions:
                                              group="texture and style", metavar="S1,S2,...")
     pyramid_weight: float = option(1.0, "regularizer pushing detail toward coarse texture levels", kind="float",
                                    low=0, high=1e9, commands=MESH, group="texture and style")
-    seam_weight: float = option(100.0, "optimization: weight of the term keeping the two sides of UV seams and of "
-                                "the edges where parts meet the same colour (0: off)", kind="float", low=0, high=1e9,
+    seam_weight: float = option(100.0, "optimization: weight of the term that changes the two sides of UV seams "
+                                "and of the edges where parts meet alike, so restyling adds no seam (0: off)", kind="float", low=0, high=1e9,
                                 commands=MESH, group="texture and style")
     init: str = option("original", "starting texture: the original, or 'feedforward' (the pretrained networks' "
                        "fitted texture, then optimized)", choices=("original", "feedforward"), commands=MESH,

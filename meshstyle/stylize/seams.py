@@ -1,5 +1,5 @@
-"""Seam coupling for the optimization method: a term that keeps the two sides of UV seams and of the
-edges where parts meet the same colour.
+"""Seam coupling for the optimization method: a term that changes the two sides of UV seams and of the
+edges where parts meet alike.
 
 A mesh's texture is cut where its UV islands end (UV seams) and where one part's texture meets another's
 (part boundaries). Each texel is its own parameter, so the two sides of such an edge are optimized
@@ -13,7 +13,7 @@ the feed-forward fit does with its seam rows: a seam the input shows (a label's 
 hold different pictures) keeps its jump, and the restyling adds none. On the cut cow
 (150 steps, 12 views): part-boundary jump 1.53 / 1.22 / 0.99x the ordinary edges' and UV-seam jump 1.80 /
 1.34 / 1.21x at ``seam_weight`` 0 / 10 / 100 (the ordinary edges' own jump unchanged, 0.077); 100 is the
-default.
+default (1.01 / 1.20 in the form above, which keeps the input's jumps; the input: 1.02 / 0.06).
 """
 
 from __future__ import annotations
