@@ -41,7 +41,9 @@ SLOW_MODULES = {"test_stylize2d", "test_stylize3d", "test_batch", "test_batch_ra
                 "test_parts"}
 #: Single slow tests in otherwise quick modules (several seconds each, measured with --durations).
 SLOW_TESTS = {"test_lbfgs_on_a_bf16_objective_converges_like_fp32", "test_bf16_gradient_points_where_the_fp32_gradient_does",
-              "test_load_weights_from_state_dict_file", "test_layer_names_follow_the_paper"}
+              "test_load_weights_from_state_dict_file", "test_layer_names_follow_the_paper",
+              "test_image_strength_orders_the_change_too", "test_seam_weight_lowers_the_jump_where_parts_meet_in_a_run",
+              "test_texture_synthesis_has_no_edge_lines", "test_strength_orders_the_texture_change"}
 
 
 def pytest_collection_modifyitems(config, items):
