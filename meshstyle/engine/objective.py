@@ -61,7 +61,7 @@ class Objective(nn.Module):
         interpolate style embeddings toward the content's for the feed-forward networks. A layer where
         ``own`` has no cell (P = 0: tiny renders) takes the first style image's features in their place.
         """
-        self.style.targets = self.mixed_targets(self.style_features(images), blend, own, strength)
+        self.mixed_targets(self.style_features(images), blend, own, strength)
 
     @torch.no_grad()
     def style_features(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:

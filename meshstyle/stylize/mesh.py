@@ -677,16 +677,17 @@ class _StageLoss:
             strength, objective = self.objective.options.strength, self.objective
             styled = strength < 1 and objective.style is not None and objective.options.style_weight > 0
             per_view = styled and objective.style.statistic.per_view_mix
+            pooled = styled and not per_view
             sets = stage.groups if stage.groups is not None else [(stage.styles, stage.blend)]
+            style_sets = []  # per group: the style images' features (one encoder pass each) and blend
             for g, (images, blend) in enumerate(sets):  # per-part styles: one set of targets per group
-                pooled = styled and not per_view
+                feats = objective.style_features(images)
                 own = self.loss.own_features(self.starts, g if stage.groups is not None else None) if pooled else None
-                objective.set_style(images, blend, own, strength)
+                targets = objective.mixed_targets(feats, blend, own, strength)
                 if stage.groups is not None:
-                    self.loss.groups[g] = (self.part_groups[g], dict(objective.style.targets))
-            mixing = ([(objective.style_features(images), blend) for images, blend in sets], strength) \
-                if per_view else None
-            self.loss.set_content(self.starts, mixing)
+                    self.loss.groups[g] = (self.part_groups[g], targets)
+                style_sets.append((feats, blend))
+            self.loss.set_content(self.starts, (style_sets, strength) if per_view else None)
             self.index = index
         return self.loss
 
