@@ -46,10 +46,10 @@ from benchlib import option_sets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {
-    "vgg16-gram": {"encoder": "vgg16"},
-    "vgg16-nnfm": {"encoder": "vgg16", "style_loss": "nnfm"},
+    "vgg16-gram": {"encoder": "vgg16", "style_loss": "gram"},
+    "vgg16-nnfm": {"encoder": "vgg16", "style_loss": "nnfm", "color_match": False},
     "vgg16-nnfm-colormatch": {"encoder": "vgg16", "style_loss": "nnfm", "color_match": True},
-    "mobilenetv2": {"encoder": "mobilenetv2-magenta"},
+    "mobilenetv2": {"encoder": "mobilenetv2-magenta", "style_loss": "gram"},
     "feedforward": {"method": "feedforward"},
 }
 JUDGE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]

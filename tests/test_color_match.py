@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -9,11 +11,14 @@ import torch
 from conftest import quad
 from meshstyle.core.errors import MeshstyleError
 from meshstyle.core.imageio import rgb8_to_tensor
-from meshstyle.engine.color import colour_statistics, match_colors_to_style
+from meshstyle.cli import build_parser
+from meshstyle.engine.color import colour_statistics, match_colors_to_style, partial_colour_map
+from meshstyle.engine.options import EngineOptions
 from meshstyle.mesh.padding import island_mask
 from meshstyle.mesh.textured import TexturedMesh
 from meshstyle.stylize.image import stylize_image
 from meshstyle.stylize.mesh import colour_matched, stylize_mesh
+from meshstyle.stylize.options import ENGINE_DEFAULTS, color_match_on
 
 
 def _mid_range(seed: int, mix: list[list[float]], offset: list[float], size: int = 32) -> torch.Tensor:
@@ -61,3 +66,37 @@ def test_color_match_conflicts_are_one_line_errors(content_path, style_path, spo
                       vgg_weights="random")
     with pytest.raises(MeshstyleError, match="optimization method"):
         stylize_mesh(spot_path, style_path, method="feedforward", color_match=True)
+
+
+def test_partial_colour_map_goes_that_part_of_the_way():
+    content = _mid_range(4, [[0.2, 0.0, 0.0], [0.0, 0.2, 0.0], [0.0, 0.0, 0.2]], [0.5, 0.5, 0.5])
+    style = _mid_range(5, [[0.1, 0.05, 0.0], [0.0, 0.1, 0.0], [0.0, 0.0, 0.1]], [0.3, 0.6, 0.4])
+    assert torch.equal(match_colors_to_style(content, [style], strength=0.0), content)   # 0: every colour kept
+    full = match_colors_to_style(content, [style])
+    half = match_colors_to_style(content, [style], strength=0.5)
+    assert torch.allclose(half, content + 0.5 * (full - content), atol=1e-6)              # x + s (A x + b - x)
+    matrix, offset = partial_colour_map((torch.full((3, 3), 2.0, dtype=torch.float64),
+                                         torch.ones(3, 1, dtype=torch.float64)), 0.25)
+    assert torch.allclose(matrix, 0.5 + 0.75 * torch.eye(3, dtype=torch.float64)) and torch.all(offset == 0.25)
+
+
+def test_automatic_color_match_follows_the_style_loss_and_yields_to_preserve_color():
+    base = EngineOptions()
+    assert color_match_on(replace(base, style_loss="nnfm"), "none")            # ARF pairs them
+    assert not color_match_on(base, "none")                                    # Gram: the content keeps its colours
+    assert not color_match_on(replace(base, style_loss="nnfm"), "luminance")   # preserve-color wins when automatic
+    assert not color_match_on(replace(base, style_loss="nnfm", method="feedforward"), "none")
+    assert not color_match_on(replace(base, style_loss="nnfm", color_match=False), "none")
+    assert color_match_on(replace(base, color_match=True), "none")
+    with pytest.raises(MeshstyleError, match="use one of them"):
+        color_match_on(replace(base, color_match=True), "histogram")
+    assert ENGINE_DEFAULTS["mesh"].style_loss == "nnfm" and ENGINE_DEFAULTS["image"].style_loss == "gram"
+    assert EngineOptions(preset="stylemesh", style_loss="nnfm", vgg_weights="random").validated().style_loss == "gram"
+
+
+def test_color_match_flags_are_on_off_and_automatic():
+    parser = build_parser()
+    args = ["mesh", "in.obj", "--style", "s.jpg"]
+    assert parser.parse_args(args).color_match is None
+    assert parser.parse_args([*args, "--color-match"]).color_match is True
+    assert parser.parse_args([*args, "--no-color-match"]).color_match is False

@@ -41,7 +41,8 @@ class Spec:
         group: section of ``--help``.
         metavar: placeholder shown in ``--help``.
         flag: the flag without dashes (default: the field name with ``-`` for ``_``).
-        switch_off: for ``"bool"`` options whose default is True, the flag is ``--no-NAME``.
+        switch_off: for ``"bool"`` options whose default is True, the flag is ``--no-NAME``. A ``"bool"`` with
+            ``none`` (automatic unless given) has both ``--NAME`` and ``--no-NAME``.
         count: number of elements a ``"floats"`` option must have (``None``: any, at least 1).
         check: extra check ``value -> error message or None`` (after the generic ones).
     """
@@ -239,8 +240,9 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, command: str, defaults
         if group is None:
             group = groups[spec.group] = parser.add_argument_group(spec.group)
         default = getattr(defaults, field.name)
-        if spec.kind == "bool":
-            action = "store_false" if spec.switch_off else "store_true"
+        if spec.kind == "bool":  # an automatic switch (none) has both --NAME and --no-NAME
+            action = (argparse.BooleanOptionalAction if spec.none else
+                      "store_false" if spec.switch_off else "store_true")
             group.add_argument(flag_name(field, spec), dest=field.name, action=action, default=default,
                                help=_help(field, spec, default))
             continue
@@ -261,7 +263,7 @@ def from_args(cls: type, args: argparse.Namespace, base: Any = None) -> Any:
 
 
 def _cell(value: Any, spec: Spec) -> str:
-    if spec.kind == "bool":
+    if spec.kind == "bool" and value is not None:
         return "on" if value else "off"
     if value is None:
         return "auto" if "auto" in spec.help else "off"

@@ -84,6 +84,16 @@ def linear_colour_map(source: tuple[torch.Tensor, torch.Tensor], target: tuple[t
     return matrix, target[0] - matrix @ source[0]
 
 
+def partial_colour_map(transform: tuple[torch.Tensor, torch.Tensor], strength: float
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The colour map ``(A, b)`` taken ``strength`` of the way from the identity: ``(s A + (1 - s) I, s b)``,
+    so each colour moves to ``x + s (A x + b - x)`` (``strength`` in [0, 1]; 0 keeps every colour, 1 is
+    ``transform``). ``--strength`` dials ARF's colour step with it."""
+    matrix, offset = transform
+    eye = torch.eye(3, dtype=matrix.dtype)
+    return strength * matrix + (1 - strength) * eye, strength * offset
+
+
 def apply_colour_map(image: torch.Tensor, transform: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """``A x + b`` on every pixel of ``image`` (3, ...) in [0, 1], clamped to [0, 1], in its dtype."""
     matrix, offset = transform
@@ -105,12 +115,13 @@ def match_color_histogram(style: torch.Tensor, content: torch.Tensor) -> torch.T
 
 
 def match_colors_to_style(content: torch.Tensor, styles: list[torch.Tensor],
-                          weights: list[float] | None = None) -> torch.Tensor:
-    """ARF's colour step (Zhang et al., ECCV 2022, ``--color-match``): the content (3, H, W) recoloured so its RGB
-    mean and covariance equal those of the style images (pooled with ``weights``), so the optimization
-    starts from, and keeps as content, the painting's palette."""
-    return apply_colour_map(content, linear_colour_map(colour_statistics([content]),
-                                                       colour_statistics(styles, weights)))
+                          weights: list[float] | None = None, strength: float = 1.0) -> torch.Tensor:
+    """ARF's colour step (Zhang et al., ECCV 2022, ``--color-match``): the content (3, H, W) in [0, 1] recoloured so
+    its RGB mean and covariance equal those of the style images (pooled with ``weights``), so the
+    optimization starts from, and keeps as content, the painting's palette; ``strength`` < 1 goes that part
+    of the way (:func:`partial_colour_map`)."""
+    transform = linear_colour_map(colour_statistics([content]), colour_statistics(styles, weights))
+    return apply_colour_map(content, partial_colour_map(transform, strength))
 
 
 #: Square root of the RGB covariance of natural images (ImageNet), columns along its principal axes (luma,

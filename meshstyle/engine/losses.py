@@ -561,12 +561,12 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
     return dh + dw
 
 
-#: Named layer-weight presets. ``"stylemesh"``: the layer weights of StyleMesh's code (Höllein et al.,
-#: CVPR 2022; relu1_1..relu5_1 = 1000, 1000, 10, 10, 1000, style weight 1e-4, content relu4_2). Here
+#: Named loss presets. ``"stylemesh"``: the Gram loss with the layer weights of StyleMesh's code (Höllein et
+#: al., CVPR 2022; relu1_1..relu5_1 = 1000, 1000, 10, 10, 1000, style weight 1e-4, content relu4_2). Here
 #: each layer's loss is already divided by its target's mean square, so the numbers set relative
 #: importance rather than reproduce StyleMesh's absolute loss values.
 LAYER_PRESETS = {
-    "stylemesh": {"style_layers": {"relu1_1": 1000.0, "relu2_1": 1000.0, "relu3_1": 10.0, "relu4_1": 10.0,
+    "stylemesh": {"style_loss": "gram", "style_layers": {"relu1_1": 1000.0, "relu2_1": 1000.0, "relu3_1": 10.0, "relu4_1": 10.0,
                                    "relu5_1": 1000.0},
                   "style_weight": 1e-4, "content_layers": {"relu4_2": 1.0}},
 }

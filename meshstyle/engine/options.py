@@ -144,19 +144,23 @@ class EngineOptions:
         metavar="LAYERS")
     style_loss: str = option("gram", "style statistic: Gram matrices (Gatys), channel mean/std (AdaIN), "
                              "sliced Wasserstein (Heitz 2021) or nearest-neighbour feature matching (nnfm, ARF "
-                             "2022; VGG layers relu3_1..relu3_3 unless given)", choices=STYLE_LOSSES,
+                             "2022; VGG layers relu3_1..relu3_3 unless given; the mesh default: it keeps the "
+                             "painting's shapes on the surface)", choices=STYLE_LOSSES,
                              commands=ALL_BUT_RECONSTRUCT, group="losses")
     style_blend: tuple[float, ...] | None = option(
         None, "weights of several --style images (auto: equal)", kind="floats", low=0, high=1e9, none=True,
         commands=ALL_BUT_RECONSTRUCT, group="losses", metavar="W1,W2,...")
-    color_match: bool = option(False, "recolour the content (photo or texture) to the style's colour mean and "
-                               "covariance before optimizing, so the result takes the painting's palette (ARF's "
-                               "colour step, Zhang et al. 2022)", kind="bool", commands=WITH_CONTENT,
-                               group="losses")
+    color_match: bool | None = option(None, "recolour the content (photo or texture) to the style's colour mean "
+                                      "and covariance before optimizing, so the result takes the painting's "
+                                      "palette (ARF's colour step, Zhang et al. 2022; --strength dials it); "
+                                      "--no-color-match keeps the content's colours (auto: on with --style-loss "
+                                      "nnfm, as in ARF, unless --preserve-color or --method feedforward)",
+                                      kind="bool", none=True, commands=WITH_CONTENT, group="losses")
     line_search: str = option("none", "L-BFGS line search (strong_wolfe: more loss evaluations per step)",
                               choices=LINE_SEARCHES, group="optimization")
-    preset: str = option("none", "loss preset: stylemesh sets StyleMesh's layer weights (relu1_1..relu5_1 = "
-                         "1000,1000,10,10,1000, style weight 1e-4, content relu4_2) where not given",
+    preset: str = option("none", "loss preset: stylemesh sets StyleMesh's objective (the Gram loss, whatever "
+                         "--style-loss says; layer weights relu1_1..relu5_1 = 1000,1000,10,10,1000, style weight "
+                         "1e-4, content relu4_2 where not given)",
                          choices=("none", *LAYER_PRESETS), commands=ALL_BUT_RECONSTRUCT, group="losses")
     method: str = option("optimize", "optimize: backpropagate a style loss into the pixels (slow, any style); "
                          "feedforward: pretrained networks stylize in one pass (fast, needs meshstyle[pretrained])",
@@ -197,15 +201,16 @@ class EngineOptions:
         if encoder == "auto":  # the feed-forward method needs no encoder: no notice then
             encoder = ("vgg19" if self.method == "feedforward" else
                        encoders.resolve_encoder(None, self.vgg_weights))
-        style_default, content_default = encoders.default_layers(encoder, self.style_loss)
+        style_loss = self.style_loss
+        style_default, content_default = encoders.default_layers(encoder, style_loss)
         weight_default = encoders.network(encoder).style_weight
         if self.preset != "none":
             if not encoder.startswith("vgg"):
                 raise MeshstyleError(f"--preset {self.preset} names VGG layers; use it with --encoder vgg19")
             preset = LAYER_PRESETS[self.preset]
             style_default, content_default = preset["style_layers"], preset["content_layers"]
-            weight_default = preset["style_weight"]
+            weight_default, style_loss = preset["style_weight"], preset["style_loss"]
         style_weight = weight_default if self.style_weight is None else self.style_weight
-        return replace(self, encoder=encoder, style_weight=style_weight,
+        return replace(self, encoder=encoder, style_weight=style_weight, style_loss=style_loss,
                        content_layers=parse_layers(self.content_layers or content_default, encoder),
                        style_layers=parse_layers(self.style_layers or style_default, encoder))

@@ -34,7 +34,7 @@ from ..engine.runplan import RunPlan, make_plan
 from ..engine.texture import PlainTexture, PyramidTexture
 from . import masks
 from .guards import ensure_finite
-from .options import ImageOptions, merged, parse_size, split_overrides
+from .options import ImageOptions, color_match_on, merged, parse_size, split_overrides
 from .results import ImageResult
 
 ImageInput = str | os.PathLike | torch.Tensor
@@ -322,6 +322,7 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
     """
     options, image_options, plan = _prepare("image", options, image_options, overrides)
     styles_in, blend, regions = masks.style_regions(style, mask, options, image_options.init)
+    recolour = color_match_on(options, image_options.preserve_color)
     if options.method == "feedforward":
         return _feedforward(content, styles_in, options, image_options, plan.device)
     preserve_color = image_options.preserve_color
@@ -331,11 +332,8 @@ def stylize_image(content: ImageInput, style: ImageInput | list[ImageInput], *,
             content_img, styles_in, options, replace(image_options, size=None), plan.device).image)
     out_size = (content_img.shape[2], content_img.shape[1])
     styles = [_as_image(s) for s in styles_in]
-    if options.color_match:
-        if preserve_color != "none":
-            raise MeshstyleError("--color-match gives the content the style's colours and --preserve-color keeps "
-                                 "the content's: use one of them")
-        content_img = color.match_colors_to_style(content_img, styles, blend)
+    if recolour:
+        content_img = color.match_colors_to_style(content_img, styles, blend, options.strength)
     original = content_img
     if preserve_color == "luminance":
         styles = [color.luminance(s, like=content_img) for s in styles]

@@ -40,6 +40,7 @@ from ..engine.color import (
     combine_luminance,
     linear_colour_map,
     luminance,
+    partial_colour_map,
     style_colour_basis,
 )
 from ..engine.losses import ObjectCells, cell_features
@@ -56,7 +57,7 @@ from ..mesh.textured import TexturedMesh
 from .checkpoint import RunRandomness, fingerprint, load_checkpoint, save_checkpoint, style_digest
 from .guards import ensure_finite
 from .image import COARSE_ITERATION_SHARE
-from .options import ENGINE_DEFAULTS, MeshOptions, is_preset, split_overrides
+from .options import ENGINE_DEFAULTS, MeshOptions, color_match_on, is_preset, split_overrides
 from .parts import narrowed, selected_parts, split_part_styles, style_groups
 from .results import MeshResult
 from .seams import SeamTerm
@@ -370,18 +371,16 @@ def _inputs(mesh, style, mesh_options, options, overrides):
     options = plan.options
     source = narrowed(original, selection.names)
     working_edges(source, mesh_options.texture_size)  # a refused --texture-size stops before any ray casting
+    recolour = color_match_on(options, mesh_options.preserve_color)
     if mesh_options.preserve_color != "none":
         selection = _colour_preserving(selection, source, mesh_options.preserve_color, options)
     if options.method == "feedforward":  # the networks read the styles themselves (paths or preset:N)
-        if options.color_match:
-            raise MeshstyleError("--color-match applies to the optimization method; the feed-forward networks "
-                                 "choose their own colours")
         return mesh_options, plan, source, ([], []), selection
     if mesh_options.init == "feedforward":
         source = _feedforward_start(source, selection.style, plan)
     styles = _pooled(_group_images(selection, plan, mesh_options))
-    if options.color_match:
-        source = colour_matched(source, *styles)
+    if recolour:
+        source = colour_matched(source, *styles, strength=options.strength)
     return mesh_options, plan, source, styles, selection
 
 
@@ -401,12 +400,7 @@ def _colour_preserving(selection: _Selection, source: TexturedMesh, mode: str, o
     method keeps its styles for ``luminance`` and ``preset:N`` styles (no image to recolour): its fitted
     textures are corrected after the fit instead (:func:`feedforward_colours`).
 
-    Raises:
-        MeshstyleError: with ``color_match``.
     """
-    if options.color_match:
-        raise MeshstyleError("--preserve-color on meshes keeps the asset's colours and --color-match takes the "
-                             "painting's: use one of them")
     if options.method == "feedforward" and mode == "luminance":
         return selection
     texels = _island_texels(source)
@@ -445,17 +439,20 @@ def feedforward_colours(result: MeshResult, source: TexturedMesh, mode: str, pre
     return replace(result, mesh=out)
 
 
-def colour_matched(source: TexturedMesh, styles: list[torch.Tensor], blend: list[float]) -> TexturedMesh:
+def colour_matched(source: TexturedMesh, styles: list[torch.Tensor], blend: list[float],
+                   strength: float = 1.0) -> TexturedMesh:
     """A copy of ``source`` whose stylizable textures are recoloured by one linear colour map that gives the
     texels inside their UV islands (all parts pooled) the RGB mean and covariance of the style images
-    ``styles`` (3, H, W) pooled with ``blend`` (``color_match``; ARF's colour step, Zhang et al. 2022).
+    ``styles`` (3, H, W) pooled with ``blend`` (``color_match``; ARF's colour step, Zhang et al. 2022);
+    ``strength`` < 1 goes that part of the way (:func:`~meshstyle.engine.color.partial_colour_map`).
     Gutter texels are mapped alike but do not count."""
     textures = {name: rgb8_to_tensor(source.texture(name)) for name in source.stylizable}
     inside = []
     for name, texture in textures.items():
         islands = torch.from_numpy(island_mask(source.corner_uv(name), tuple(texture.shape[-2:])))
         inside.append(texture[:, islands])
-    transform = linear_colour_map(colour_statistics(inside), colour_statistics(styles, blend))
+    transform = partial_colour_map(linear_colour_map(colour_statistics(inside), colour_statistics(styles, blend)),
+                                   strength)
     out = source.copy()
     for name, texture in textures.items():
         out.set_texture(name, tensor_to_rgb8(apply_colour_map(texture, transform)))

@@ -19,7 +19,7 @@ ENGINE_DEFAULTS = {
     "image": EngineOptions(),
     "texture": EngineOptions(),
     "reconstruct": EngineOptions(),
-    "mesh": EngineOptions(optimizer="adam", iterations=600),
+    "mesh": EngineOptions(optimizer="adam", iterations=600, style_loss="nnfm"),
 }
 
 IMAGE_COMMANDS = frozenset({"image", "texture", "reconstruct"})
@@ -53,6 +53,25 @@ def parse_size(spec: str | int | tuple[int, int], allow_pair: bool = True) -> in
         if not MIN_SIZE <= v <= MAX_SIZE:
             raise MeshstyleError(f"size {spec!r} out of range; each side must be {MIN_SIZE}..{MAX_SIZE} px")
     return values[0] if len(values) == 1 else (values[0], values[1])
+
+
+def color_match_on(options: EngineOptions, preserve_color: str) -> bool:
+    """Whether ARF's colour step runs (``color_match``; Zhang et al. 2022): as given, or when automatic
+    (``None``) with the ``nnfm`` style loss of the optimization method (ARF pairs them) unless
+    ``preserve_color`` (``"none"``, ``"luminance"`` or ``"histogram"``) keeps the content's colours.
+
+    Raises:
+        MeshstyleError: ``color_match=True`` with ``preserve_color`` or with the feed-forward method.
+    """
+    if options.color_match is None:
+        return options.style_loss == "nnfm" and options.method == "optimize" and preserve_color == "none"
+    if options.color_match and preserve_color != "none":
+        raise MeshstyleError("--color-match gives the content the style's colours and --preserve-color keeps "
+                             "the content's: use one of them")
+    if options.color_match and options.method == "feedforward":
+        raise MeshstyleError("--color-match applies to the optimization method; the feed-forward networks "
+                             "choose their own colours")
+    return options.color_match
 
 
 def is_preset(style) -> bool:
