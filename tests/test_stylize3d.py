@@ -16,7 +16,9 @@ TINY = dict(views=4, resolution=64, depth_levels=2, batch_views=4, iterations=12
 
 
 def test_spot_end_to_end_style_loss_falls_and_outputs_reload(tmp_path, spot_path, style_path):
-    result = stylize_mesh(spot_path, style_path, **TINY)
+    # one render scale, so every step's loss is on the same renders (at 64 px the coarsest of three scales
+    # has 16 px renders, whose relu3 cells, the default nnfm layers, never lie wholly on the object)
+    result = stylize_mesh(spot_path, style_path, **{**TINY, "render_scales": 1, "iterations": 24})
     assert result.random_weights
     first, last = result.history[0]["style"], result.history[-1]["style"]
     assert last <= 0.7 * first, (first, last)

@@ -648,8 +648,8 @@ def _warn_unseen(source: TexturedMesh, views: list[list[LevelView]]) -> None:
     """Warn about parts whose UV islands are more than :data:`UNSEEN_WARNING` unseen by every view."""
     for name, share in unseen_share(source, views).items():
         if share > UNSEEN_WARNING:
-            log.warning("%.0f%% of the texture of %r is seen by no camera within --angle-threshold and keeps "
-                        "its colours (widen --elevation or add --views)", 100 * share, name)
+            log.warning("%.0f%% of the texture of %r is seen by no camera within --angle-threshold and gets no "
+                        "strokes (widen --elevation or add --views)", 100 * share, name)
 
 
 class _StageLoss:
