@@ -1,8 +1,9 @@
 """Style distance of each mesh method, and the gallery sheets that show them side by side.
 
 For every mesh x style x setting (optimization with ImageNet VGG-16 and the Gram loss, with VGG-16 and ARF's
-nearest-neighbour loss, with the MobileNetV2; and the feed-forward networks), the mesh is stylized through the
-public API and judged by two distances to the style image, lower is closer:
+nearest-neighbour loss and colour step (the mesh default), with the MobileNetV2 and the Gram loss; and the
+feed-forward networks), the mesh is stylized through the public API and judged by three distances to the style
+image, lower is closer:
 
 * ``render_gram``: Gram distance (ImageNet VGG-16, relu1_1..relu5_1, each layer normalized by its target, as
   :class:`meshstyle.engine.losses.StyleLoss`) of 8 turntable renders of the result at 256 px, unshaded, taken
@@ -49,8 +50,8 @@ from benchlib import option_sets  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {
     "vgg16-gram": {"encoder": "vgg16", "style_loss": "gram"},
-    "vgg16-nnfm": {"encoder": "vgg16", "style_loss": "nnfm", "color_match": False},
-    "vgg16-nnfm-colormatch": {"encoder": "vgg16", "style_loss": "nnfm", "color_match": True},
+    "vgg16-nnfm": {"encoder": "vgg16", "style_loss": "nnfm"},       # the mesh default (colour step, weight 10)
+    "vgg16-nnfm-nocolor": {"encoder": "vgg16", "style_loss": "nnfm", "color_match": False},
     "mobilenetv2": {"encoder": "mobilenetv2-magenta", "style_loss": "gram"},
     "feedforward": {"method": "feedforward"},
 }

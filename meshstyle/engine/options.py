@@ -131,7 +131,8 @@ class EngineOptions:
     content_weight: float = option(1.0, "weight of the content loss", kind="float", low=0, high=1e9,
                                    commands=WITH_CONTENT, group="losses")
     style_weight: float | None = option(None, "weight of the style loss (auto: 1 for VGG, 20 for "
-                                        "mobilenetv2-magenta, whose style losses are smaller)", kind="float", low=0,
+                                        "mobilenetv2-magenta, whose style losses are smaller; 10 times that "
+                                        "for nnfm)", kind="float", low=0,
                                         high=1e9, none=True, commands=ALL_BUT_RECONSTRUCT, group="losses")
     tv_weight: float = option(0.0, "weight of the total-variation smoothness prior", kind="float", low=0,
                               high=1e9, group="losses")
@@ -203,7 +204,7 @@ class EngineOptions:
                        encoders.resolve_encoder(None, self.vgg_weights))
         style_loss = self.style_loss
         style_default, content_default = encoders.default_layers(encoder, style_loss)
-        weight_default = encoders.network(encoder).style_weight
+        weight_default = encoders.network(encoder).style_weight * STATISTICS[style_loss].weight_scale
         if self.preset != "none":
             if not encoder.startswith("vgg"):
                 raise MeshstyleError(f"--preset {self.preset} names VGG layers; use it with --encoder vgg19")
