@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from conftest import quad
+from meshstyle.cli import build_parser
 from meshstyle.core.errors import MeshstyleError
 from meshstyle.core.imageio import rgb8_to_tensor
-from meshstyle.cli import build_parser
 from meshstyle.engine.color import colour_statistics, match_colors_to_style, partial_colour_map
 from meshstyle.engine.options import EngineOptions
 from meshstyle.mesh.padding import island_mask
